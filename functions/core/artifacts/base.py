@@ -1,0 +1,43 @@
+"""The artifact store contract: one ``model.tar.gz`` per version, plus the data area that
+batch inputs and outputs live in. S3 (``s3.py``) and a directory (``local.py``) keep it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class ArtifactStore(Protocol):
+    def put_artifact(self, *, model: str, version: int, source: Path) -> str:
+        """Store the file as the version's artifact; returns its URI (s3://… or file://…).
+        Writes are all-or-nothing: a reader never sees a partial artifact."""
+
+    def fetch_artifact(self, *, model: str, version: int, dest: Path) -> Path:
+        """Copy the version's artifact to ``dest`` (a file path). Raises ``ArtifactNotFound``."""
+
+    def delete_artifact(self, *, model: str, version: int) -> None:
+        """Idempotent."""
+
+    def artifact_uri(self, *, model: str, version: int) -> str: ...
+
+    # Data area (batch inputs/outputs): keys are relative, e.g. "inputs/digits/default/a.jsonl".
+    def open_object(self, *, key: str) -> BinaryIO:
+        """A streaming reader. Raises ``ObjectNotFound``."""
+
+    def put_object(self, *, key: str, body: bytes) -> str: ...
+
+    def open_writer(self, *, key: str) -> ObjectWriter:
+        """A streaming writer (multipart on S3) that publishes the object only on ``commit``."""
+
+    def list_objects(self, *, prefix: str) -> Iterator[str]: ...
+
+
+class ObjectWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> str:
+        """Finish and publish; returns the object's URI."""
+
+    def abort(self) -> None:
+        """Discard everything written; nothing becomes visible."""

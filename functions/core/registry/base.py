@@ -1,0 +1,180 @@
+"""The registry contract: versions, aliases (with history), API keys, batch jobs.
+
+Two implementations keep it: SQLite (``local.py``) and DynamoDB (``dynamodb.py``). The one
+contract test suite in ``tests/contract`` runs against both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+DEFAULT_ALIAS = "default"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: int
+    sha256: str
+    artifact_uri: str
+    manifest: dict[str, Any]
+    created_at: str
+    created_by: str
+    endpoint_name: str
+    variant_name: str
+    status: str = "active"  # "active" | "retired"
+
+
+@dataclass(frozen=True)
+class Alias:
+    model: str
+    alias: str
+    version: int
+    canary_version: int | None = None
+    canary_weight: int = 0  # percent of traffic sent to canary_version, 0..100
+    updated_at: str = ""
+    updated_by: str = ""
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One move of an alias: who moved it, when, from where to where."""
+
+    model: str
+    alias: str
+    seq: int
+    action: str  # "set" | "rollback"
+    from_version: int | None
+    from_canary_version: int | None
+    from_canary_weight: int
+    to_version: int
+    to_canary_version: int | None
+    to_canary_weight: int
+    actor: str
+    at: str
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    name: str
+    secret_hash: str
+    models: tuple[str, ...]  # ("*",) for every model
+    admin: bool
+    created_at: str
+    tenant: str = "default"
+    revoked_at: str | None = None
+    rotated_at: str | None = None
+    last_used_at: str | None = None
+    apigw_key_id: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def may_call(self, model: str) -> bool:
+        return "*" in self.models or model in self.models
+
+
+@dataclass(frozen=True)
+class Job:
+    """A batch scoring job, keyed by the input object (bucket, key, version id)."""
+
+    job_id: str
+    model: str
+    target: str  # the alias or version the input asked for
+    version: int | None
+    input_uri: str
+    status: str  # "running" | "succeeded" | "partial" | "failed"
+    created_at: str
+    updated_at: str
+    records: int = 0
+    ok: int = 0
+    errors: int = 0
+    output_uri: str | None = None
+    errors_uri: str | None = None
+    reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(Protocol):
+    # Versions -------------------------------------------------------------------------
+    def next_version(self, *, model: str) -> int:
+        """Reserve the model's next version number (atomic; numbers are never reused)."""
+
+    def register_version(self, *, version: ModelVersion) -> ModelVersion:
+        """Write an immutable version. Raises ``VersionExists`` if the number is taken and
+        ``DuplicateArtifact`` (carrying the existing version) if the sha256 is registered."""
+
+    def get_version(self, *, model: str, version: int) -> ModelVersion:
+        """Raises ``ModelNotFound`` / ``VersionNotFound``."""
+
+    def find_by_sha256(self, *, model: str, sha256: str) -> ModelVersion | None: ...
+
+    def list_models(self) -> list[str]: ...
+
+    def list_versions(self, *, model: str) -> list[ModelVersion]:
+        """Ascending by version. Raises ``ModelNotFound`` for a model with no versions."""
+
+    def retire_version(self, *, model: str, version: int, actor: str) -> ModelVersion:
+        """Raises ``VersionInUse`` while an alias (or its canary) points at it."""
+
+    # Aliases --------------------------------------------------------------------------
+    def get_alias(self, *, model: str, alias: str) -> Alias:
+        """Raises ``AliasNotFound``."""
+
+    def list_aliases(self, *, model: str) -> list[Alias]: ...
+
+    def set_alias(
+        self,
+        *,
+        model: str,
+        alias: str,
+        version: int,
+        actor: str,
+        canary_version: int | None = None,
+        canary_weight: int = 0,
+    ) -> Alias:
+        """Move an alias to active versions and record the move. Raises ``VersionNotFound``
+        or ``VersionRetired`` for a target that cannot serve."""
+
+    def rollback_alias(self, *, model: str, alias: str, actor: str) -> Alias:
+        """Return the alias to where it pointed before its last move; recorded as a move.
+        Raises ``NothingToRollBack`` when there is no earlier target."""
+
+    def alias_history(self, *, model: str, alias: str | None = None) -> list[AliasEvent]:
+        """Oldest first."""
+
+    # Keys -----------------------------------------------------------------------------
+    def create_key(self, *, key: ApiKey) -> ApiKey: ...
+
+    def get_key(self, *, key_id: str) -> ApiKey:
+        """Raises ``KeyNotFound``."""
+
+    def find_key_by_hash(self, *, secret_hash: str) -> ApiKey | None: ...
+
+    def list_keys(self) -> list[ApiKey]: ...
+
+    def revoke_key(self, *, key_id: str) -> ApiKey: ...
+
+    def rotate_key(self, *, key_id: str, secret_hash: str) -> ApiKey:
+        """Replace the secret's hash; the old secret stops matching at once."""
+
+    def update_key(self, *, key: ApiKey) -> ApiKey:
+        """Overwrite mutable fields (e.g. ``apigw_key_id``)."""
+
+    def touch_key(self, *, key_id: str, at: str) -> None:
+        """Record last use (best effort)."""
+
+    # Jobs -----------------------------------------------------------------------------
+    def create_job(self, *, job: Job) -> tuple[Job, bool]:
+        """Conditional create: returns (job, True) or (the existing job, False)."""
+
+    def update_job(self, *, job: Job) -> Job: ...
+
+    def get_job(self, *, job_id: str) -> Job:
+        """Raises ``JobNotFound``."""
+
+    def list_jobs(self, *, model: str | None = None, limit: int = 100) -> list[Job]:
+        """Newest first."""
