@@ -35,6 +35,21 @@ class Settings(BaseSettings):
     instance_type: str = "ml.g5.xlarge"
     initial_instance_count: int = 1
     rollback_alarm_names: list[str] = Field(default_factory=list)
+    # Server-side encryption asked for on every S3 write (a KMS key id only with aws:kms).
+    s3_sse: Literal["AES256", "aws:kms"] = "AES256"
+    s3_kms_key_id: str | None = None
+    # Publishing and alias moves create SageMaker models and update the model's endpoint.
+    # Off where something else serves the versions (the over-the-wire test's local server).
+    sagemaker_deploy: bool = True
+    # SageMaker deployment guardrails for endpoint updates that keep the variant names.
+    deploy_traffic_routing: Literal["ALL_AT_ONCE", "CANARY", "LINEAR"] = "ALL_AT_ONCE"
+    deploy_canary_percent: int = Field(default=10, ge=1, le=99)
+    deploy_wait_interval_seconds: int = Field(default=300, ge=0, le=3600)
+    deploy_termination_wait_seconds: int = Field(default=300, ge=0, le=3600)
+    deploy_max_execution_timeout_seconds: int = Field(default=3600, ge=600, le=28800)
+    # Sends the AWS backend's sagemaker-runtime calls elsewhere (the local model server in the
+    # over-the-wire test); unset on AWS.
+    runtime_endpoint_url: str | None = None
 
     # Shared.
     endpoint_prefix: str | None = None
@@ -45,6 +60,20 @@ class Settings(BaseSettings):
     runtime_read_timeout_seconds: float = 30.0
     runtime_max_attempts: int = 2
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Batch scoring (functions/batch): S3 uploads under inputs/ scored record by record.
+    batch_max_records_per_request: int = Field(default=1024, ge=1)
+    # Tries per micro-batch when the endpoint fails (exponential backoff between them).
+    batch_max_attempts: int = Field(default=5, ge=1)
+    batch_backoff_base_seconds: float = 0.5
+    batch_backoff_max_seconds: float = 20.0
+    # Time kept back from the Lambda deadline to finish one request and checkpoint.
+    batch_time_margin_seconds: float = 90.0
+    # Conservative scoring rate used to guess, before measuring, whether a file finishes in
+    # the invocation at hand (bytes of input per second).
+    batch_estimated_bytes_per_second: int = 1_000_000
+    # A file continues in at most this many invocations before its job fails.
+    batch_max_slices: int = Field(default=12, ge=1)
 
     @property
     def is_local(self) -> bool:

@@ -1,0 +1,199 @@
+"""Throughput and latency of the local request path, against a torch-eager baseline.
+
+Starts, on loopback, in separate processes:
+  * baseline  — the same digits model in torch eager mode behind a minimal HTTP server;
+  * serving   — modelway's model server alone, on the SageMaker runtime path;
+  * modelway  — the whole path: router (key check, alias, validation) → model server.
+Each gets the same Open Inference Protocol JSON request (one digit) at concurrency 1 and 16,
+and the script prints requests/s and p50/p99 latency, then each as a ratio to the baseline
+measured in this same run. Model compute is pinned to one thread on every side.
+
+    .venv/bin/python benchmarks/bench_local_path.py [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    port: int
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Result:
+    target: str
+    concurrency: int
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(q) - 1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f} s")
+
+
+def drive(target: Target, body: bytes, *, concurrency: int, total: int) -> Result:
+    """``total`` requests from ``concurrency`` threads, each on its own keep-alive connection."""
+    per_thread = total // concurrency
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors: list[str] = []
+    barrier = threading.Barrier(concurrency + 1)
+
+    def worker(slot: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
+        headers = {"Content-Type": "application/json", **target.headers}
+        barrier.wait()
+        for _ in range(per_thread):
+            started = time.perf_counter()
+            conn.request("POST", target.path, body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            latencies[slot].append((time.perf_counter() - started) * 1000)
+            if response.status != 200:
+                errors.append(f"{response.status} {payload[:200]!r}")
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{target.name}: {len(errors)} failed requests, e.g. {errors[0]}")
+    flat = [ms for chunk in latencies for ms in chunk]
+    return Result(target.name, concurrency, len(flat), seconds, flat)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="per target and level")
+    parser.add_argument("--levels", default="1,16", help="concurrency levels")
+    args = parser.parse_args()
+    levels = [int(level) for level in args.levels.split(",")]
+
+    home = Path(tempfile.mkdtemp(prefix="modelway-bench-"))
+    os.environ.update({"MODELWAY_HOME": str(home), "MODELWAY_ENV": "local"})
+    from functions.core import keys
+    from functions.core.backends import make_artifact_store, make_registry
+    from functions.core.publishing import publish_artifact
+    from functions.core.settings import get_settings
+    from model_build.cli.up import start_stack
+    from model_build.digits import build_digits, load_sample
+    from model_build.verify import verify_artifact
+
+    settings = get_settings()
+    registry = make_registry(settings)
+    build = build_digits(out_dir=home / "build")
+    publish_artifact(
+        path=build.artifact, registry=registry, store=make_artifact_store(settings),
+        settings=settings, actor="bench", alias="default", verify=verify_artifact,
+    )  # fmt: skip
+    _, secret = keys.create_key(registry=registry, name="bench", models=["digits"], admin=False)
+
+    pixels, label = load_sample(index=-1)
+    body = json.dumps(
+        {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 8, 8], "data": pixels}]}
+    ).encode()
+
+    # One compute thread per model process on every side, so the comparison is like for like.
+    os.environ["MODELWAY_ORT_THREADS"] = "1"
+    os.environ["MODELWAY_KEY_CACHE_TTL_SECONDS"] = "30"
+    baseline_port = free_port()
+    baseline = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "torch_eager_server.py"),
+         "--port", str(baseline_port), "--threads", "1"],
+    )  # fmt: skip
+    stack = start_stack(
+        settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{baseline_port}/")
+        serving_port = int(stack.serving_url.rsplit(":", 1)[1])
+        router_port = int(stack.router_url.rsplit(":", 1)[1])
+        endpoint = f"{settings.resolved_endpoint_prefix}-digits"
+        targets = [
+            Target("torch-eager", baseline_port, "/v2/models/digits/infer", {}),
+            Target("serving", serving_port, f"/endpoints/{endpoint}/invocations", {}),
+            Target("modelway", router_port, "/v2/models/digits/infer", {"x-api-key": secret}),
+        ]
+        for target in targets:  # each answers the right digit before it is timed
+            conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
+            conn.request("POST", target.path, body=body,
+                         headers={"Content-Type": "application/json", **target.headers})  # fmt: skip
+            answer = json.loads(conn.getresponse().read())
+            got = next(o for o in answer["outputs"] if o["name"] == "label")["data"][0]
+            assert got == label, f"{target.name} answered {got}, expected {label}"
+            drive(target, body, concurrency=4, total=200)  # warm-up
+
+        results = [
+            drive(target, body, concurrency=level, total=args.requests)
+            for level in levels
+            for target in targets
+        ]
+    finally:
+        stack.stop()
+        baseline.terminate()
+        baseline.wait()
+
+    print(f"\ndigits model, {args.requests} requests per row, 1 compute thread per model process")
+    print(f"{'target':<12} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+          f"   {'req/s ×':>8} {'p50 ×':>7} {'p99 ×':>7}   (× = ratio to torch-eager)")  # fmt: skip
+    for level in levels:
+        row = [r for r in results if r.concurrency == level]
+        base = next(r for r in row if r.target == "torch-eager")
+        for r in row:
+            print(
+                f"{r.target:<12} {level:>4} {r.throughput:>9.0f} {r.percentile(50):>8.2f} "
+                f"{r.percentile(99):>8.2f}   {r.throughput / base.throughput:>8.2f} "
+                f"{r.percentile(50) / base.percentile(50):>7.2f} "
+                f"{r.percentile(99) / base.percentile(99):>7.2f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""FastAPI dependencies: the app's settings, clients and caches, and the caller.
+
+Clients are built from ``functions.core.backends`` on first use and kept for the app's life
+(one Lambda container). Everything that reaches a client goes through the providers below, so
+tests swap a client with ``app.dependency_overrides[get_runtime] = ...``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from functions.api.callers import KeyCache, LastUsed, resolve_caller
+from functions.api.services.lookup import LookupCache
+from functions.core import backends, keys
+from functions.core.artifacts.base import ArtifactStore
+from functions.core.errors import PayloadTooLarge
+from functions.core.registry.base import ApiKey, Registry
+from functions.core.runtime.base import RuntimeClient
+from functions.core.settings import Settings
+
+Clock = Callable[[], float]
+
+logger = logging.getLogger("modelway.api")
+
+
+class RouterState:
+    """Per-app (per-container) state: settings, lazily built clients, caches, clock, RNG."""
+
+    def __init__(self, *, settings: Settings, clock: Clock, rng: random.Random) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng
+        self.key_cache = KeyCache(ttl=settings.key_cache_ttl_seconds)
+        self.lookups = LookupCache(ttl=settings.registry_cache_ttl_seconds)
+        self.last_used = LastUsed()
+        # Two first requests on two threads must not both build a client.
+        self._lock = threading.Lock()
+
+    @cached_property
+    def registry(self) -> Registry:
+        with self._lock:
+            return backends.make_registry(self.settings)
+
+    @cached_property
+    def store(self) -> ArtifactStore:
+        with self._lock:
+            return backends.make_artifact_store(self.settings)
+
+    @cached_property
+    def runtime(self) -> RuntimeClient:
+        with self._lock:
+            return backends.make_runtime_client(self.settings)
+
+    @cached_property
+    def key_gateway(self) -> keys.KeyGateway | None:
+        """On AWS, where keys must also exist as API Gateway API keys (usage plan); none
+        locally. Built by ``backends.make_key_gateway`` (the AWS side provides it)."""
+        if self.settings.is_local:
+            return None
+        factory = getattr(backends, "make_key_gateway", None)
+        if factory is None:
+            logger.warning(
+                "no make_key_gateway in functions.core.backends: keys are not "
+                "mirrored to API Gateway"
+            )
+            return None
+        gateway: keys.KeyGateway | None = factory(self.settings)
+        return gateway
+
+
+def new_state(
+    *, settings: Settings, clock: Clock | None = None, rng: random.Random | None = None
+) -> RouterState:
+    return RouterState(settings=settings, clock=clock or time.monotonic, rng=rng or random.Random())
+
+
+# Providers ------------------------------------------------------------------------------
+# ``async`` unless they may block on I/O: FastAPI runs a sync dependency on a worker thread,
+# and each hop costs latency. (A client's first build runs on the loop, once per container.)
+async def get_state(request: Request) -> RouterState:
+    state: RouterState = request.app.state.modelway
+    return state
+
+
+StateDep = Annotated[RouterState, Depends(get_state)]
+
+
+async def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+async def get_registry(state: StateDep) -> Registry:
+    return state.registry
+
+
+async def get_store(state: StateDep) -> ArtifactStore:
+    return state.store
+
+
+async def get_runtime(state: StateDep) -> RuntimeClient:
+    return state.runtime
+
+
+async def get_clock(state: StateDep) -> Clock:
+    return state.clock
+
+
+async def get_rng(state: StateDep) -> random.Random:
+    return state.rng
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+RuntimeDep = Annotated[RuntimeClient, Depends(get_runtime)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+RngDep = Annotated[random.Random, Depends(get_rng)]
+
+
+def get_caller(request: Request, state: StateDep, registry: RegistryDep, clock: ClockDep) -> ApiKey:
+    """The authenticated caller (401 otherwise); see ``functions.api.callers``."""
+    now = clock()
+    key = resolve_caller(
+        headers=request.headers,
+        event=request.scope.get("aws.event"),
+        trust_authorizer=not state.settings.is_local,
+        registry=registry,
+        key_cache=state.key_cache,
+        now=now,
+    )
+    state.last_used.touch(registry=registry, key_id=key.key_id, now=now)
+    request.state.key_id = key.key_id
+    return key
+
+
+CallerDep = Annotated[ApiKey, Depends(get_caller)]
+
+
+async def get_admin(caller: CallerDep) -> ApiKey:
+    """The caller, when it holds the admin scope (403 otherwise)."""
+    keys.authorize_admin(caller)
+    return caller
+
+
+AdminDep = Annotated[ApiKey, Depends(get_admin)]
+
+
+async def get_model_caller(model: str, caller: CallerDep) -> ApiKey:
+    """The caller, when its key may call the path's ``{model}`` (403 otherwise)."""
+    keys.authorize_model(caller, model)
+    return caller
+
+
+ModelCallerDep = Annotated[ApiKey, Depends(get_model_caller)]
+
+
+async def read_body(request: Request, settings: SettingsDep) -> bytes:
+    """The raw body, refused with 413 past ``max_payload_bytes`` (Content-Length first, so an
+    oversized body is not read at all when the client declared its size)."""
+    limit = settings.max_payload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body is over the {limit}-byte limit")
+    return bytes(body)
+
+
+BodyDep = Annotated[bytes, Depends(read_body)]

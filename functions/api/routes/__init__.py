@@ -1,0 +1,1 @@
+"""HTTP routes, one module per concern; each handler only translates HTTP to a service call."""

@@ -1,0 +1,132 @@
+"""The control plane (admin scope): models, versions, aliases, keys.
+
+Moves are recorded with the caller's key as the actor (``"<name> (<key id>)"``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from functions.api.deps import AdminDep, RegistryDep, StateDep, StoreDep
+from functions.api.schemas import CreateKey, RegisterVersion, SetAlias
+from functions.api.services.access import KeyService
+from functions.api.services.catalog import CatalogService
+from functions.core.registry.base import ApiKey
+
+router = APIRouter(prefix="/v1", tags=["admin"])
+
+
+def actor_of(key: ApiKey) -> str:
+    return key.key_id if key.name == key.key_id else f"{key.name} ({key.key_id})"
+
+
+async def get_catalog(
+    admin: AdminDep, state: StateDep, registry: RegistryDep, store: StoreDep
+) -> CatalogService:
+    return CatalogService(
+        registry=registry,
+        store=store,
+        settings=state.settings,
+        lookups=state.lookups,
+        actor=actor_of(admin),
+    )
+
+
+async def get_key_service(admin: AdminDep, state: StateDep, registry: RegistryDep) -> KeyService:
+    return KeyService(registry=registry, key_cache=state.key_cache, gateway=state.key_gateway)
+
+
+CatalogDep = Annotated[CatalogService, Depends(get_catalog)]
+KeysDep = Annotated[KeyService, Depends(get_key_service)]
+
+
+# Models and versions --------------------------------------------------------------------
+@router.get("/models")
+def list_models(catalog: CatalogDep) -> dict[str, Any]:
+    return {"models": catalog.list_models()}
+
+
+@router.get("/models/{model}/versions")
+def list_versions(model: str, catalog: CatalogDep) -> dict[str, Any]:
+    return {"model": model, "versions": catalog.list_versions(model=model)}
+
+
+@router.post("/models/{model}/versions", status_code=status.HTTP_201_CREATED)
+def register_version(
+    model: str, body: RegisterVersion, catalog: CatalogDep, response: Response
+) -> dict[str, Any]:
+    """201 with the new version; 200 with the existing one when the file was registered."""
+    version, created = catalog.register(
+        model=model, artifact_key=body.artifact_key, alias=body.alias
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return version
+
+
+@router.get("/models/{model}/versions/{version}")
+def get_version(model: str, version: int, catalog: CatalogDep) -> dict[str, Any]:
+    return catalog.get_version(model=model, version=version)
+
+
+@router.delete("/models/{model}/versions/{version}")
+def retire_version(model: str, version: int, catalog: CatalogDep) -> dict[str, Any]:
+    return catalog.retire(model=model, version=version)
+
+
+# Aliases ----------------------------------------------------------------------------------
+@router.get("/models/{model}/aliases")
+def list_aliases(model: str, catalog: CatalogDep) -> dict[str, Any]:
+    return {"model": model, "aliases": catalog.list_aliases(model=model)}
+
+
+@router.put("/models/{model}/aliases/{alias}")
+def set_alias(model: str, alias: str, body: SetAlias, catalog: CatalogDep) -> dict[str, Any]:
+    return catalog.set_alias(
+        model=model,
+        alias=alias,
+        version=body.version,
+        canary_version=body.canary_version,
+        canary_weight=body.canary_weight,
+    )
+
+
+@router.post("/models/{model}/aliases/{alias}/rollback")
+def rollback_alias(model: str, alias: str, catalog: CatalogDep) -> dict[str, Any]:
+    return catalog.rollback(model=model, alias=alias)
+
+
+@router.get("/models/{model}/history")
+def alias_history(
+    model: str, catalog: CatalogDep, alias: Annotated[str | None, Query()] = None
+) -> dict[str, Any]:
+    return {"model": model, "events": catalog.history(model=model, alias=alias)}
+
+
+# Keys -------------------------------------------------------------------------------------
+@router.post("/keys", status_code=status.HTTP_201_CREATED)
+def create_key(body: CreateKey, service: KeysDep) -> dict[str, Any]:
+    """The secret is in this response and nowhere else, ever."""
+    return service.create(name=body.name, models=body.models, admin=body.admin, tenant=body.tenant)
+
+
+@router.get("/keys")
+def list_keys(service: KeysDep) -> dict[str, Any]:
+    return {"keys": service.list()}
+
+
+@router.get("/keys/{key_id}")
+def get_key(key_id: str, service: KeysDep) -> dict[str, Any]:
+    return service.get(key_id=key_id)
+
+
+@router.delete("/keys/{key_id}")
+def revoke_key(key_id: str, service: KeysDep) -> dict[str, Any]:
+    return service.revoke(key_id=key_id)
+
+
+@router.post("/keys/{key_id}/rotate")
+def rotate_key(key_id: str, service: KeysDep) -> dict[str, Any]:
+    return service.rotate(key_id=key_id)

@@ -1,0 +1,146 @@
+"""The control plane over models: versions, registration, aliases, history.
+
+Every write clears the router's lookup cache, so this container serves the change at once
+(others within ``registry_cache_ttl_seconds``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from functions.api.services.lookup import LookupCache
+from functions.api.views import alias_event_view, alias_view, version_view
+from functions.core import publishing
+from functions.core.artifacts.base import ArtifactStore
+from functions.core.errors import InvalidArtifact, InvalidRequest
+from functions.core.registry.base import Registry
+from functions.core.settings import Settings
+
+# Admins register what they uploaded to the data area under this prefix, nothing else in it.
+UPLOADS_PREFIX = "uploads/"
+
+
+class CatalogService:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        store: ArtifactStore,
+        settings: Settings,
+        lookups: LookupCache,
+        actor: str,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.settings = settings
+        self.lookups = lookups
+        self.actor = actor
+
+    # Reads ----------------------------------------------------------------------------
+    def list_models(self) -> list[dict[str, Any]]:
+        models = []
+        for name in self.registry.list_models():
+            versions = self.registry.list_versions(model=name)
+            active = [v.version for v in versions if v.status == "active"]
+            aliases = self.registry.list_aliases(model=name)
+            models.append(
+                {
+                    "name": name,
+                    "latest_version": versions[-1].version,
+                    "active_versions": active,
+                    "aliases": {a.alias: a.version for a in aliases},
+                }
+            )
+        return models
+
+    def list_versions(self, *, model: str) -> list[dict[str, Any]]:
+        return [version_view(v) for v in self.registry.list_versions(model=model)]
+
+    def get_version(self, *, model: str, version: int) -> dict[str, Any]:
+        record = self.registry.get_version(model=model, version=version)
+        return version_view(record, with_manifest=True)
+
+    def list_aliases(self, *, model: str) -> list[dict[str, Any]]:
+        self.registry.list_versions(model=model)  # 404 for an unknown model, not an empty list
+        return [alias_view(a) for a in self.registry.list_aliases(model=model)]
+
+    def history(self, *, model: str, alias: str | None) -> list[dict[str, Any]]:
+        self.registry.list_versions(model=model)
+        return [alias_event_view(e) for e in self.registry.alias_history(model=model, alias=alias)]
+
+    # Writes ---------------------------------------------------------------------------
+    def register(
+        self, *, model: str, artifact_key: str, alias: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Publish an uploaded ``model.tar.gz`` as ``model``'s next version.
+
+        Returns the version and whether it was created (False: the same model file was
+        already registered, as that version). The artifact is checked without onnx
+        (``publishing.check_artifact``): manifest, checksum, parity report, and that the
+        manifest names ``model``.
+        """
+        if not artifact_key.startswith(UPLOADS_PREFIX):
+            raise InvalidRequest(
+                f"artifact_key must name an object under {UPLOADS_PREFIX!r}",
+                code="invalid_artifact_key",
+            )
+
+        def verify(*, path: Path) -> Any:
+            manifest = publishing.check_artifact(path=path)
+            if manifest.name != model:
+                raise InvalidArtifact(
+                    f"the artifact's manifest names model {manifest.name!r}, not {model!r}"
+                )
+            return manifest
+
+        # Lambda's /tmp holds up to its ephemeral storage size; artifacts are streamed there.
+        with tempfile.TemporaryDirectory(prefix="modelway-register-") as work:
+            path = Path(work) / "model.tar.gz"
+            with self.store.open_object(key=artifact_key) as source, path.open("wb") as dest:
+                shutil.copyfileobj(source, dest, length=1024 * 1024)
+            result = publishing.publish_artifact(
+                path=path,
+                registry=self.registry,
+                store=self.store,
+                settings=self.settings,
+                actor=self.actor,
+                alias=alias,
+                verify=verify,
+            )
+        self.lookups.clear()
+        view = version_view(result.version, with_manifest=True)
+        view["aliases"] = [alias_view(a) for a in result.aliases]
+        return view, result.created
+
+    def retire(self, *, model: str, version: int) -> dict[str, Any]:
+        record = self.registry.retire_version(model=model, version=version, actor=self.actor)
+        self.lookups.clear()
+        return version_view(record)
+
+    def set_alias(
+        self,
+        *,
+        model: str,
+        alias: str,
+        version: int,
+        canary_version: int | None,
+        canary_weight: int,
+    ) -> dict[str, Any]:
+        record = self.registry.set_alias(
+            model=model,
+            alias=alias,
+            version=version,
+            actor=self.actor,
+            canary_version=canary_version,
+            canary_weight=canary_weight,
+        )
+        self.lookups.clear()
+        return alias_view(record)
+
+    def rollback(self, *, model: str, alias: str) -> dict[str, Any]:
+        record = self.registry.rollback_alias(model=model, alias=alias, actor=self.actor)
+        self.lookups.clear()
+        return alias_view(record)

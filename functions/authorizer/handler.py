@@ -1,0 +1,113 @@
+"""API Gateway (REST) Lambda REQUEST authorizer; identity source: the ``x-api-key`` header.
+
+API Gateway API keys identify callers for usage plans; AWS says they are not for
+authorization. This function is the authorization: it hashes the key, looks it up in the
+registry (``functions.core.keys.authenticate``: unknown or revoked keys fail), and answers
+
+- unknown or revoked key: ``raise Exception("Unauthorized")``, the one answer API Gateway
+  turns into **401** (an explicit Deny policy would be 403, which says "known but not
+  allowed" — wrong for a key that is not valid at all). A request without the header never
+  gets here: with an identity source set, API Gateway answers 401 itself.
+- valid key: an Allow policy on every method and path of this API stage
+  (``arn:…:{api}/{stage}/*``). API Gateway caches the answer per identity source (the key)
+  for the authorizer's TTL and applies it to whatever route the same key calls next, so a
+  policy naming only this route would wrongly deny the key's next, different route. Per-model
+  scopes are therefore enforced by the router from the context below, not by the policy.
+- ``usageIdentifierKey`` = the key itself: with API key source ``AUTHORIZER`` API Gateway
+  meters and throttles the usage-plan API key whose value it is (``functions.core.gateway``).
+- ``context``: ``keyId``, ``tenant``, ``models`` (comma-joined, or ``*``), ``admin``
+  (``"true"``/``"false"``) and ``name`` — the names ``functions.api.apigw`` reads from
+  ``requestContext.authorizer``.
+
+Any other failure (registry unreachable) propagates: API Gateway answers 500 and lets
+nothing through (fails closed), and does not cache it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+    APIGatewayAuthorizerResponse,
+)
+
+from functions.core.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from functions.core.registry.base import ApiKey, Registry
+
+API_KEY_HEADER = "x-api-key"
+
+logger = Logger(service="modelway-authorizer")
+
+_registry: Registry | None = None
+_registry_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """Built on the first invocation (not at import) and kept for the container's life."""
+    global _registry
+    if _registry is None:
+        with _registry_lock:
+            if _registry is None:
+                from functions.core.backends import make_registry
+                from functions.core.settings import get_settings
+
+                _registry = make_registry(get_settings())
+    return _registry
+
+
+def set_registry(registry: Registry | None) -> None:
+    """Swap the registry (tests); ``None`` makes the next invocation build it from settings."""
+    global _registry
+    _registry = registry
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from functions.core.keys import authenticate
+
+    request = APIGatewayAuthorizerRequestEvent(event)
+    secret = request.get_header_value(API_KEY_HEADER, default_value="", case_sensitive=False)
+    try:
+        key = authenticate(registry=get_registry(), secret=secret or None)
+    except Unauthenticated as exc:
+        # Never log the secret; the key id (when the key is known) is enough to follow up.
+        logger.info("denied", extra={"reason": exc.code, "path": request.path})
+        raise Exception("Unauthorized") from None  # API Gateway's literal for a 401
+    logger.append_keys(key_id=key.key_id, tenant=key.tenant)
+    logger.info("allowed", extra={"path": request.path})
+    return allow(key=key, secret=secret, method_arn=request.method_arn)
+
+
+def allow(*, key: ApiKey, secret: str, method_arn: str) -> dict[str, Any]:
+    """The Allow answer for ``key``: every route of the method's API stage (see above)."""
+    from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+        parse_api_gateway_arn,
+    )
+
+    arn = parse_api_gateway_arn(method_arn)
+    response = APIGatewayAuthorizerResponse(
+        principal_id=key.key_id,
+        region=arn.region,
+        aws_account_id=arn.aws_account_id,
+        api_id=arn.api_id,
+        stage=arn.stage,
+        context={
+            "keyId": key.key_id,
+            "tenant": key.tenant,
+            "models": "*" if "*" in key.models else ",".join(key.models),
+            "admin": "true" if key.admin else "false",
+            "name": key.name,
+        },
+        usage_identifier_key=secret,
+        partition=arn.partition,
+    )
+    response.allow_all_routes()
+    answer: dict[str, Any] = response.asdict()
+    return answer

@@ -1,0 +1,73 @@
+"""Lambda entry point for S3 ``ObjectCreated`` notifications on ``inputs/`` (and for the
+continuation events the function sends itself for files that outlast one invocation).
+
+Thin on purpose: logging context, the clients (built once per container, lazily), then
+``jobs.handle_event``. Locally the CLI calls this same function with the same event shape.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from functions.batch.jobs import BatchDeps, handle_event
+from functions.core.settings import get_settings
+
+logger = Logger(service="modelway-batch", level=get_settings().log_level)
+
+_deps: BatchDeps | None = None
+_lock = threading.Lock()
+
+
+def get_deps() -> BatchDeps:
+    """The registry, store and runtime client the settings ask for; built on first use."""
+    global _deps
+    if _deps is None:
+        with _lock:
+            if _deps is None:
+                from functions.core.backends import (
+                    make_artifact_store,
+                    make_registry,
+                    make_runtime_client,
+                )
+
+                settings = get_settings()
+                _deps = BatchDeps(
+                    settings=settings,
+                    registry=make_registry(settings),
+                    store=make_artifact_store(settings),
+                    runtime=make_runtime_client(settings),
+                )
+    return _deps
+
+
+def reset_deps() -> None:
+    """Forget the clients (tests; a settings change)."""
+    global _deps
+    _deps = None
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request_id = getattr(context, "aws_request_id", None)
+    if request_id:
+        logger.append_keys(request_id=request_id)
+    deps = get_deps()
+    arn = getattr(context, "invoked_function_arn", None)
+    if not deps.settings.is_local and arn:
+        # A file that outlasts this invocation goes on in a new one of this same function.
+        deps = replace(deps, continue_later=partial(_invoke_async, function_arn=arn))
+    logger.info("batch event", extra={"records": len(event.get("Records") or [])})
+    return handle_event(event=event, context=context, deps=deps)
+
+
+def _invoke_async(event: dict[str, Any], *, function_arn: str) -> None:
+    import boto3
+
+    boto3.client("lambda", region_name=get_settings().region).invoke(
+        FunctionName=function_arn, InvocationType="Event", Payload=json.dumps(event).encode()
+    )

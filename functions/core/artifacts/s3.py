@@ -1,0 +1,281 @@
+"""The artifact store on S3: the AWS backend.
+
+One bucket holds both areas: artifacts under ``{artifacts_prefix}{model}/{version}/model.tar.gz``
+(``naming.artifact_key``; the URI is the SageMaker ``ModelDataUrl``) and the data area (batch
+inputs and outputs) at the keys callers name.
+
+Every write asks for server-side encryption (``AES256`` or ``aws:kms`` with an optional key,
+from settings), so an object is encrypted even if the bucket's default changes. S3 makes a
+``PutObject`` and a completed multipart upload visible atomically: readers never see a
+partial artifact. Large artifacts go up in parts through boto3's managed transfer; the
+streaming writer drives a multipart upload itself so that nothing is visible before
+``commit`` and ``abort`` leaves no parts behind (the bucket's lifecycle rule for incomplete
+uploads is the backstop for a process that dies in between).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from functions.core.artifacts.exceptions import ArtifactNotFound, ObjectNotFound
+from functions.core.errors import InvalidRequest
+from functions.core.naming import artifact_key
+
+SseMode = Literal["AES256", "aws:kms"]
+
+# Above this an artifact goes up (and down) in parallel parts; below it one request is faster.
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+MULTIPART_CHUNK = 16 * 1024 * 1024
+# S3 refuses parts under 5 MiB except the last; 8 MiB keeps a writer's memory small.
+WRITER_PART_SIZE = 8 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+
+class S3ArtifactStore:
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        artifacts_prefix: str = "artifacts/",
+        region: str | None = None,
+        sse: SseMode = "AES256",
+        kms_key_id: str | None = None,
+        client: Any = None,
+        part_size: int = WRITER_PART_SIZE,
+    ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
+        self._bucket = bucket
+        self._prefix = artifacts_prefix
+        self._region = region
+        self._sse = sse
+        self._kms_key_id = kms_key_id
+        self._client_cache: Any = client
+        self._lock = threading.Lock()
+        self._part_size = part_size
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def _s3(self) -> Any:
+        # Built on first use, never at import, so moto can be in place before it exists.
+        if self._client_cache is None:
+            with self._lock:
+                if self._client_cache is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    # Standard retry mode: throttling (SlowDown) and transient 5xx are retried
+                    # with jittered backoff under a retry quota, as in every AWS SDK.
+                    config = Config(
+                        retries={"mode": "standard", "max_attempts": 5},
+                        connect_timeout=5,
+                        read_timeout=60,
+                    )
+                    self._client_cache = boto3.session.Session().client(
+                        "s3", region_name=self._region, config=config
+                    )
+        return self._client_cache
+
+    def _encryption(self) -> dict[str, str]:
+        args: dict[str, str] = {"ServerSideEncryption": self._sse}
+        if self._sse == "aws:kms" and self._kms_key_id:
+            args["SSEKMSKeyId"] = self._kms_key_id
+        return args
+
+    def _uri(self, key: str) -> str:
+        return f"s3://{self._bucket}/{key}"
+
+    # Artifacts ------------------------------------------------------------------------
+    def _artifact_key(self, *, model: str, version: int) -> str:
+        return artifact_key(prefix=self._prefix, model=model, version=version)
+
+    def put_artifact(self, *, model: str, version: int, source: Path) -> str:
+        key = self._artifact_key(model=model, version=version)
+        self._s3.upload_file(
+            Filename=str(source),
+            Bucket=self._bucket,
+            Key=key,
+            ExtraArgs={**self._encryption(), "ContentType": "application/gzip"},
+            Config=_transfer_config(),
+        )
+        return self._uri(key)
+
+    def fetch_artifact(self, *, model: str, version: int, dest: Path) -> Path:
+        from botocore.exceptions import ClientError
+
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Download beside the destination and rename: ``dest`` is never a partial file.
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            self._s3.download_file(
+                Bucket=self._bucket,
+                Key=self._artifact_key(model=model, version=version),
+                Filename=tmp,
+                Config=_transfer_config(),
+            )
+            os.replace(tmp, dest)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                raise ArtifactNotFound(f"no artifact for {model} version {version}") from None
+            raise
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return dest
+
+    def delete_artifact(self, *, model: str, version: int) -> None:
+        # DeleteObject is idempotent on S3: a missing key is not an error.
+        self._s3.delete_object(
+            Bucket=self._bucket, Key=self._artifact_key(model=model, version=version)
+        )
+
+    def artifact_uri(self, *, model: str, version: int) -> str:
+        return self._uri(self._artifact_key(model=model, version=version))
+
+    # Data area ------------------------------------------------------------------------
+    def open_object(self, *, key: str) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
+        _check_key(key)
+        try:
+            resp = self._s3.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                raise ObjectNotFound(f"no object {key!r}") from None
+            raise
+        # botocore's StreamingBody: read(n), iter_chunks(), iter_lines(), close().
+        body: BinaryIO = resp["Body"]
+        return body
+
+    def put_object(self, *, key: str, body: bytes) -> str:
+        _check_key(key)
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, **self._encryption())
+        return self._uri(key)
+
+    def open_writer(self, *, key: str) -> S3ObjectWriter:
+        _check_key(key)
+        return S3ObjectWriter(
+            client=self._s3,
+            bucket=self._bucket,
+            key=key,
+            encryption=self._encryption(),
+            part_size=self._part_size,
+        )
+
+    def list_objects(self, *, prefix: str) -> Iterator[str]:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield str(obj["Key"])
+
+
+class S3ObjectWriter:
+    """Buffers up to one part; the first full part starts a multipart upload. ``commit``
+    completes it (or, for an object smaller than one part, sends a single PutObject), so the
+    object appears whole or not at all; ``abort`` aborts the upload and discards its parts."""
+
+    def __init__(
+        self, *, client: Any, bucket: str, key: str, encryption: dict[str, str], part_size: int
+    ) -> None:
+        self._s3 = client
+        self._bucket = bucket
+        self._key = key
+        self._encryption = encryption
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._open = True
+
+    def write(self, data: bytes) -> None:
+        if not self._open:
+            raise ValueError("writer already committed or aborted")
+        self._buffer += data
+        while len(self._buffer) >= self._part_size:
+            self._upload_part(bytes(self._buffer[: self._part_size]))
+            del self._buffer[: self._part_size]
+
+    def _upload_part(self, chunk: bytes) -> None:
+        if self._upload_id is None:
+            resp = self._s3.create_multipart_upload(
+                Bucket=self._bucket, Key=self._key, **self._encryption
+            )
+            self._upload_id = str(resp["UploadId"])
+        number = len(self._parts) + 1
+        resp = self._s3.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=chunk,
+        )
+        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+
+    def commit(self) -> str:
+        if not self._open:
+            raise ValueError("writer already committed or aborted")
+        self._open = False
+        try:
+            if self._upload_id is None:
+                self._s3.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), **self._encryption
+                )
+            else:
+                if self._buffer:
+                    self._upload_part(bytes(self._buffer))
+                self._s3.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+        except BaseException:
+            self._abort_upload()
+            raise
+        finally:
+            self._buffer = bytearray()
+        return f"s3://{self._bucket}/{self._key}"
+
+    def abort(self) -> None:
+        self._open = False
+        self._buffer = bytearray()
+        self._abort_upload()
+
+    def _abort_upload(self) -> None:
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
+
+
+def _transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=MULTIPART_THRESHOLD,
+        multipart_chunksize=MULTIPART_CHUNK,
+        # The classic (botocore) transfer manager even where awscrt happens to be installed:
+        # CRT bypasses botocore's retry settings and event hooks (and so moto).
+        preferred_transfer_client="classic",
+    )
+
+
+def _check_key(key: str) -> None:
+    """Refuses the keys the directory store refuses, so both backends accept the same keys."""
+    parts = key.split("/")
+    if "\\" in key or any(p in ("", ".", "..") for p in parts):
+        raise InvalidRequest(f"invalid object key {key!r}", code="invalid_key")
+
+
+def _code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

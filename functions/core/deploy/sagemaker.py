@@ -1,0 +1,311 @@
+"""SageMaker hosting for modelway versions: a Model per version, one endpoint per model.
+
+Names (all ``settings.resolved_endpoint_prefix``-prefixed, at most 63 characters):
+Model ``{prefix}-{model}-v{N}``, endpoint ``{prefix}-{model}`` (``naming.endpoint_name``),
+endpoint configuration ``{prefix}-{model}-{hash}`` where the hash covers the variants and
+weights, so the same plan always names the same configuration and a retried apply reuses it.
+
+Endpoint changes, and why each is done the way it is:
+
+- no endpoint yet: ``CreateEndpoint``;
+- same variants (names, models, instance type and count), other weights:
+  ``UpdateEndpointWeightsAndCapacities`` — no new fleet for a weight change;
+- same variant names, other models or instances: ``UpdateEndpoint`` with deployment
+  guardrails — blue/green with the configured traffic shifting (all at once, canary or
+  linear), a bake period, and auto-rollback when a CloudWatch alarm fires;
+- variants added or removed (a new version to serve, an old one dropped): ``UpdateEndpoint``
+  without a ``DeploymentConfig``. SageMaker requires guardrail deployments to keep the
+  variant names ("your new endpoint configuration must have the same variant name as the
+  old"), and a plain update is still SageMaker's own blue/green (new fleet, traffic flipped,
+  old fleet removed). Traffic reaches a new version only when an alias moves to it, and that
+  move is the rollout control: the alias's canary weight, and rollback in one step.
+
+Every call here starts a change and returns (a Lambda cannot wait for a GPU fleet); an
+endpoint already changing answers ``Conflict`` with ``Retry-After``. ``wait`` is for the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from functions.core.deploy.base import ENDPOINT_BUSY, Outcome
+from functions.core.errors import Conflict, InvalidRequest
+from functions.core.naming import endpoint_name
+
+if TYPE_CHECKING:
+    from functions.core.deploy.plan import EndpointPlan
+    from functions.core.registry.base import ModelVersion
+    from functions.core.settings import Settings
+
+MAX_NAME = 63
+# How long an admin is told to wait before retrying a move while the endpoint is changing.
+BUSY_RETRY_AFTER_SECONDS = 60
+MODEL_VERSION_ENV = "MODELWAY_MODEL_VERSION"
+MODEL_NAME_ENV = "MODELWAY_MODEL_NAME"
+
+
+class SageMakerDeployer:
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        role_arn: str | None,
+        image_uri: str | None,
+        instance_type: str,
+        instance_count: int,
+        traffic_routing: str = "ALL_AT_ONCE",
+        canary_percent: int = 10,
+        wait_interval_seconds: int = 300,
+        termination_wait_seconds: int = 300,
+        max_execution_timeout_seconds: int = 3600,
+        alarm_names: tuple[str, ...] = (),
+        region: str | None = None,
+        client: Any = None,
+    ) -> None:
+        self._prefix = prefix
+        self._role_arn = role_arn
+        self._image_uri = image_uri
+        self._instance_type = instance_type
+        self._instance_count = instance_count
+        self._routing = traffic_routing
+        self._canary_percent = canary_percent
+        self._wait_interval = wait_interval_seconds
+        self._termination_wait = termination_wait_seconds
+        self._max_execution = max_execution_timeout_seconds
+        self._alarms = tuple(alarm_names)
+        self._region = region
+        self._client_cache: Any = client
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SageMakerDeployer:
+        return cls(
+            prefix=settings.resolved_endpoint_prefix,
+            role_arn=settings.sagemaker_role_arn,
+            image_uri=settings.serving_image_uri,
+            instance_type=settings.instance_type,
+            instance_count=settings.initial_instance_count,
+            traffic_routing=settings.deploy_traffic_routing,
+            canary_percent=settings.deploy_canary_percent,
+            wait_interval_seconds=settings.deploy_wait_interval_seconds,
+            termination_wait_seconds=settings.deploy_termination_wait_seconds,
+            max_execution_timeout_seconds=settings.deploy_max_execution_timeout_seconds,
+            alarm_names=tuple(settings.rollback_alarm_names),
+            region=settings.region,
+        )
+
+    @property
+    def _sm(self) -> Any:
+        # Built on first use, never at import, so moto can be in place before it exists.
+        if self._client_cache is None:
+            with self._lock:
+                if self._client_cache is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    # Standard retry mode: control-plane calls are throttled at low rates;
+                    # it backs off with jitter under a retry quota instead of failing.
+                    config = Config(retries={"mode": "standard", "max_attempts": 5})
+                    self._client_cache = boto3.session.Session().client(
+                        "sagemaker", region_name=self._region, config=config
+                    )
+        return self._client_cache
+
+    # Names ----------------------------------------------------------------------------
+    def model_name(self, *, model: str, version: int) -> str:
+        return _fit(f"{self._prefix}-{model}-v{version}")
+
+    def endpoint_name(self, *, model: str) -> str:
+        return _fit(endpoint_name(prefix=self._prefix, model=model))
+
+    # Deployer -------------------------------------------------------------------------
+    def deploy_version(self, *, version: ModelVersion) -> None:
+        name = self.model_name(model=version.model, version=version.version)
+        try:
+            self._sm.describe_model(ModelName=name)
+            return  # Models are immutable: one that exists is this version's.
+        except Exception as exc:
+            if not _not_found(exc):
+                raise
+        if not self._image_uri or not self._role_arn:
+            raise InvalidRequest(
+                "cannot deploy: MODELWAY_SERVING_IMAGE_URI and MODELWAY_SAGEMAKER_ROLE_ARN "
+                "must be set",
+                code="deploy_not_configured",
+            )
+        try:
+            self._sm.create_model(
+                ModelName=name,
+                ExecutionRoleArn=self._role_arn,
+                PrimaryContainer={
+                    "Image": self._image_uri,
+                    "ModelDataUrl": version.artifact_uri,
+                    "Environment": {
+                        MODEL_NAME_ENV: version.model,
+                        MODEL_VERSION_ENV: str(version.version),
+                    },
+                },
+                Tags=[
+                    {"Key": "modelway:model", "Value": version.model},
+                    {"Key": "modelway:version", "Value": str(version.version)},
+                ],
+            )
+        except Exception as exc:
+            if not _already_exists(exc):  # a racing publisher of the same version made it
+                raise
+
+    def apply(self, *, plan: EndpointPlan, versions: Mapping[int, ModelVersion]) -> Outcome:
+        if not plan.versions:
+            return "unchanged"  # nothing servable: leave whatever runs alone
+        variants: list[dict[str, Any]] = [
+            {
+                "VariantName": versions[v].variant_name,
+                "ModelName": self.model_name(model=plan.model, version=v),
+                "InstanceType": self._instance_type,
+                "InitialInstanceCount": self._instance_count,
+                "InitialVariantWeight": float(plan.weights.get(v, 0)),
+            }
+            for v in plan.versions
+        ]
+        endpoint = self.endpoint_name(model=plan.model)
+        current = self._describe_endpoint(endpoint)
+        if current is None:
+            config = self._create_config(plan.model, variants)
+            self._sm.create_endpoint(
+                EndpointName=endpoint,
+                EndpointConfigName=config,
+                Tags=[{"Key": "modelway:model", "Value": plan.model}],
+            )
+            return "created"
+        status = current.get("EndpointStatus")
+        if status != "InService":
+            raise Conflict(
+                f"endpoint {endpoint} is {status}; try again when it is InService",
+                code=ENDPOINT_BUSY,
+                retry_after=BUSY_RETRY_AFTER_SECONDS,
+            )
+        running = self._sm.describe_endpoint_config(
+            EndpointConfigName=current["EndpointConfigName"]
+        )["ProductionVariants"]
+        if _shape(running) == _shape(variants):
+            live = {
+                v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0)))
+                for v in current.get("ProductionVariants", [])
+            }
+            wanted = {str(v["VariantName"]): float(v["InitialVariantWeight"]) for v in variants}
+            if all(math.isclose(live.get(name, 0.0), w) for name, w in wanted.items()):
+                return "unchanged"
+            self._sm.update_endpoint_weights_and_capacities(
+                EndpointName=endpoint,
+                DesiredWeightsAndCapacities=[
+                    {"VariantName": name, "DesiredWeight": w} for name, w in wanted.items()
+                ],
+            )
+            return "reweighted"
+        config = self._create_config(plan.model, variants)
+        request: dict[str, Any] = {"EndpointName": endpoint, "EndpointConfigName": config}
+        if {v["VariantName"] for v in running} == {v["VariantName"] for v in variants}:
+            request["DeploymentConfig"] = self.deployment_config()
+        self._sm.update_endpoint(**request)
+        return "updated"
+
+    def wait(self, *, model: str) -> None:
+        waiter = self._sm.get_waiter("endpoint_in_service")
+        # A GPU fleet plus bake periods can take most of an hour; poll every 30 s.
+        attempts = max(1, self._max_execution // 30 + 10)
+        waiter.wait(
+            EndpointName=self.endpoint_name(model=model),
+            WaiterConfig={"Delay": 30, "MaxAttempts": attempts},
+        )
+
+    # Pieces ---------------------------------------------------------------------------
+    def deployment_config(self) -> dict[str, Any]:
+        """Blue/green with the configured traffic shifting, and auto-rollback on the alarms."""
+        routing: dict[str, Any] = {
+            "Type": self._routing,
+            "WaitIntervalInSeconds": self._wait_interval,
+        }
+        steps = 1
+        if self._routing == "CANARY":
+            routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": self._canary_percent}
+            steps = 2
+        elif self._routing == "LINEAR":
+            routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": self._canary_percent}
+            steps = math.ceil(100 / self._canary_percent)
+        # SageMaker wants the timeout above the sum of the waits; keep some room to provision.
+        floor = self._termination_wait + steps * self._wait_interval + 600
+        config: dict[str, Any] = {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": routing,
+                "TerminationWaitInSeconds": self._termination_wait,
+                "MaximumExecutionTimeoutInSeconds": min(28800, max(self._max_execution, floor)),
+            }
+        }
+        if self._alarms:
+            config["AutoRollbackConfiguration"] = {
+                "Alarms": [{"AlarmName": name} for name in self._alarms]
+            }
+        return config
+
+    def _describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self._sm.describe_endpoint(EndpointName=name)
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return found
+
+    def _create_config(self, model: str, variants: list[dict[str, Any]]) -> str:
+        digest = hashlib.sha256(json.dumps(variants, sort_keys=True).encode()).hexdigest()[:10]
+        name = _fit(f"{self._prefix}-{model}-{digest}")
+        try:
+            self._sm.create_endpoint_config(
+                EndpointConfigName=name,
+                ProductionVariants=variants,
+                Tags=[{"Key": "modelway:model", "Value": model}],
+            )
+        except Exception as exc:
+            if not _already_exists(exc):  # the same plan applied before: same content
+                raise
+        return name
+
+
+def _shape(variants: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (v["VariantName"], v["ModelName"], v.get("InstanceType"), v.get("InitialInstanceCount"))
+        for v in variants
+    )
+
+
+def _fit(name: str) -> str:
+    """SageMaker names are at most 63 characters: shorten long ones, keeping them unique."""
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9].rstrip('-')}-{digest}"
+
+
+def _error(exc: Exception) -> tuple[str, str]:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return "", ""
+    error = response.get("Error", {})
+    return str(error.get("Code", "")), str(error.get("Message", ""))
+
+
+def _not_found(exc: Exception) -> bool:
+    code, message = _error(exc)
+    return code in {"ValidationException", "ValidationError"} and "Could not find" in message
+
+
+def _already_exists(exc: Exception) -> bool:
+    code, message = _error(exc)
+    return code in {"ValidationException", "ValidationError"} and (
+        "already exist" in message.lower()
+    )

@@ -1,0 +1,165 @@
+"""API keys: create, revoke, rotate, and the checks the router makes on every request.
+
+A secret is shown once, when it is made; the registry keeps only its hash (``auth.py``).
+On AWS the same secret is also an API Gateway API key in the stage's usage plan, which is
+what throttles and meters a caller — identification, not authorization (API Gateway's own
+advice). Authorization is decided here, from the registry. The ``gateway`` seam below keeps
+API Gateway out of this module: the AWS side passes an object that manages those keys, the
+local stack passes none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from functions.core.auth import hash_secret, new_key_id, new_secret
+from functions.core.clock import utc_now
+from functions.core.errors import Conflict, Forbidden, InvalidRequest, Unauthenticated
+from functions.core.naming import MODEL_NAME_RE
+from functions.core.registry.base import ApiKey
+
+if TYPE_CHECKING:
+    from functions.core.registry.base import Registry
+
+ALL_MODELS = "*"
+
+
+class KeyGateway(Protocol):
+    """Where API keys must also exist for callers to get through (API Gateway usage plans)."""
+
+    def create_api_key(self, *, key_id: str, name: str, secret: str) -> str:
+        """Create a gateway key whose value is ``secret``; returns the gateway's key id."""
+
+    def delete_api_key(self, *, apigw_key_id: str) -> None:
+        """Idempotent."""
+
+
+def create_key(
+    *,
+    registry: Registry,
+    name: str,
+    models: list[str],
+    admin: bool,
+    tenant: str = "default",
+    gateway: KeyGateway | None = None,
+) -> tuple[ApiKey, str]:
+    """Make a key; returns it and its secret, which is never available again."""
+    name = name.strip()
+    if not name:
+        raise InvalidRequest("a key needs a name", code="invalid_key")
+    scopes = _check_models(models)
+    key_id = new_key_id()
+    secret = new_secret(key_id=key_id)
+    key = ApiKey(
+        key_id=key_id,
+        name=name,
+        secret_hash=hash_secret(secret),
+        models=scopes,
+        admin=admin,
+        created_at=utc_now(),
+        tenant=tenant,
+    )
+    if gateway is not None:
+        key = replace(
+            key, apigw_key_id=gateway.create_api_key(key_id=key_id, name=name, secret=secret)
+        )
+    try:
+        key = registry.create_key(key=key)
+    except BaseException:
+        if key.apigw_key_id is not None and gateway is not None:
+            gateway.delete_api_key(apigw_key_id=key.apigw_key_id)
+        raise
+    return key, secret
+
+
+def revoke_key(*, registry: Registry, key_id: str, gateway: KeyGateway | None = None) -> ApiKey:
+    """Stop a key at once. Idempotent: revoking again keeps the first revocation time."""
+    # The registry first: that is what authorization reads, so the key stops even if the
+    # gateway call below fails (it is then retried by revoking again).
+    key = registry.revoke_key(key_id=key_id)
+    if gateway is not None and key.apigw_key_id is not None:
+        gateway.delete_api_key(apigw_key_id=key.apigw_key_id)
+        key = registry.update_key(key=replace(key, apigw_key_id=None))
+    return key
+
+
+def rotate_key(
+    *, registry: Registry, key_id: str, gateway: KeyGateway | None = None
+) -> tuple[ApiKey, str]:
+    """Give a key a new secret, keeping its id and scopes; the old secret stops at once.
+    Returns the key and its new secret (shown once). A revoked key cannot be rotated."""
+    key = registry.get_key(key_id=key_id)
+    if not key.active:
+        raise Conflict(f"key {key_id} is revoked; create a new key instead", code="key_revoked")
+    secret = new_secret(key_id=key_id)
+    old_apigw_key_id = key.apigw_key_id
+    new_apigw_key_id = (
+        gateway.create_api_key(key_id=key_id, name=key.name, secret=secret) if gateway else None
+    )
+    try:
+        key = registry.rotate_key(key_id=key_id, secret_hash=hash_secret(secret))
+        if gateway is not None:
+            key = registry.update_key(key=replace(key, apigw_key_id=new_apigw_key_id))
+    except BaseException:
+        if gateway is not None and new_apigw_key_id is not None:
+            gateway.delete_api_key(apigw_key_id=new_apigw_key_id)
+        raise
+    if gateway is not None and old_apigw_key_id is not None:
+        gateway.delete_api_key(apigw_key_id=old_apigw_key_id)
+    return key, secret
+
+
+def authenticate(*, registry: Registry, secret: str | None, touch: bool = False) -> ApiKey:
+    """The active key whose secret this is. Raises ``Unauthenticated`` for a missing, unknown
+    or revoked key (each with its own message). ``touch`` records the use, best effort: the
+    router passes it on a cache miss rather than writing on every request."""
+    if not secret:
+        raise Unauthenticated("missing API key: send it in the x-api-key header")
+    key = registry.find_key_by_hash(secret_hash=hash_secret(secret))
+    if key is None:
+        raise Unauthenticated("unknown API key")
+    if not key.active:
+        raise Unauthenticated(f"API key {key.key_id} has been revoked", code="key_revoked")
+    if touch:
+        # Last use is bookkeeping: never fail a request over it.
+        with contextlib.suppress(Exception):
+            registry.touch_key(key_id=key.key_id, at=utc_now())
+    return key
+
+
+def authorize_model(key: ApiKey, model: str) -> None:
+    if not key.may_call(model):
+        raise Forbidden(f"API key {key.key_id} may not call model {model!r}")
+
+
+def authorize_admin(key: ApiKey) -> None:
+    if not key.admin:
+        raise Forbidden(f"API key {key.key_id} has no admin scope")
+
+
+def key_summary(key: ApiKey) -> dict[str, Any]:
+    """A key as shown to people (CLI, admin API): everything but the secret's hash."""
+    return {
+        "key_id": key.key_id,
+        "name": key.name,
+        "tenant": key.tenant,
+        "models": list(key.models),
+        "admin": key.admin,
+        "active": key.active,
+        "created_at": key.created_at,
+        "rotated_at": key.rotated_at,
+        "revoked_at": key.revoked_at,
+        "last_used_at": key.last_used_at,
+    }
+
+
+def _check_models(models: list[str]) -> tuple[str, ...]:
+    scopes = tuple(dict.fromkeys(m.strip() for m in models if m.strip()))
+    if not scopes:
+        raise InvalidRequest("a key needs at least one model, or '*' for all", code="invalid_key")
+    bad = [m for m in scopes if m != ALL_MODELS and not MODEL_NAME_RE.match(m)]
+    if bad:
+        raise InvalidRequest(f"invalid model name(s) {bad} in key scopes", code="invalid_key")
+    return (ALL_MODELS,) if ALL_MODELS in scopes else scopes

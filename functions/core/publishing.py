@@ -1,0 +1,342 @@
+"""Publish a ``model.tar.gz`` as a new immutable version of its model.
+
+The flow, and what each step guards against:
+
+1. ``verify`` the artifact (injected: the CLI passes ``model_build.verify.verify_artifact``,
+   which also checks the ONNX graph; the router passes ``check_artifact`` below, which needs
+   no onnx). Nothing is stored for an artifact that fails.
+2. Deduplicate by the model file's sha256: publishing the same file again is a no-op that
+   names the existing version (``created=False``).
+3. Reserve the next version number (never reused, even when a later step fails).
+4. Re-pack the archive with that number stamped into the manifest (``model.onnx`` byte for
+   byte unchanged; the archive deterministic for given contents).
+5. Upload it, then register the version. A racing publisher of the same file that registered
+   first wins: our upload is deleted and the winner returned with ``created=False``. Any other
+   failure after the upload deletes it too, so there is never half a version.
+6. Point aliases at the new version (the rule is in ``publish_artifact``'s docstring).
+
+The pure-python archive helpers here (``read_manifest``, ``check_artifact``) use only tarfile
+and hashlib, so the Lambda router can run them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import math
+import os
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import ValidationError
+
+from functions.core.clock import utc_now
+from functions.core.errors import InvalidArtifact
+from functions.core.manifest import MANIFEST_NAME, Manifest
+from functions.core.naming import MODEL_NAME_RE, endpoint_name, variant_name
+from functions.core.registry.base import DEFAULT_ALIAS, Alias, ModelVersion
+from functions.core.registry.exceptions import AliasNotFound, DuplicateArtifact
+from functions.core.registry.rules import check_alias_name
+
+if TYPE_CHECKING:
+    from functions.core.artifacts.base import ArtifactStore
+    from functions.core.deploy.base import Deployer
+    from functions.core.registry.base import Registry
+    from functions.core.settings import Settings
+
+# A manifest is a few KiB; anything this large is not one, and is not worth parsing.
+MAX_MANIFEST_BYTES = 1024 * 1024
+_CHUNK = 1024 * 1024
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+
+
+class Verifier(Protocol):
+    def __call__(self, *, path: Path) -> Manifest:
+        """Return the artifact's manifest, or raise ``InvalidArtifact``."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    version: ModelVersion
+    # False when the same model file was already registered; ``version`` is that one.
+    created: bool
+    # The aliases this publish moved or created, in the order they were set.
+    aliases: tuple[Alias, ...] = ()
+
+
+def publish_artifact(
+    *,
+    path: Path,
+    registry: Registry,
+    store: ArtifactStore,
+    settings: Settings,
+    actor: str,
+    alias: str | None = DEFAULT_ALIAS,
+    verify: Verifier,
+    deployer: Deployer | None = None,
+) -> PublishResult:
+    """Publish the artifact at ``path``; see the module docstring for the flow.
+
+    Alias rule: a newly created version is pointed at by ``alias`` (created if missing, moved
+    if it exists; ``None`` moves nothing), and a model's first version always gets ``default``
+    as well, so a freshly published model serves at once. A publish that finds the file
+    already registered moves no alias: re-running a publish is harmless.
+
+    ``deployer`` (AWS: SageMaker) makes the new version servable before any alias moves to
+    it; ``None`` (local) leaves serving to the model server, which serves every version.
+    """
+    if alias is not None:
+        check_alias_name(alias)
+    manifest = verify(path=path)
+    model = manifest.name
+    if not MODEL_NAME_RE.match(model):
+        raise InvalidArtifact(
+            f"invalid model name {model!r}: lowercase letters, digits and '-', "
+            "starting with a letter or digit, at most 40 characters"
+        )
+    existing = registry.find_by_sha256(model=model, sha256=manifest.sha256)
+    if existing is not None:
+        return PublishResult(version=existing, created=False)
+
+    number = registry.next_version(model=model)
+    stamped = manifest.model_copy(update={"version": number})
+    uploaded = False
+    try:
+        with _temp_file(suffix=".tar.gz") as repacked:
+            restamp_archive(source=path, manifest=stamped, dest=repacked)
+            uploaded = True  # from here on a failure may leave an object behind: delete it
+            uri = store.put_artifact(model=model, version=number, source=repacked)
+        prefix = settings.resolved_endpoint_prefix
+        version = registry.register_version(
+            version=ModelVersion(
+                model=model,
+                version=number,
+                sha256=manifest.sha256,
+                artifact_uri=uri,
+                manifest=stamped.to_json_dict(),
+                created_at=utc_now(),
+                created_by=actor,
+                endpoint_name=endpoint_name(prefix=prefix, model=model),
+                variant_name=variant_name(version=number),
+            )
+        )
+    except DuplicateArtifact as exc:
+        # Another publisher registered the same file between our check and our write.
+        store.delete_artifact(model=model, version=number)
+        return PublishResult(version=exc.existing, created=False)
+    except BaseException:
+        if uploaded:
+            store.delete_artifact(model=model, version=number)
+        raise
+
+    targets = [alias] if alias is not None else []
+    if DEFAULT_ALIAS not in targets and not _has_alias(registry, model, DEFAULT_ALIAS):
+        targets.append(DEFAULT_ALIAS)
+    from functions.core.deploy import rollout
+
+    if deployer is not None:
+        rollout.deploy_published(registry=registry, deployer=deployer, version=version)
+    moved = tuple(
+        rollout.set_alias(
+            registry=registry,
+            deployer=deployer,
+            model=model,
+            alias=name,
+            version=number,
+            actor=actor,
+        )
+        for name in targets
+    )
+    return PublishResult(version=version, created=True, aliases=moved)
+
+
+def _has_alias(registry: Registry, model: str, alias: str) -> bool:
+    try:
+        registry.get_alias(model=model, alias=alias)
+    except AliasNotFound:
+        return False
+    return True
+
+
+# The archive ----------------------------------------------------------------------------------
+def read_manifest(*, path: Path) -> Manifest:
+    """The manifest of the ``model.tar.gz`` at ``path``, without checking anything else.
+    Raises ``InvalidArtifact`` if the archive or the manifest cannot be read."""
+    with _open_archive(path) as (tar, members):
+        return _parse_manifest(_read_member(tar, members, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES))
+
+
+def check_artifact(*, path: Path) -> Manifest:
+    """The light verification (no onnx): plain files at safe paths, a valid manifest whose
+    parity passed, a valid model name, and a model file whose sha256 matches the manifest.
+    A ``Verifier`` for ``publish_artifact``; raises ``InvalidArtifact`` naming the problem."""
+    with _open_archive(path) as (tar, members):
+        manifest = _parse_manifest(
+            _read_member(tar, members, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES)
+        )
+        _check_parity(manifest)
+        if not MODEL_NAME_RE.match(manifest.name):
+            raise InvalidArtifact(f"invalid model name {manifest.name!r} in {MANIFEST_NAME}")
+        model_file = _safe_name(manifest.model_file)
+        member = members.get(model_file)
+        if member is None:
+            raise InvalidArtifact(f"the archive has no {model_file} (members: {sorted(members)})")
+        digest = hashlib.sha256()
+        try:
+            handle = tar.extractfile(member)
+            assert handle is not None  # regular files always have data
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        except _TAR_ERRORS as exc:
+            raise InvalidArtifact(f"cannot read {model_file}: {exc}") from exc
+    if digest.hexdigest() != manifest.sha256:
+        raise InvalidArtifact(
+            f"checksum mismatch: sha256 of {model_file} is {digest.hexdigest()}, "
+            f"the manifest says {manifest.sha256}"
+        )
+    return manifest
+
+
+def restamp_archive(*, source: Path, manifest: Manifest, dest: Path) -> Path:
+    """Write ``source``'s members to ``dest`` with ``manifest`` replacing its manifest.
+
+    Deterministic, in the layout ``model_build.package`` writes: members sorted by name at
+    the archive root, PAX format, fixed mtimes, modes and owners, no gzip timestamp; every
+    member but the manifest is copied byte for byte."""
+    manifest_data = manifest_bytes(manifest)
+    with (
+        _open_archive(source) as (src, members),
+        open(dest, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as out,
+    ):
+        names = sorted({*members, MANIFEST_NAME})
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.mode = 0o644
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if name == MANIFEST_NAME:
+                info.size = len(manifest_data)
+                out.addfile(info, io.BytesIO(manifest_data))
+                continue
+            member = members[name]
+            info.size = member.size
+            try:
+                out.addfile(info, src.extractfile(member))
+            except _TAR_ERRORS as exc:
+                raise InvalidArtifact(f"cannot read {name}: {exc}") from exc
+    return dest
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest file's exact bytes (the same rendering ``model_build.package`` uses)."""
+    return (json.dumps(manifest.to_json_dict(), indent=2) + "\n").encode("utf-8")
+
+
+@contextmanager
+def _open_archive(path: Path) -> Iterator[tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]]:
+    """The open archive and its regular files by normalized name; refuses links, devices,
+    absolute or '..' paths and duplicate names (the model server extracts these archives)."""
+    unreadable = f"{Path(path).name} is not a readable tar archive"
+    try:
+        tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the `with tar` below
+    except FileNotFoundError:
+        raise InvalidArtifact(f"no artifact at {path}") from None
+    except _TAR_ERRORS as exc:
+        raise InvalidArtifact(f"{unreadable}: {exc}") from exc
+    with tar:
+        try:
+            infos = tar.getmembers()
+        except _TAR_ERRORS as exc:
+            raise InvalidArtifact(f"{unreadable}: {exc}") from exc
+        members: dict[str, tarfile.TarInfo] = {}
+        for info in infos:
+            if info.isdir():
+                continue
+            if not info.isfile():
+                raise InvalidArtifact(
+                    f"unsafe archive member {info.name!r}: only regular files are allowed"
+                )
+            name = _safe_name(info.name)
+            if name in members:
+                raise InvalidArtifact(f"archive member {name!r} appears more than once")
+            members[name] = info
+        yield tar, members
+
+
+def _read_member(
+    tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str, *, limit: int
+) -> bytes:
+    member = members.get(name)
+    if member is None:
+        raise InvalidArtifact(f"the archive has no {name} (members: {sorted(members) or 'none'})")
+    if member.size > limit:
+        raise InvalidArtifact(f"{name} is larger than {limit} bytes")
+    try:
+        handle = tar.extractfile(member)
+        assert handle is not None  # regular files always have data
+        return handle.read()
+    except _TAR_ERRORS as exc:
+        raise InvalidArtifact(f"cannot read {name}: {exc}") from exc
+
+
+def _safe_name(raw: str) -> str:
+    """``raw`` as a normalized relative path; refuses absolute paths and '..'."""
+    if "\\" in raw or raw.startswith("/"):
+        raise InvalidArtifact(f"unsafe path {raw!r}: must be relative, with '/' separators")
+    parts = [part for part in PurePosixPath(raw).parts if part != "."]
+    if ".." in parts:
+        raise InvalidArtifact(f"unsafe path {raw!r}: '..' is not allowed")
+    if not parts:
+        raise InvalidArtifact(f"empty path {raw!r}")
+    return "/".join(parts)
+
+
+def _parse_manifest(data: bytes) -> Manifest:
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArtifact(f"{MANIFEST_NAME} is not valid JSON: {exc}") from exc
+    try:
+        return Manifest.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(root)'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InvalidArtifact(f"{MANIFEST_NAME} is not a valid manifest: {problems}") from exc
+
+
+def _check_parity(manifest: Manifest) -> None:
+    parity = manifest.parity
+    if not parity.passed:
+        raise InvalidArtifact(
+            f"parity check failed at build time: max abs diff {parity.max_abs_diff} "
+            f"(tolerance {parity.tolerance}), argmax agreement {parity.argmax_agreement}"
+        )
+    # A hand-edited report could say passed while its own numbers say otherwise.
+    if not math.isfinite(parity.max_abs_diff) or parity.max_abs_diff > parity.tolerance:
+        raise InvalidArtifact(
+            f"parity report says passed but max abs diff {parity.max_abs_diff} "
+            f"exceeds its tolerance {parity.tolerance}"
+        )
+
+
+@contextmanager
+def _temp_file(*, suffix: str) -> Iterator[Path]:
+    fd, name = tempfile.mkstemp(suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)

@@ -1,0 +1,647 @@
+"""The registry on one SQLite file: the local backend, shared by the router, the CLI and tests.
+
+Several processes use the same file at once, so every connection runs in WAL mode (readers
+never block the one writer) with a busy timeout, and every read-modify-write runs inside
+``BEGIN IMMEDIATE``: the write lock is taken before the first read, so two writers cannot both
+read the same state and then both act on it. Connections are per thread (sqlite3 objects are
+not shareable across threads) and per process (a forked child must not reuse its parent's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from functions.core.clock import utc_now
+from functions.core.errors import Conflict
+from functions.core.registry.base import Alias, AliasEvent, ApiKey, Job, ModelVersion
+from functions.core.registry.exceptions import (
+    AliasNotFound,
+    DuplicateArtifact,
+    JobNotFound,
+    KeyNotFound,
+    ModelNotFound,
+    NothingToRollBack,
+    VersionExists,
+    VersionInUse,
+    VersionNotFound,
+    VersionRetired,
+)
+from functions.core.registry.rules import check_alias_target
+
+# Long enough to ride out another process's publish; a registry write is milliseconds.
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (
+    model TEXT PRIMARY KEY,
+    last INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    artifact_uri TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    endpoint_name TEXT NOT NULL,
+    variant_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (model, version),
+    UNIQUE (model, sha256)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    model TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    canary_version INTEGER,
+    canary_weight INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    PRIMARY KEY (model, alias)
+);
+CREATE TABLE IF NOT EXISTS alias_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    from_version INTEGER,
+    from_canary_version INTEGER,
+    from_canary_weight INTEGER NOT NULL,
+    to_version INTEGER NOT NULL,
+    to_canary_version INTEGER,
+    to_canary_weight INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL,
+    UNIQUE (model, alias, seq)
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    models TEXT NOT NULL,
+    admin INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    revoked_at TEXT,
+    rotated_at TEXT,
+    last_used_at TEXT,
+    apigw_key_id TEXT
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    target TEXT NOT NULL,
+    version INTEGER,
+    input_uri TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    output_uri TEXT,
+    errors_uri TEXT,
+    reason TEXT,
+    extra TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_model ON jobs (model, created_at);
+"""
+
+_VERSION_COLUMNS = (
+    "model, version, sha256, artifact_uri, manifest, created_at, created_by, "
+    "endpoint_name, variant_name, status"
+)
+_ALIAS_COLUMNS = "model, alias, version, canary_version, canary_weight, updated_at, updated_by"
+_EVENT_COLUMNS = (
+    "model, alias, seq, action, from_version, from_canary_version, from_canary_weight, "
+    "to_version, to_canary_version, to_canary_weight, actor, at"
+)
+_KEY_COLUMNS = (
+    "key_id, name, secret_hash, models, admin, created_at, tenant, revoked_at, rotated_at, "
+    "last_used_at, apigw_key_id"
+)
+_JOB_COLUMNS = (
+    "job_id, model, target, version, input_uri, status, created_at, updated_at, records, ok, "
+    "errors, output_uri, errors_uri, reason, extra"
+)
+
+
+class SqliteRegistry:
+    def __init__(self, *, path: Path) -> None:
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        conn = self._conn()
+        # Persistent on the file; a no-op once any process has switched it.
+        conn.execute("PRAGMA journal_mode=WAL")
+        # executescript() would commit on its own; one statement at a time stays inside the lock.
+        with self._write() as tx:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # Connections ----------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            # isolation_level=None: no implicit transactions; writes open their own below.
+            conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # WAL + NORMAL stays consistent after a crash; only the last commit may be lost
+            # on power failure, which a laptop registry can live with.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            local.conn = conn
+            local.pid = os.getpid()
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn().execute(sql, params).fetchone()
+        return row
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, params).fetchall()
+
+    # Versions -------------------------------------------------------------------------
+    def next_version(self, *, model: str) -> int:
+        with self._write() as tx:
+            row = tx.execute(
+                "INSERT INTO counters (model, last) VALUES (?, 1) "
+                "ON CONFLICT (model) DO UPDATE SET last = last + 1 RETURNING last",
+                (model,),
+            ).fetchone()
+        return int(row[0])
+
+    def register_version(self, *, version: ModelVersion) -> ModelVersion:
+        v = version
+        with self._write() as tx:
+            if tx.execute(
+                "SELECT 1 FROM versions WHERE model = ? AND version = ?", (v.model, v.version)
+            ).fetchone():
+                raise VersionExists(f"{v.model} version {v.version} is already registered")
+            dup = tx.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM versions WHERE model = ? AND sha256 = ?",
+                (v.model, v.sha256),
+            ).fetchone()
+            if dup is not None:
+                existing = _version(dup)
+                raise DuplicateArtifact(
+                    f"this model file is already registered as {v.model} version "
+                    f"{existing.version}",
+                    existing=existing,
+                )
+            tx.execute(
+                f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    v.model,
+                    v.version,
+                    v.sha256,
+                    v.artifact_uri,
+                    json.dumps(v.manifest),
+                    v.created_at,
+                    v.created_by,
+                    v.endpoint_name,
+                    v.variant_name,
+                    v.status,
+                ),
+            )
+            # A number registered without next_version must still never be handed out again.
+            tx.execute(
+                "INSERT INTO counters (model, last) VALUES (?, ?) "
+                "ON CONFLICT (model) DO UPDATE SET last = max(last, excluded.last)",
+                (v.model, v.version),
+            )
+        return v
+
+    def get_version(self, *, model: str, version: int) -> ModelVersion:
+        row = self._one(
+            f"SELECT {_VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?",
+            (model, version),
+        )
+        if row is None:
+            self._require_model(model)
+            raise VersionNotFound(f"model {model!r} has no version {version}")
+        return _version(row)
+
+    def find_by_sha256(self, *, model: str, sha256: str) -> ModelVersion | None:
+        row = self._one(
+            f"SELECT {_VERSION_COLUMNS} FROM versions WHERE model = ? AND sha256 = ?",
+            (model, sha256),
+        )
+        return None if row is None else _version(row)
+
+    def list_models(self) -> list[str]:
+        return [r[0] for r in self._all("SELECT DISTINCT model FROM versions ORDER BY model")]
+
+    def list_versions(self, *, model: str) -> list[ModelVersion]:
+        rows = self._all(
+            f"SELECT {_VERSION_COLUMNS} FROM versions WHERE model = ? ORDER BY version", (model,)
+        )
+        if not rows:
+            raise ModelNotFound(f"unknown model {model!r}")
+        return [_version(r) for r in rows]
+
+    def retire_version(self, *, model: str, version: int, actor: str) -> ModelVersion:
+        with self._write() as tx:
+            row = tx.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?",
+                (model, version),
+            ).fetchone()
+            if row is None:
+                self._require_model(model, tx)
+                raise VersionNotFound(f"model {model!r} has no version {version}")
+            users = [
+                r[0]
+                for r in tx.execute(
+                    "SELECT alias FROM aliases WHERE model = ? "
+                    "AND (version = ? OR canary_version = ?) ORDER BY alias",
+                    (model, version, version),
+                )
+            ]
+            if users:
+                raise VersionInUse(
+                    f"{model} version {version} is in use by alias(es) {', '.join(users)}; "
+                    "move them first"
+                )
+            tx.execute(
+                "UPDATE versions SET status = 'retired' WHERE model = ? AND version = ?",
+                (model, version),
+            )
+        return replace(_version(row), status="retired")
+
+    def _require_model(self, model: str, conn: sqlite3.Connection | None = None) -> None:
+        conn = conn or self._conn()
+        if conn.execute("SELECT 1 FROM versions WHERE model = ? LIMIT 1", (model,)).fetchone():
+            return
+        raise ModelNotFound(f"unknown model {model!r}")
+
+    # Aliases --------------------------------------------------------------------------
+    def get_alias(self, *, model: str, alias: str) -> Alias:
+        row = self._one(
+            f"SELECT {_ALIAS_COLUMNS} FROM aliases WHERE model = ? AND alias = ?", (model, alias)
+        )
+        if row is None:
+            raise AliasNotFound(f"model {model!r} has no alias {alias!r}")
+        return _alias(row)
+
+    def list_aliases(self, *, model: str) -> list[Alias]:
+        rows = self._all(
+            f"SELECT {_ALIAS_COLUMNS} FROM aliases WHERE model = ? ORDER BY alias", (model,)
+        )
+        return [_alias(r) for r in rows]
+
+    def set_alias(
+        self,
+        *,
+        model: str,
+        alias: str,
+        version: int,
+        actor: str,
+        canary_version: int | None = None,
+        canary_weight: int = 0,
+    ) -> Alias:
+        check_alias_target(
+            alias=alias, version=version, canary_version=canary_version, canary_weight=canary_weight
+        )
+        with self._write() as tx:
+            return self._move(
+                tx,
+                model=model,
+                alias=alias,
+                action="set",
+                to=(version, canary_version, canary_weight),
+                actor=actor,
+            )
+
+    def rollback_alias(self, *, model: str, alias: str, actor: str) -> Alias:
+        with self._write() as tx:
+            last = tx.execute(
+                "SELECT from_version, from_canary_version, from_canary_weight FROM alias_events "
+                "WHERE model = ? AND alias = ? ORDER BY seq DESC LIMIT 1",
+                (model, alias),
+            ).fetchone()
+            if last is None:
+                raise AliasNotFound(f"model {model!r} has no alias {alias!r}")
+            if last[0] is None:
+                raise NothingToRollBack(
+                    f"alias {alias!r} of {model} has had only one target; nothing to roll back to"
+                )
+            return self._move(
+                tx,
+                model=model,
+                alias=alias,
+                action="rollback",
+                to=(int(last[0]), last[1], int(last[2])),
+                actor=actor,
+            )
+
+    def _move(
+        self,
+        tx: sqlite3.Connection,
+        *,
+        model: str,
+        alias: str,
+        action: str,
+        to: tuple[int, int | None, int],
+        actor: str,
+    ) -> Alias:
+        version, canary_version, canary_weight = to
+        for target in (version, canary_version):
+            if target is None:
+                continue
+            row = tx.execute(
+                "SELECT status FROM versions WHERE model = ? AND version = ?", (model, target)
+            ).fetchone()
+            if row is None:
+                self._require_model(model, tx)
+                raise VersionNotFound(f"model {model!r} has no version {target}")
+            if row[0] != "active":
+                raise VersionRetired(f"{model} version {target} is retired and cannot serve")
+        current = tx.execute(
+            f"SELECT {_ALIAS_COLUMNS} FROM aliases WHERE model = ? AND alias = ?", (model, alias)
+        ).fetchone()
+        before = _alias(current) if current is not None else None
+        now = utc_now()
+        after = Alias(
+            model=model,
+            alias=alias,
+            version=version,
+            canary_version=canary_version,
+            canary_weight=canary_weight,
+            updated_at=now,
+            updated_by=actor,
+        )
+        tx.execute(
+            f"INSERT OR REPLACE INTO aliases ({_ALIAS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (model, alias, version, canary_version, canary_weight, now, actor),
+        )
+        seq = tx.execute(
+            "SELECT coalesce(max(seq), 0) + 1 FROM alias_events WHERE model = ? AND alias = ?",
+            (model, alias),
+        ).fetchone()[0]
+        tx.execute(
+            f"INSERT INTO alias_events ({_EVENT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                model,
+                alias,
+                seq,
+                action,
+                before.version if before else None,
+                before.canary_version if before else None,
+                before.canary_weight if before else 0,
+                version,
+                canary_version,
+                canary_weight,
+                actor,
+                now,
+            ),
+        )
+        return after
+
+    def alias_history(self, *, model: str, alias: str | None = None) -> list[AliasEvent]:
+        if alias is None:
+            rows = self._all(
+                f"SELECT {_EVENT_COLUMNS} FROM alias_events WHERE model = ? ORDER BY id", (model,)
+            )
+        else:
+            rows = self._all(
+                f"SELECT {_EVENT_COLUMNS} FROM alias_events WHERE model = ? AND alias = ? "
+                "ORDER BY seq",
+                (model, alias),
+            )
+        return [AliasEvent(**dict(r)) for r in rows]
+
+    # Keys -----------------------------------------------------------------------------
+    def create_key(self, *, key: ApiKey) -> ApiKey:
+        with self._write() as tx:
+            try:
+                tx.execute(
+                    f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES ({_marks(11)})",
+                    _key_row(key),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"key {key.key_id} already exists", code="key_exists") from exc
+        return key
+
+    def get_key(self, *, key_id: str) -> ApiKey:
+        row = self._one(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,))
+        if row is None:
+            raise KeyNotFound(f"unknown key {key_id!r}")
+        return _key(row)
+
+    def find_key_by_hash(self, *, secret_hash: str) -> ApiKey | None:
+        row = self._one(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?", (secret_hash,)
+        )
+        return None if row is None else _key(row)
+
+    def list_keys(self) -> list[ApiKey]:
+        rows = self._all(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
+        return [_key(r) for r in rows]
+
+    def revoke_key(self, *, key_id: str) -> ApiKey:
+        with self._write() as tx:
+            # coalesce: revoking twice keeps the first revocation time.
+            tx.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?",
+                (utc_now(), key_id),
+            )
+            row = tx.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyNotFound(f"unknown key {key_id!r}")
+        return _key(row)
+
+    def rotate_key(self, *, key_id: str, secret_hash: str) -> ApiKey:
+        with self._write() as tx:
+            tx.execute(
+                "UPDATE api_keys SET secret_hash = ?, rotated_at = ? WHERE key_id = ?",
+                (secret_hash, utc_now(), key_id),
+            )
+            row = tx.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyNotFound(f"unknown key {key_id!r}")
+        return _key(row)
+
+    def update_key(self, *, key: ApiKey) -> ApiKey:
+        with self._write() as tx:
+            cursor = tx.execute(
+                "UPDATE api_keys SET name = ?, secret_hash = ?, models = ?, admin = ?, tenant = ?, "
+                "revoked_at = ?, rotated_at = ?, last_used_at = ?, apigw_key_id = ? "
+                "WHERE key_id = ?",
+                (
+                    key.name,
+                    key.secret_hash,
+                    json.dumps(list(key.models)),
+                    int(key.admin),
+                    key.tenant,
+                    key.revoked_at,
+                    key.rotated_at,
+                    key.last_used_at,
+                    key.apigw_key_id,
+                    key.key_id,
+                ),
+            )
+            if cursor.rowcount == 0:
+                raise KeyNotFound(f"unknown key {key.key_id!r}")
+            row = tx.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key.key_id,)
+            ).fetchone()
+        return _key(row)
+
+    def touch_key(self, *, key_id: str, at: str) -> None:
+        # Best effort: a busy registry must not fail the request that used the key.
+        try:
+            with self._write() as tx:
+                tx.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (at, key_id))
+        except sqlite3.OperationalError:
+            pass
+
+    # Jobs -----------------------------------------------------------------------------
+    def create_job(self, *, job: Job) -> tuple[Job, bool]:
+        with self._write() as tx:
+            cursor = tx.execute(
+                f"INSERT OR IGNORE INTO jobs ({_JOB_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _job_row(job),
+            )
+            if cursor.rowcount == 1:
+                return job, True
+            row = tx.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job.job_id,)
+            ).fetchone()
+        return _job(row), False
+
+    def update_job(self, *, job: Job) -> Job:
+        with self._write() as tx:
+            values = _job_row(job)
+            cursor = tx.execute(
+                "UPDATE jobs SET model = ?, target = ?, version = ?, input_uri = ?, status = ?, "
+                "created_at = ?, updated_at = ?, records = ?, ok = ?, errors = ?, output_uri = ?, "
+                "errors_uri = ?, reason = ?, extra = ? WHERE job_id = ?",
+                (*values[1:], job.job_id),
+            )
+            if cursor.rowcount == 0:
+                raise JobNotFound(f"unknown job {job.job_id!r}")
+        return job
+
+    def get_job(self, *, job_id: str) -> Job:
+        row = self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,))
+        if row is None:
+            raise JobNotFound(f"unknown job {job_id!r}")
+        return _job(row)
+
+    def list_jobs(self, *, model: str | None = None, limit: int = 100) -> list[Job]:
+        if model is None:
+            rows = self._all(
+                f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                (limit,),
+            )
+        else:
+            rows = self._all(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE model = ? "
+                "ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                (model, limit),
+            )
+        return [_job(r) for r in rows]
+
+
+# Row <-> dataclass ---------------------------------------------------------------------------
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _version(row: sqlite3.Row) -> ModelVersion:
+    data = dict(row)
+    data["manifest"] = json.loads(data["manifest"])
+    return ModelVersion(**data)
+
+
+def _alias(row: sqlite3.Row) -> Alias:
+    return Alias(**dict(row))
+
+
+def _key_row(key: ApiKey) -> tuple[Any, ...]:
+    return (
+        key.key_id,
+        key.name,
+        key.secret_hash,
+        json.dumps(list(key.models)),
+        int(key.admin),
+        key.created_at,
+        key.tenant,
+        key.revoked_at,
+        key.rotated_at,
+        key.last_used_at,
+        key.apigw_key_id,
+    )
+
+
+def _key(row: sqlite3.Row) -> ApiKey:
+    data = dict(row)
+    data["models"] = tuple(json.loads(data["models"]))
+    data["admin"] = bool(data["admin"])
+    return ApiKey(**data)
+
+
+def _job_row(job: Job) -> tuple[Any, ...]:
+    return (
+        job.job_id,
+        job.model,
+        job.target,
+        job.version,
+        job.input_uri,
+        job.status,
+        job.created_at,
+        job.updated_at,
+        job.records,
+        job.ok,
+        job.errors,
+        job.output_uri,
+        job.errors_uri,
+        job.reason,
+        json.dumps(job.extra),
+    )
+
+
+def _job(row: sqlite3.Row) -> Job:
+    data = dict(row)
+    data["extra"] = json.loads(data["extra"])
+    return Job(**data)

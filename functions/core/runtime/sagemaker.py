@@ -1,0 +1,165 @@
+"""boto3 ``sagemaker-runtime`` ``invoke_endpoint``, with its failures mapped onto modelway errors.
+
+The same client serves both places: on AWS it calls SageMaker; locally ``endpoint_url``
+points it at the model server on loopback, which answers the same path and the same error
+shapes (``x-amzn-ErrorType`` + JSON body), so the mapping below is exercised either way.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import TYPE_CHECKING, Any
+
+from functions.core.errors import InvalidInput, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from functions.core.runtime.base import RuntimeResponse
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient as Boto3RuntimeClient
+
+# Seconds a client is told to wait before retrying a throttled or unreachable endpoint.
+RETRY_AFTER_SECONDS = 1
+# Throttling, or a variant that is still loading: worth retrying shortly (503 + Retry-After).
+_BUSY_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "ModelNotReadyException",
+    }
+)
+# Region used when talking to the local model server, so no AWS configuration is needed.
+LOCAL_REGION = "us-east-1"
+
+
+class SageMakerRuntimeClient:
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None,
+        region: str | None,
+        connect_timeout: float,
+        read_timeout: float,
+        max_attempts: int,
+    ) -> None:
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_attempts = max_attempts
+        self._client: Boto3RuntimeClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Boto3RuntimeClient:
+        """Built on first use (never at import, so moto and tests can swap it); thread-safe."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._build_client()
+        return self._client
+
+    def _build_client(self) -> Boto3RuntimeClient:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            # "standard" on purpose: it retries throttling and transient failures (5xx,
+            # dropped connections) with jittered exponential backoff, and never retries a
+            # model's own error (424). The total_max_attempts cap keeps the worst case, about
+            # max_attempts x (connect + read timeout), inside API Gateway's 29 s limit when
+            # the settings are chosen for it — "adaptive" could instead sleep client-side.
+            retries={"mode": "standard", "total_max_attempts": self._max_attempts},
+        )
+        kwargs: dict[str, Any] = {"config": config}
+        if self._endpoint_url:
+            # The local model server checks no signature: dummy credentials keep boto3 from
+            # searching for (and failing without) an AWS configuration.
+            kwargs.update(
+                endpoint_url=self._endpoint_url,
+                region_name=self._region or LOCAL_REGION,
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+            )
+        elif self._region:
+            kwargs["region_name"] = self._region
+        return boto3.client("sagemaker-runtime", **kwargs)
+
+    def invoke(
+        self, *, endpoint: str, variant: str | None, body: bytes, content_type: str
+    ) -> RuntimeResponse:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            ReadTimeoutError,
+        )
+
+        params: dict[str, Any] = {
+            "EndpointName": endpoint,
+            "Body": body,
+            "ContentType": content_type,
+        }
+        if variant:
+            params["TargetVariant"] = variant
+        where = f"{endpoint}/{variant}" if variant else endpoint
+        try:
+            response = self.client.invoke_endpoint(**params)
+            payload = response["Body"].read()
+        except ClientError as exc:
+            raise _from_client_error(exc, where=where) from exc
+        # Timeouts first: ConnectTimeoutError is also an EndpointConnectionError.
+        except (ReadTimeoutError, ConnectTimeoutError) as exc:
+            raise UpstreamTimeout(f"model endpoint {where} timed out") from exc
+        except (EndpointConnectionError, ConnectionClosedError) as exc:
+            raise UpstreamUnavailable(
+                f"model endpoint {where} is unreachable", retry_after=RETRY_AFTER_SECONDS
+            ) from exc
+        return RuntimeResponse(
+            body=payload,
+            content_type=response.get("ContentType") or content_type,
+            variant=response.get("InvokedProductionVariant"),
+        )
+
+
+def _from_client_error(exc: Any, *, where: str) -> Exception:
+    response = exc.response
+    error = response.get("Error", {})
+    code = error.get("Code", "")
+    message = error.get("Message") or str(exc)
+    if code == "ModelError":
+        return _from_model_error(response, message=message, where=where)
+    if code == "ValidationError":
+        # SageMaker's answer for an unknown endpoint or variant: nothing there to serve.
+        return UpstreamUnavailable(f"model endpoint {where} is not available: {message}")
+    if code in _BUSY_CODES:
+        return UpstreamUnavailable(
+            f"model endpoint {where} is busy: {message}", retry_after=RETRY_AFTER_SECONDS
+        )
+    return UpstreamError(f"model endpoint {where} failed: {message}")
+
+
+def _from_model_error(response: dict[str, Any], *, message: str, where: str) -> Exception:
+    """The container answered with an error: a 4xx is the caller's fault (passed through with
+    the model's own message and code), anything else is the model failing."""
+    try:
+        status = int(response.get("OriginalStatusCode") or 0)
+    except (TypeError, ValueError):
+        status = 0
+    original = response.get("OriginalMessage") or ""
+    model_message, model_code = original or message, None
+    try:
+        parsed = json.loads(original)
+    except (TypeError, ValueError):
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        model_message = parsed["error"]
+        if isinstance(parsed.get("code"), str):
+            model_code = parsed["code"]
+    if 400 <= status < 500:
+        return InvalidInput(model_message, code=model_code)
+    return UpstreamError(f"model at {where} failed: {model_message}")

@@ -1,0 +1,1 @@
+"""The building blocks of a modelway environment, one module per concern."""

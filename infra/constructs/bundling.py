@@ -1,0 +1,186 @@
+"""The Lambda code bundle, built without Docker.
+
+``pip install --platform … --only-binary=:all:`` fetches the wheels Lambda's arm64 Python
+runtime needs straight from the package index, whatever machine synthesizes; then the
+``functions/`` package is copied beside them. The dependency list is the ``lambda`` group of
+``pyproject.toml`` (one source of truth), and the bundle is cached on disk under a hash of
+everything that goes into it, so synthesizing dev, staging and prod pip-installs once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_lambda as lambda_
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+PYPROJECT = REPO_ROOT / "pyproject.toml"
+CACHE_DIR = REPO_ROOT / "cdk.out" / ".lambda-bundle-cache"
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+PYTHON_VERSION = RUNTIME.name.removeprefix("python")
+# Lambda's arm64 runtimes run on Amazon Linux 2023 (glibc 2.34): both wheel tags load there.
+PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
+# The Lambda Python runtime ships the AWS SDK. Leaving our copy out keeps the bundle about
+# 35 MB smaller (botocore alone is 32 MB unzipped) and far under the 15 MB budget.
+PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
+# What must never reach a Lambda: the heavy numeric stack belongs to serving/ and model_build/.
+FORBIDDEN = ("torch", "onnxruntime", "onnx", "numpy")
+# Files of installed packages that the functions never load: Powertools' own Swagger UI
+# (the router is FastAPI, whose docs page loads its assets from a CDN), and C sources.
+TRIMMED = ("aws_lambda_powertools/event_handler/openapi/swagger_ui",)
+TRIMMED_SUFFIXES = (".c", ".pyx", ".h")
+# Folders that are not Lambda code: anywhere in functions/, and only at its top.
+EXCLUDED_DIRS = ("tests", "__pycache__")
+EXCLUDED_TOP_DIRS = ("cli",)
+BUNDLE_SCHEME = "1"  # bump when the steps below change what a bundle contains
+
+
+class BundlingError(RuntimeError):
+    """The bundle could not be built, or came out with something it must not hold."""
+
+
+def lambda_requirements() -> list[str]:
+    with PYPROJECT.open("rb") as f:
+        project = tomllib.load(f)["project"]
+    return list(project["optional-dependencies"]["lambda"])
+
+
+def source_files() -> list[Path]:
+    """The files of ``functions/`` that go into the bundle, relative to the repo root."""
+    files: list[Path] = []
+    for root, dirs, names in os.walk(FUNCTIONS_DIR):
+        rel_root = Path(root).relative_to(FUNCTIONS_DIR)
+        dirs[:] = sorted(d for d in dirs if _keep_source_dir(rel_root, d))
+        files.extend(
+            Path(root, n).relative_to(REPO_ROOT) for n in sorted(names) if not n.endswith(".pyc")
+        )
+    return files
+
+
+def _keep_source_dir(rel_root: Path, name: str) -> bool:
+    if name in EXCLUDED_DIRS:
+        return False
+    return not (rel_root == Path(".") and name in EXCLUDED_TOP_DIRS)
+
+
+def bundle_hash() -> str:
+    """Everything the bundle depends on: the pip command, the requirements and the code."""
+    h = hashlib.sha256()
+    for part in (BUNDLE_SCHEME, PYTHON_VERSION, *PLATFORMS, *PROVIDED_BY_RUNTIME, *TRIMMED):
+        h.update(part.encode() + b"\0")
+    for requirement in lambda_requirements():
+        h.update(requirement.encode() + b"\0")
+    for rel in source_files():
+        h.update(str(rel).encode() + b"\0" + (REPO_ROOT / rel).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def build_bundle() -> Path:
+    """Returns the directory holding the bundle, building it unless the cache has it."""
+    digest = bundle_hash()
+    target = CACHE_DIR / digest
+    if target.is_dir():
+        return target
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="building-", dir=CACHE_DIR))
+    try:
+        _pip_install(staging)
+        _trim(staging)
+        _check(staging)
+        _copy_sources(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another synth finished the same bundle first
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for stale in CACHE_DIR.iterdir():  # one bundle at a time is plenty
+        if stale != target and not stale.name.startswith("building-"):
+            shutil.rmtree(stale, ignore_errors=True)
+    return target
+
+
+def bundle_size(path: Path) -> int:
+    """Unzipped size in bytes: what Lambda's 250 MB limit counts."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _pip_install(target: Path) -> None:
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--no-compile",
+        "--disable-pip-version-check", "--only-binary=:all:", "--implementation", "cp",
+        "--python-version", PYTHON_VERSION,
+        *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
+        "--target", str(target), *lambda_requirements(),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BundlingError(
+            f"pip could not fetch the Lambda dependencies:\n{result.stdout}{result.stderr}"
+        )
+
+
+def _trim(root: Path) -> None:
+    doomed: list[Path] = [root / "bin", *(root / rel for rel in TRIMMED)]
+    for name in PROVIDED_BY_RUNTIME:
+        doomed.append(root / name)
+        doomed.extend(root.glob(f"{name}-*.dist-info"))
+    doomed.extend(root.rglob("__pycache__"))
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    for suffix in TRIMMED_SUFFIXES:
+        for path in root.rglob(f"*{suffix}"):
+            path.unlink()
+
+
+def _check(root: Path) -> None:
+    installed = {p.name.split("-")[0].lower() for p in root.glob("*.dist-info")}
+    present = sorted(
+        name for name in FORBIDDEN if name in installed or (root / name).exists()
+    )
+    if present:
+        raise BundlingError(f"the Lambda bundle must not contain {present}")
+
+
+def _copy_sources(root: Path) -> None:
+    for rel in source_files():
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / rel, dest)
+
+
+@jsii.implements(cdk.ILocalBundling)
+class LocalBundler:
+    """CDK's hook for bundling on this machine instead of in a Docker container."""
+
+    def try_bundle(self, output_dir: str, *, image: cdk.DockerImage, **options: Any) -> bool:
+        shutil.copytree(build_bundle(), output_dir, dirs_exist_ok=True)
+        return True
+
+
+def functions_code() -> lambda_.Code:
+    """The ``functions/`` bundle as Lambda code (one asset shared by every function)."""
+    return lambda_.Code.from_asset(
+        str(FUNCTIONS_DIR),
+        asset_hash_type=cdk.AssetHashType.CUSTOM,
+        asset_hash=bundle_hash(),
+        bundling=cdk.BundlingOptions(
+            # Never pulled: the local bundler always succeeds or raises.
+            image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
+            local=LocalBundler(),
+        ),
+    )

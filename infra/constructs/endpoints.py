@@ -1,0 +1,243 @@
+"""What SageMaker needs to serve this environment's versions, short of the endpoints themselves.
+
+Endpoints are created by the control plane when a version is published (one endpoint per
+model, ``{endpoint_prefix}-{model}``, one production variant ``v{N}`` per version), so the
+stack provides the rest: the serving image, the execution role those endpoints run as, the
+settings every variant gets, and the permissions to invoke or manage endpoints whose names
+carry this environment's prefix, and no others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.config import SageMakerConfig
+from infra.constructs.nag import acknowledge, allow
+from infra.constructs.storage import ARTIFACTS_PREFIX, Storage
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVING_DOCKERFILE = "serving/Dockerfile"
+# The image's build context is the repository root (the Dockerfile copies serving/ by that
+# path) with everything but serving/ left out: no .venv, no models, no secrets.
+SERVING_CONTEXT_EXCLUDE = ["*", "!serving", "**/__pycache__", "**/*.pyc"]
+AUTOSCALING_SLR = (
+    "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
+
+
+class Endpoints(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_prefix: str,
+        settings: SageMakerConfig,
+        storage: Storage,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.endpoint_prefix = endpoint_prefix
+        self.settings = settings
+        stack = cdk.Stack.of(self)
+        self.image = ecr_assets.DockerImageAsset(
+            self,
+            "ServingImage",
+            directory=str(REPO_ROOT),
+            file=SERVING_DOCKERFILE,
+            exclude=SERVING_CONTEXT_EXCLUDE,
+            ignore_mode=cdk.IgnoreMode.DOCKER,
+            # SageMaker's GPU instances (ml.g5, ml.g6, ml.p4d …) are x86_64.
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+        self.execution_role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{endpoint_prefix}: what the model endpoints run as",
+        )
+        storage.grant_objects(
+            self.execution_role,
+            prefix=ARTIFACTS_PREFIX,
+            actions=["s3:GetObject"],
+            reason="SageMaker downloads a version's model.tar.gz: it may read the artifacts "
+            "prefix only, not uploads, inputs or outputs.",
+        )
+        self.image.repository.grant_pull(self.execution_role)
+        acknowledge(
+            self.execution_role,
+            rule="AwsSolutions-IAM5[Resource::*]",
+            reason="ecr:GetAuthorizationToken (pulling the serving image) and "
+            "cloudwatch:PutMetricData (limited to SageMaker's endpoint namespace by a "
+            "condition) have no resource-level permissions.",
+        )
+        allow(
+            self.execution_role,
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
+        )
+        endpoint_logs = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/sagemaker/Endpoints/{endpoint_prefix}-*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        allow(
+            self.execution_role,
+            actions=[
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+            ],
+            resources=[endpoint_logs, f"{endpoint_logs}:log-stream:*"],
+            wildcard_reason="The container logs of this environment's endpoints, whose log "
+            "groups are named after endpoints created at publish time.",
+        )
+        # Deployment guardrails check the rollback alarms as the endpoint's execution role.
+        allow(
+            self.execution_role,
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[self.alarm_arns],
+            wildcard_reason="The rollback alarms of this environment, all named with its "
+            "prefix; SageMaker reads their state during a guarded deployment.",
+        )
+
+    # Names and ARNs -----------------------------------------------------------------------
+    def _sagemaker_arn(self, resource: str) -> str:
+        return cdk.Stack.of(self).format_arn(
+            service="sagemaker",
+            resource=resource,
+            resource_name=f"{self.endpoint_prefix}-*",
+            arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+        )
+
+    @property
+    def endpoint_arns(self) -> str:
+        return self._sagemaker_arn("endpoint")
+
+    @property
+    def endpoint_config_arns(self) -> str:
+        return self._sagemaker_arn("endpoint-config")
+
+    @property
+    def model_arns(self) -> str:
+        return self._sagemaker_arn("model")
+
+    @property
+    def alarm_arns(self) -> str:
+        return cdk.Stack.of(self).format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{self.endpoint_prefix}-*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    @property
+    def image_uri(self) -> str:
+        return self.image.image_uri
+
+    # Grants -------------------------------------------------------------------------------
+    def grant_invoke(self, role: iam.IRole) -> None:
+        allow(
+            role,
+            actions=["sagemaker:InvokeEndpoint"],
+            resources=[self.endpoint_arns],
+            wildcard_reason="Endpoints are created per model at publish time; the prefix "
+            "limits invocation to this environment's modelway endpoints.",
+        )
+
+    def grant_manage(self, role: iam.IRole) -> None:
+        """What the control plane needs to publish versions and move aliases."""
+        reason = (
+            "SageMaker models, endpoint configs and endpoints are created per version at "
+            "publish time; the name prefix limits them to this environment's modelway ones."
+        )
+        allow(
+            role,
+            actions=[
+                "sagemaker:CreateModel",
+                "sagemaker:DescribeModel",
+                "sagemaker:DeleteModel",
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:DeleteEndpointConfig",
+                "sagemaker:CreateEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:UpdateEndpointWeightsAndCapacities",
+                "sagemaker:DeleteEndpoint",
+                "sagemaker:AddTags",
+                "sagemaker:ListTags",
+            ],
+            resources=[self.model_arns, self.endpoint_config_arns, self.endpoint_arns],
+            wildcard_reason=reason,
+        )
+        allow(
+            role,
+            actions=["iam:PassRole"],
+            resources=[self.execution_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        )
+        # Autoscaling of each variant (target tracking on invocations per instance).
+        allow(
+            role,
+            actions=[
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:DeregisterScalableTarget",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:DeleteScalingPolicy",
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:DescribeScalingPolicies",
+            ],
+            resources=["*"],
+        )
+        acknowledge(
+            role,
+            rule="AwsSolutions-IAM5[Resource::*]",
+            reason="Application Auto Scaling identifies scalable targets and policies by ids "
+            "generated on registration, so its actions cannot name them in advance; they "
+            "touch no data. (Active tracing's xray actions have no resource scoping either.)",
+        )
+        allow(
+            role,
+            actions=[
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:DeleteAlarms",
+            ],
+            resources=[
+                cdk.Stack.of(self).format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"TargetTracking-endpoint/{self.endpoint_prefix}-*",
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+            wildcard_reason="The alarms target tracking creates for this environment's "
+            "endpoint variants, named after the endpoint.",
+        )
+        allow(
+            role,
+            actions=["iam:CreateServiceLinkedRole"],
+            resources=[
+                cdk.Stack.of(self).format_arn(
+                    service="iam",
+                    region="",
+                    resource="role",
+                    resource_name=AUTOSCALING_SLR,
+                    arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+                )
+            ],
+            conditions={
+                "StringEquals": {
+                    "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"
+                }
+            },
+        )

@@ -1,0 +1,103 @@
+"""One modelway Lambda function: code from the shared bundle, its own role and log group.
+
+Each function gets a role of its own that starts empty (no AWS managed policy) so that
+every permission it holds is one its construct granted on purpose, and a log group with the
+environment's retention instead of one Lambda would create that never expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.constructs.bundling import ARCHITECTURE, RUNTIME
+from infra.constructs.nag import acknowledge, allow
+
+# Powertools metrics land here; the dashboard reads the router's metrics from it.
+METRICS_NAMESPACE = "modelway"
+
+
+class ModelwayFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function_name: str,
+        handler: str,
+        code: lambda_.Code,
+        description: str,
+        memory_mb: int,
+        timeout: cdk.Duration,
+        environment: Mapping[str, str],
+        service_name: str,
+        log_level: str,
+        log_retention_days: int,
+        removal_policy: cdk.RemovalPolicy,
+        reserved_concurrency: int | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function_name = function_name
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=logs.RetentionDays(log_retention_days),
+            removal_policy=removal_policy,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{function_name}: {description}",
+        )
+        # The log group's Arn attribute already ends in ":*", which covers its streams.
+        allow(
+            self.role,
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[self.log_group.log_group_arn],
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=function_name,
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=code,
+            handler=handler,
+            memory_size=memory_mb,
+            timeout=timeout,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            reserved_concurrent_executions=reserved_concurrency,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": log_level,
+                "MODELWAY_LOG_LEVEL": log_level,
+                **environment,
+            },
+        )
+        acknowledge(
+            self.role,
+            rule="AwsSolutions-IAM5[Resource::*]",
+            reason="Active tracing needs xray:PutTraceSegments and xray:PutTelemetryRecords, "
+            "which have no resource-level permissions; no data action is granted on '*'.",
+        )
+
+    @property
+    def arn_from_name(self) -> str:
+        """The function's ARN built from its name, usable where a reference would loop."""
+        return cdk.Stack.of(self).format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=self.function_name,
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )

@@ -1,0 +1,112 @@
+"""``modelway keys create | list | revoke | rotate``: API keys in the registry the settings
+choose. A secret is printed once, when it is made; only its hash is kept."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from functions.core.registry.base import ApiKey, Registry
+
+_ONCE = "Store this secret now: it is shown only once and cannot be recovered (rotate to replace)."
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = subparsers.add_parser("keys", help="create, list, revoke and rotate API keys")
+    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+
+    create = actions.add_parser(
+        "create",
+        help="create a key and print its secret (once)",
+        description="Create an API key scoped to some models (or '*') and optionally admin.",
+    )
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument(
+        "--models",
+        required=True,
+        help="comma-separated model names the key may call, or '*' for every model",
+    )
+    create.add_argument("--admin", action="store_true", help="allow the control plane too")
+    create.add_argument("--tenant", default="default")
+    create.set_defaults(func=_create)
+
+    listing = actions.add_parser("list", help="list keys (never their secrets)")
+    listing.set_defaults(func=_list)
+
+    revoke = actions.add_parser("revoke", help="revoke a key; it stops working at once")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_revoke)
+
+    rotate = actions.add_parser(
+        "rotate", help="give a key a new secret (printed once); the old one stops at once"
+    )
+    rotate.add_argument("key_id")
+    rotate.set_defaults(func=_rotate)
+
+
+def _registry() -> Registry:
+    from functions.core.backends import make_registry
+    from functions.core.settings import get_settings
+
+    return make_registry(get_settings())
+
+
+def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
+    from functions.core.keys import key_summary
+
+    return {**key_summary(key), "secret": secret}
+
+
+def _create(args: argparse.Namespace) -> int:
+    from functions.core.keys import create_key
+    from model_build.cli import print_json
+
+    key, secret = create_key(
+        registry=_registry(),
+        name=args.name,
+        models=args.models.split(","),
+        admin=args.admin,
+        tenant=args.tenant,
+    )
+    print_json(_with_secret(key, secret))
+    print(_ONCE, file=sys.stderr)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from model_build.cli.publish import print_table
+
+    rows = [
+        [
+            k.key_id,
+            k.name,
+            ",".join(k.models),
+            "yes" if k.admin else "no",
+            "active" if k.active else "revoked",
+            k.created_at,
+            k.last_used_at or "-",
+        ]
+        for k in _registry().list_keys()
+    ]
+    print_table(["KEY ID", "NAME", "MODELS", "ADMIN", "STATUS", "CREATED", "LAST USED"], rows)
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from functions.core.keys import key_summary, revoke_key
+    from model_build.cli import print_json
+
+    print_json(key_summary(revoke_key(registry=_registry(), key_id=args.key_id)))
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from functions.core.keys import rotate_key
+    from model_build.cli import print_json
+
+    key, secret = rotate_key(registry=_registry(), key_id=args.key_id)
+    print_json(_with_secret(key, secret))
+    print(_ONCE, file=sys.stderr)
+    return 0

@@ -1,0 +1,289 @@
+"""Versions and aliases: ``modelway publish | versions | models | alias | rollback | history |
+retire``. Each talks to the registry and artifact store the settings choose (local or AWS)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import getpass
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from functions.core.registry.base import Alias, AliasEvent, Registry
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    publish = subparsers.add_parser(
+        "publish",
+        help="verify a model.tar.gz and publish it as the model's next version",
+        description=(
+            "Verify the artifact (manifest, checksum, parity, ONNX graph), store it and "
+            "register it as a new immutable version. Publishing a model file that is already "
+            "registered changes nothing and names the existing version. The new version gets "
+            "the alias given by --alias (created or moved; 'default' unless --no-alias), and "
+            "a model's first version always gets 'default'."
+        ),
+    )
+    publish.add_argument("artifact", type=Path, help="path to model.tar.gz")
+    target = publish.add_mutually_exclusive_group()
+    target.add_argument(
+        "--alias", default="default", help="alias to point at the new version (default: default)"
+    )
+    target.add_argument(
+        "--no-alias",
+        dest="alias",
+        action="store_const",
+        const=None,
+        help="move no alias (a model's first version still gets 'default')",
+    )
+    publish.set_defaults(func=_publish)
+
+    versions = subparsers.add_parser("versions", help="list a model's versions")
+    versions.add_argument("model")
+    versions.set_defaults(func=_versions)
+
+    models = subparsers.add_parser("models", help="list models and their aliases")
+    models.set_defaults(func=_models)
+
+    alias = subparsers.add_parser("alias", help="show or move a model's aliases")
+    alias_commands = alias.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
+    alias_set = alias_commands.add_parser(
+        "set",
+        help="point an alias at a version, optionally with a canary",
+        description=(
+            "Point ALIAS at VERSION; with --canary, send --weight percent of its traffic "
+            "to the canary version instead. The move is recorded (see 'modelway history')."
+        ),
+    )
+    alias_set.add_argument("model")
+    alias_set.add_argument("alias")
+    alias_set.add_argument("version", type=int)
+    alias_set.add_argument("--canary", type=int, default=None, metavar="VERSION")
+    alias_set.add_argument(
+        "--weight", type=int, default=None, metavar="PCT", help="canary traffic percent, 0..100"
+    )
+    alias_set.set_defaults(func=_alias_set)
+    alias_list = alias_commands.add_parser("list", help="list a model's aliases")
+    alias_list.add_argument("model")
+    alias_list.set_defaults(func=_alias_list)
+
+    rollback = subparsers.add_parser(
+        "rollback",
+        help="return an alias to its previous target",
+        description=(
+            "Return ALIAS to where it pointed before its last move (version and canary). "
+            "A rollback is itself a move, so rolling back twice returns to where you started."
+        ),
+    )
+    rollback.add_argument("model")
+    rollback.add_argument("alias")
+    rollback.set_defaults(func=_rollback)
+
+    history = subparsers.add_parser("history", help="show who moved a model's aliases, and when")
+    history.add_argument("model")
+    history.add_argument("--alias", default=None)
+    history.set_defaults(func=_history)
+
+    retire = subparsers.add_parser(
+        "retire",
+        help="retire a version (refused while an alias or canary points at it)",
+    )
+    retire.add_argument("model")
+    retire.add_argument("version", type=int)
+    retire.set_defaults(func=_retire)
+
+
+def current_actor() -> str:
+    """Who the registry records for a move: $MODELWAY_ACTOR, else the OS user."""
+    actor = os.environ.get("MODELWAY_ACTOR")
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"
+
+
+def _registry() -> Registry:
+    from functions.core.backends import make_registry
+    from functions.core.settings import get_settings
+
+    return make_registry(get_settings())
+
+
+# Commands -----------------------------------------------------------------------------------
+def _publish(args: argparse.Namespace) -> int:
+    from functions.core.backends import make_artifact_store, make_registry
+    from functions.core.publishing import publish_artifact
+    from functions.core.settings import get_settings
+    from model_build.cli import print_json
+    from model_build.verify import verify_artifact
+
+    settings = get_settings()
+    result = publish_artifact(
+        path=args.artifact,
+        registry=make_registry(settings),
+        store=make_artifact_store(settings),
+        settings=settings,
+        actor=current_actor(),
+        alias=args.alias,
+        verify=verify_artifact,
+    )
+    version = result.version
+    summary: dict[str, Any] = {
+        "model": version.model,
+        "version": version.version,
+        "created": result.created,
+        "sha256": version.sha256,
+        "artifact_uri": version.artifact_uri,
+        "aliases": {a.alias: a.version for a in result.aliases},
+    }
+    if not result.created:
+        summary["note"] = (
+            f"this model file is already {version.model} version {version.version}; "
+            "nothing was published"
+        )
+    print_json(summary)
+    return 0
+
+
+def _versions(args: argparse.Namespace) -> int:
+    registry = _registry()
+    versions = registry.list_versions(model=args.model)
+    pointers = _alias_pointers(registry.list_aliases(model=args.model))
+    rows = [
+        [
+            str(v.version),
+            v.status,
+            ",".join(pointers.get(v.version, [])) or "-",
+            v.sha256[:12],
+            v.created_at,
+            v.created_by,
+        ]
+        for v in versions
+    ]
+    print_table(["VERSION", "STATUS", "ALIASES", "SHA256", "CREATED", "BY"], rows)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    registry = _registry()
+    rows = []
+    for model in registry.list_models():
+        versions = registry.list_versions(model=model)
+        active = sum(1 for v in versions if v.status == "active")
+        aliases = " ".join(_describe_alias(a) for a in registry.list_aliases(model=model))
+        rows.append([model, str(versions[-1].version), str(active), aliases or "-"])
+    print_table(["MODEL", "LATEST", "ACTIVE", "ALIASES"], rows)
+    return 0
+
+
+def _alias_set(args: argparse.Namespace) -> int:
+    from model_build.cli import print_json
+
+    if args.weight is not None and args.canary is None:
+        raise _usage("--weight needs --canary VERSION")
+    alias = _registry().set_alias(
+        model=args.model,
+        alias=args.alias,
+        version=args.version,
+        actor=current_actor(),
+        canary_version=args.canary,
+        canary_weight=args.weight if args.weight is not None else 0,
+    )
+    print_json(_alias_dict(alias))
+    return 0
+
+
+def _alias_list(args: argparse.Namespace) -> int:
+    aliases = _registry().list_aliases(model=args.model)
+    rows = [
+        [
+            a.alias,
+            str(a.version),
+            str(a.canary_version) if a.canary_version is not None else "-",
+            f"{a.canary_weight}%" if a.canary_version is not None else "-",
+            a.updated_at,
+            a.updated_by,
+        ]
+        for a in aliases
+    ]
+    print_table(["ALIAS", "VERSION", "CANARY", "WEIGHT", "UPDATED", "BY"], rows)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from model_build.cli import print_json
+
+    alias = _registry().rollback_alias(model=args.model, alias=args.alias, actor=current_actor())
+    print_json(_alias_dict(alias))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    events = _registry().alias_history(model=args.model, alias=args.alias)
+    rows = [
+        [e.at, e.alias, e.action, _describe_target(e, "from"), _describe_target(e, "to"), e.actor]
+        for e in events
+    ]
+    print_table(["AT", "ALIAS", "ACTION", "FROM", "TO", "BY"], rows)
+    return 0
+
+
+def _retire(args: argparse.Namespace) -> int:
+    from model_build.cli import print_json
+
+    version = _registry().retire_version(
+        model=args.model, version=args.version, actor=current_actor()
+    )
+    print_json({"model": version.model, "version": version.version, "status": version.status})
+    return 0
+
+
+# Rendering ----------------------------------------------------------------------------------
+def _usage(message: str) -> Exception:
+    from functions.core.errors import InvalidRequest
+
+    return InvalidRequest(message, code="usage")
+
+
+def _alias_pointers(aliases: Sequence[Alias]) -> dict[int, list[str]]:
+    pointers: dict[int, list[str]] = {}
+    for a in aliases:
+        pointers.setdefault(a.version, []).append(a.alias)
+        if a.canary_version is not None:
+            pointers.setdefault(a.canary_version, []).append(f"{a.alias}(canary)")
+    return pointers
+
+
+def _describe_alias(alias: Alias) -> str:
+    text = f"{alias.alias}=v{alias.version}"
+    if alias.canary_version is not None:
+        text += f"+v{alias.canary_version}@{alias.canary_weight}%"
+    return text
+
+
+def _describe_target(event: AliasEvent, side: str) -> str:
+    version = getattr(event, f"{side}_version")
+    if version is None:
+        return "-"
+    canary = getattr(event, f"{side}_canary_version")
+    weight = getattr(event, f"{side}_canary_weight")
+    return f"v{version}" + (f"+v{canary}@{weight}%" if canary is not None else "")
+
+
+def _alias_dict(alias: Alias) -> dict[str, Any]:
+    return dataclasses.asdict(alias)
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """A compact left-aligned table; '(none)' when empty."""
+    if not rows:
+        print("(none)")
+        return
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for row in [headers, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))

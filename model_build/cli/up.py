@@ -1,0 +1,242 @@
+"""``modelway up``: the whole local stack in one command.
+
+Builds and publishes the digits demo model if the registry has no model yet, starts the model
+server and the router on loopback as two processes (the same two that run on AWS), watches the
+local ``inputs/`` folder for batch files, and prints a ready-to-paste curl. Ctrl-C stops all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from functions.core.registry.base import Registry
+    from functions.core.settings import Settings
+
+DEMO_MODEL = "digits"
+LOCAL_ADMIN_KEY_NAME = "local-admin"
+READY_TIMEOUT_SECONDS = 60.0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "up", help="start the local stack (model server + router) with the demo model"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="router port")
+    parser.add_argument("--serving-port", type=int, default=8080, help="model server port")
+    parser.add_argument(
+        "--no-watch", action="store_true", help="do not score files dropped in inputs/"
+    )
+    parser.set_defaults(func=run)
+
+
+@dataclass
+class LocalStack:
+    """The two processes of the local stack, started and stopped together."""
+
+    router_url: str
+    serving_url: str
+    processes: list[subprocess.Popen[bytes]]
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 10
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def ensure_demo_model(*, settings: Settings, registry: Registry) -> None:
+    """Build and publish the digits model unless the registry already holds a model."""
+    if registry.list_models():
+        return
+    from functions.core.backends import make_artifact_store
+    from functions.core.publishing import publish_artifact
+    from model_build.cli.build import default_out_dir
+    from model_build.digits import build_digits
+    from model_build.verify import verify_artifact
+
+    print("No model published yet: building the digits demo model …", flush=True)
+    result = build_digits(out_dir=default_out_dir(DEMO_MODEL))
+    published = publish_artifact(
+        path=result.artifact,
+        registry=registry,
+        store=make_artifact_store(settings),
+        settings=settings,
+        actor=_actor(),
+        alias="default",
+        verify=verify_artifact,
+    )
+    print(
+        f"Published {DEMO_MODEL} version {published.version.version} "
+        f"(test accuracy {result.test_accuracy:.4f}).",
+        flush=True,
+    )
+
+
+def issue_admin_key(*, registry: Registry) -> str:
+    """A fresh secret for the local admin key: rotated on every start, since only its hash
+    is stored and the previous secret cannot be shown again."""
+    from functions.core import keys
+
+    existing = next(
+        (k for k in registry.list_keys() if k.name == LOCAL_ADMIN_KEY_NAME and k.active), None
+    )
+    if existing is None:
+        _, secret = keys.create_key(
+            registry=registry, name=LOCAL_ADMIN_KEY_NAME, models=["*"], admin=True
+        )
+        return secret
+    _, secret = keys.rotate_key(registry=registry, key_id=existing.key_id)
+    return secret
+
+
+def start_stack(*, settings: Settings, host: str, port: int, serving_port: int) -> LocalStack:
+    """Start the model server and the router as child processes and wait until both answer."""
+    serving_url = f"http://{host}:{serving_port}"
+    router_url = f"http://{host}:{port}"
+    env = {
+        **os.environ,
+        "MODELWAY_ENV": "local",
+        "MODELWAY_HOME": str(settings.home),
+        "MODELWAY_SERVING_URL": serving_url,
+    }
+    serving = subprocess.Popen(
+        [
+            sys.executable, "-m", "serving", "local",
+            "--artifacts-dir", str(settings.artifacts_dir),
+            "--endpoint-prefix", settings.resolved_endpoint_prefix,
+            "--host", host, "--port", str(serving_port),
+        ],
+        env=env,
+    )  # fmt: skip
+    router = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "functions.api.app:create_app", "--factory",
+            "--host", host, "--port", str(port), "--log-level", "warning",
+        ],
+        env=env,
+    )  # fmt: skip
+    stack = LocalStack(router_url=router_url, serving_url=serving_url, processes=[serving, router])
+    try:
+        _wait_ready(f"{serving_url}/ping", process=serving)
+        _wait_ready(f"{router_url}/v2/health/ready", process=router)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _wait_ready(url: str, *, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready within {READY_TIMEOUT_SECONDS:.0f} s")
+
+
+def sample_request() -> tuple[dict[str, object], int]:
+    """A real held-out digit (the last of scikit-learn's bundled set) and its label."""
+    from model_build.digits import load_sample
+
+    pixels, label = load_sample(index=-1)
+    request = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 8, 8],
+                           "data": pixels}]}  # fmt: skip
+    return request, label
+
+
+def run(args: argparse.Namespace) -> int:
+    from functions.core.backends import make_registry
+    from functions.core.settings import get_settings
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    registry = make_registry(settings)
+    ensure_demo_model(settings=settings, registry=registry)
+    secret = issue_admin_key(registry=registry)
+
+    stack = start_stack(
+        settings=settings, host=args.host, port=args.port, serving_port=args.serving_port
+    )
+    stop = threading.Event()
+    watcher = None
+    if not args.no_watch:
+        from functions.batch.watch import watch_inputs
+
+        watcher = threading.Thread(
+            target=watch_inputs,
+            kwargs={"settings": settings, "stop_event": stop, "interval": 1.0},
+            name="inputs-watcher",
+            daemon=True,
+        )
+        watcher.start()
+
+    request, label = sample_request()
+    print(_banner(router_url=stack.router_url, secret=secret, request=request, label=label,
+                  settings=settings), flush=True)  # fmt: skip
+
+    # Stop on SIGTERM as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while all(p.poll() is None for p in stack.processes):
+            time.sleep(0.5)
+        print("error: a child process exited; stopping the stack", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping …", flush=True)
+        return 0
+    finally:
+        stop.set()
+        stack.stop()
+        if watcher is not None:
+            watcher.join(timeout=5)
+
+
+def _banner(
+    *, router_url: str, secret: str, request: dict[str, object], label: int, settings: Settings
+) -> str:
+    body = json.dumps(request, separators=(",", ":"))
+    return f"""
+modelway is up (state in {settings.home})
+  router        {router_url}
+  admin key     {secret}
+  (the key is shown once; it is rotated on every `modelway up`)
+
+Classify a handwritten digit (a held-out {label}):
+
+curl -s {router_url}/v2/models/{DEMO_MODEL}/infer \\
+  -H 'x-api-key: {secret}' -H 'content-type: application/json' \\
+  -d '{body}'
+
+Drop a .jsonl or .csv file into {settings.data_dir / "inputs" / DEMO_MODEL / "default"}/
+to score it; results land in {settings.data_dir / "outputs" / DEMO_MODEL}/.
+Ctrl-C stops everything.
+"""
+
+
+def _actor() -> str:
+    return os.environ.get("MODELWAY_ACTOR") or os.environ.get("USER") or "local"

@@ -1,0 +1,131 @@
+"""Refuse an artifact that must not be published; return its manifest otherwise.
+
+The full verification, for the CLI's ``publish``: everything ``check_artifact`` in
+``functions.core.publishing`` checks without onnx (only plain files at safe paths, a valid
+manifest whose parity passed, a valid model name, a matching sha256), then the ONNX graph
+itself: a well-formed model with its weights inside, whose inputs and outputs are exactly
+the manifest's signature (names, v2 datatypes, shapes with -1 for dynamic axes). Nothing is
+extracted to disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+from functions.core.errors import InvalidArtifact
+from functions.core.manifest import MANIFEST_NAME, Manifest, Signature, TensorSpec
+from functions.core.naming import MODEL_NAME_RE
+from functions.core.publishing import (
+    MAX_MANIFEST_BYTES,
+    _check_parity,
+    _open_archive,
+    _parse_manifest,
+    _read_member,
+    _safe_name,
+    check_artifact,
+)
+from model_build.signature import ONNX_TO_V2_DATATYPE, signature_from_model, signature_from_onnx
+
+__all__ = ["ONNX_TO_V2_DATATYPE", "signature_from_model", "signature_from_onnx", "verify_artifact"]
+
+
+def verify_artifact(*, path: Path) -> Manifest:
+    """Verify a ``model.tar.gz`` or an unpacked artifact directory at ``path``.
+
+    A ``Verifier`` for ``publish_artifact``; raises ``InvalidArtifact`` naming the problem.
+    """
+    if path.is_dir():
+        manifest, model_bytes = _read_directory(path)
+    elif path.is_file():
+        manifest = check_artifact(path=path)
+        with _open_archive(path) as (tar, members):
+            model_bytes = _read_member(
+                tar, members, _safe_name(manifest.model_file), limit=sys.maxsize
+            )
+    else:
+        raise InvalidArtifact(f"no artifact at {path}")
+    _compare_signatures(declared=manifest.signature, actual=_graph_signature(model_bytes))
+    return manifest
+
+
+def _read_directory(root: Path) -> tuple[Manifest, bytes]:
+    """The same light checks as ``check_artifact``, for files on disk."""
+    manifest = _parse_manifest(_read_file(root, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES))
+    _check_parity(manifest)
+    if not MODEL_NAME_RE.match(manifest.name):
+        raise InvalidArtifact(f"invalid model name {manifest.name!r} in {MANIFEST_NAME}")
+    model_file = _safe_name(manifest.model_file)
+    model_bytes = _read_file(root, model_file, limit=None)
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    if digest != manifest.sha256:
+        raise InvalidArtifact(
+            f"checksum mismatch: sha256 of {model_file} is {digest}, "
+            f"the manifest says {manifest.sha256}"
+        )
+    return manifest, model_bytes
+
+
+def _read_file(root: Path, name: str, *, limit: int | None) -> bytes:
+    root = root.resolve()
+    path = (root / name).resolve()
+    # A symlink may point anywhere; only files that really live in the artifact count.
+    if not path.is_relative_to(root):
+        raise InvalidArtifact(f"{name} points outside the artifact directory")
+    if not path.is_file():
+        raise InvalidArtifact(f"the artifact has no {name}")
+    if limit is not None and path.stat().st_size > limit:
+        raise InvalidArtifact(f"{name} is larger than {limit} bytes")
+    return path.read_bytes()
+
+
+def _graph_signature(model_bytes: bytes) -> Signature:
+    import onnx
+
+    try:
+        model = onnx.load_model_from_string(model_bytes)
+        onnx.checker.check_model(model)
+    except Exception as exc:  # DecodeError, ValidationError, ...: all mean "not a usable model"
+        raise InvalidArtifact(f"the model file is not a valid ONNX model: {exc}") from exc
+    external = [t.name for t in model.graph.initializer if t.data_location == t.EXTERNAL]
+    if external:
+        raise InvalidArtifact(
+            "the model keeps weights in external data files the artifact does not carry "
+            f"({', '.join(external[:3])}, ...); export with the weights inside the model"
+        )
+    return signature_from_model(model)
+
+
+def _compare_signatures(*, declared: Signature, actual: Signature) -> None:
+    problems = [
+        *_compare_specs("input", declared.inputs, actual.inputs),
+        *_compare_specs("output", declared.outputs, actual.outputs),
+    ]
+    if problems:
+        raise InvalidArtifact(
+            "manifest signature does not match the ONNX graph: " + "; ".join(problems)
+        )
+
+
+def _compare_specs(kind: str, declared: list[TensorSpec], actual: list[TensorSpec]) -> list[str]:
+    problems: list[str] = []
+    names = [spec.name for spec in declared]
+    if len(names) != len(set(names)):
+        problems.append(f"manifest lists an {kind} name twice: {names}")
+    declared_by_name = {spec.name: spec for spec in declared}
+    actual_by_name = {spec.name: spec for spec in actual}
+    graph_names = sorted(actual_by_name)
+    for name in sorted(declared_by_name.keys() - actual_by_name.keys()):
+        problems.append(f"manifest {kind} {name!r} is not a graph {kind} (graph has {graph_names})")
+    for name in sorted(actual_by_name.keys() - declared_by_name.keys()):
+        problems.append(f"graph {kind} {name!r} is missing from the manifest")
+    for name in sorted(declared_by_name.keys() & actual_by_name.keys()):
+        want, got = declared_by_name[name], actual_by_name[name]
+        if want.datatype != got.datatype:
+            problems.append(
+                f"{kind} {name!r} datatype: manifest {want.datatype}, graph {got.datatype}"
+            )
+        if want.shape != got.shape:
+            problems.append(f"{kind} {name!r} shape: manifest {want.shape}, graph {got.shape}")
+    return problems

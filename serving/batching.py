@@ -1,0 +1,223 @@
+"""Dynamic batching: concurrent requests for one version share one ``session.run``.
+
+One worker thread per session takes the oldest waiting request, gathers every queued request
+whose tensors differ from it only in the batch axis (axis 0), waits at most
+``max_queue_delay`` after the first one arrived for more, runs the stacked batch once and
+hands each caller its own rows back. Requests with other non-batch dims or dtypes stay queued
+in order for a later batch: they are never mixed. The queue is bounded; a full queue is an
+``Overloaded`` error (503) at submit time, not unbounded latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from serving.errors import ModelFailure, Overloaded, ServingError
+
+log = logging.getLogger("serving")
+
+Tensors = dict[str, np.ndarray]
+RunFn = Callable[[Tensors], Tensors]
+
+
+@dataclass
+class BatchStats:
+    """What the worker did; read by tests and the benchmark to see batching happen."""
+
+    runs: int = 0
+    requests: int = 0
+    rows: int = 0
+    # requests coalesced per session.run -> how many runs had that many.
+    requests_per_run: Counter[int] = field(default_factory=Counter)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "runs": self.runs,
+            "requests": self.requests,
+            "rows": self.rows,
+            "requests_per_run": dict(sorted(self.requests_per_run.items())),
+        }
+
+
+@dataclass
+class _Pending:
+    inputs: Tensors
+    rows: int
+    # Everything but the batch axis: only requests with equal keys are stacked together.
+    key: tuple[tuple[str, str, tuple[int, ...]], ...]
+    future: Future[Tensors]
+    arrived: float
+
+
+def _batch_key(inputs: Mapping[str, np.ndarray]) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
+    return tuple((name, arr.dtype.str, arr.shape[1:]) for name, arr in sorted(inputs.items()))
+
+
+class DynamicBatcher:
+    def __init__(
+        self,
+        *,
+        run: RunFn,
+        name: str,
+        max_batch_size: int = 32,
+        max_queue_delay_s: float = 0.002,
+        max_queue_size: int = 256,
+        batchable: bool = True,
+    ) -> None:
+        self._run = run
+        self._name = name
+        # A model whose axis 0 is not a free batch axis still gets one worker and the
+        # bounded queue, but runs each request alone.
+        self._max_rows = max_batch_size if batchable else 1
+        self._delay = max_queue_delay_s if batchable and max_batch_size > 1 else 0.0
+        self._max_queue = max_queue_size
+        self._queue: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.stats = BatchStats()
+        self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, inputs: Tensors) -> Future[Tensors]:
+        """Queue one request (all inputs share axis 0); the future resolves to all outputs
+        for its rows, or to a ``ServingError``."""
+        rows = int(next(iter(inputs.values())).shape[0]) if inputs else 1
+        pending = _Pending(
+            inputs=inputs,
+            rows=rows,
+            key=_batch_key(inputs),
+            future=Future(),
+            arrived=time.monotonic(),
+        )
+        with self._cond:
+            if self._closed:
+                raise Overloaded(f"{self._name} is shutting down")
+            if len(self._queue) >= self._max_queue:
+                raise Overloaded(f"{self._name} has {len(self._queue)} requests waiting")
+            self._queue.append(pending)
+            self._cond.notify()
+        return pending.future
+
+    def close(self, *, timeout: float | None = 30.0) -> None:
+        """Stop accepting work; what is already queued still runs. Waits up to ``timeout``
+        seconds for that (None: do not wait)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if timeout is not None and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # -- worker ------------------------------------------------------------------------
+
+    def _take_matching(self, batch: list[_Pending], rows: int) -> int:
+        """Move queued requests that stack with ``batch[0]`` into ``batch``, oldest first,
+        until the row budget is spent. Caller holds the lock."""
+        key = batch[0].key
+        kept: deque[_Pending] = deque()
+        while self._queue:
+            item = self._queue.popleft()
+            if item.key == key and rows + item.rows <= self._max_rows:
+                batch.append(item)
+                rows += item.rows
+            else:
+                kept.append(item)
+                if item.key == key:  # the next stackable one does not fit: keep order
+                    break
+        kept.extend(self._queue)
+        self._queue = kept
+        return rows
+
+    def _next_batch(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            batch = [self._queue.popleft()]
+            rows = self._take_matching(batch, batch[0].rows)
+            deadline = batch[0].arrived + self._delay
+            while rows < self._max_rows and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+                rows = self._take_matching(batch, rows)
+            return batch
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            # A caller that went away (client disconnect cancels the future) costs nothing.
+            batch = [p for p in batch if p.future.set_running_or_notify_cancel()]
+            if batch:
+                self._execute(batch)
+
+    def _call_run(self, inputs: Tensors, *, requests: int, rows: int) -> Tensors:
+        try:
+            return self._run(inputs)
+        finally:
+            self.stats.runs += 1
+            self.stats.requests += requests
+            self.stats.rows += rows
+            self.stats.requests_per_run[requests] += 1
+
+    def _run_alone(self, pending: _Pending) -> None:
+        try:
+            outputs = self._call_run(pending.inputs, requests=1, rows=pending.rows)
+        except ServingError as exc:
+            pending.future.set_exception(exc)
+        except Exception as exc:
+            log.exception("%s: session.run failed", self._name)
+            pending.future.set_exception(ModelFailure(f"inference failed: {exc}"))
+        else:
+            pending.future.set_result(outputs)
+
+    def _execute(self, batch: list[_Pending]) -> None:
+        if len(batch) == 1:
+            self._run_alone(batch[0])
+            return
+        total = sum(p.rows for p in batch)
+        try:
+            inputs = {
+                name: np.concatenate([p.inputs[name] for p in batch], axis=0)
+                for name in batch[0].inputs
+            }
+            outputs = self._call_run(inputs, requests=len(batch), rows=total)
+            for name, arr in outputs.items():
+                if arr.ndim == 0 or arr.shape[0] != total:
+                    raise ModelFailure(
+                        f"output {name!r} has shape {list(arr.shape)}: no batch axis to split "
+                        f"{total} rows along"
+                    )
+        except Exception:
+            # One request's bad values (say, an index out of range) must not fail the others
+            # it happened to be batched with: run each alone so only the culprit fails.
+            log.warning(
+                "%s: a batch of %d requests failed; running them one by one",
+                self._name,
+                len(batch),
+                exc_info=True,
+            )
+            for p in batch:
+                self._run_alone(p)
+            return
+        start = 0
+        for p in batch:
+            end = start + p.rows
+            p.future.set_result({name: arr[start:end] for name, arr in outputs.items()})
+            start = end

@@ -1,0 +1,175 @@
+"""One served version, KServe-style: ``load`` once, then per request
+``preprocess`` (v2 request -> checked numpy inputs) -> ``predict`` (the dynamic batcher and
+ONNX Runtime) -> ``postprocess`` (numpy -> v2 response)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+
+from serving.artifact import Artifact, open_artifact
+from serving.batching import DynamicBatcher, Tensors
+from serving.config import ServingConfig
+from serving.errors import InvalidTensor
+from serving.protocol import EncodedResponse, InferRequest, OutputTensor, encode_response
+from serving.session import create_session
+from serving.signature import NUMPY_DTYPES, Signature, reconcile, signature_from_session
+
+log = logging.getLogger("serving")
+
+
+def _shape_fits(expected: tuple[int, ...], actual: tuple[int, ...]) -> bool:
+    return len(expected) == len(actual) and all(
+        e == -1 or e == a for e, a in zip(expected, actual, strict=True)
+    )
+
+
+class OnnxModel:
+    def __init__(
+        self, *, artifact: Artifact, config: ServingConfig, name: str, version: str
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.artifact = artifact
+        self._config = config
+        self.signature: Signature = artifact.signature
+        self.ready = False
+        self._batcher: DynamicBatcher | None = None
+
+    @classmethod
+    def from_source(
+        cls,
+        source: Path,
+        *,
+        config: ServingConfig,
+        name: str | None = None,
+        version: str | None = None,
+        scratch_parent: Path | None = None,
+    ) -> OnnxModel:
+        """Open and load a version. ``name``/``version`` override the manifest's (local mode
+        addresses versions by their place in the artifacts directory)."""
+        artifact = open_artifact(source, scratch_parent=scratch_parent)
+        if version is None:
+            version = str(artifact.version) if artifact.version is not None else None
+        model = cls(
+            artifact=artifact,
+            config=config,
+            name=name or artifact.name,
+            version=version or config.model_version or "unknown",
+        )
+        try:
+            model.load()
+        except BaseException:
+            artifact.cleanup()
+            raise
+        return model
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def load(self) -> None:
+        self._session = create_session(self.artifact.model_path, threads=self._config.ort_threads)
+        self.signature = reconcile(self.artifact.signature, signature_from_session(self._session))
+        self._output_names = [t.name for t in self.signature.outputs]
+        self._warm_up()
+        self._batcher = DynamicBatcher(
+            run=self._run,
+            name=f"{self.name}/{self.version}",
+            max_batch_size=self._config.max_batch_size,
+            max_queue_delay_s=self._config.max_queue_delay_ms / 1000.0,
+            max_queue_size=self._config.max_queue_size,
+            batchable=self.signature.batchable,
+        )
+        self.ready = True
+
+    def _warm_up(self) -> None:
+        """One run before the first request, so it does not pay lazy initialisation (memory
+        arenas, CUDA kernels). A model that rejects the dummy input is still served."""
+        dummy = {
+            t.name: np.zeros([d if d > 0 else 1 for d in t.shape], dtype=NUMPY_DTYPES[t.datatype])
+            for t in self.signature.inputs
+        }
+        try:
+            self._run(dummy)
+        except Exception as exc:
+            log.warning("%s/%s: warm-up failed (%s); serving anyway", self.name, self.version, exc)
+
+    def _run(self, inputs: Tensors) -> Tensors:
+        results = self._session.run(self._output_names, inputs)
+        return dict(zip(self._output_names, results, strict=True))
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop taking requests; queued ones still run. ``wait=False`` returns at once (the
+        worker finishes them in the background), for callers on the event loop."""
+        self.ready = False
+        if self._batcher is not None:
+            self._batcher.close(timeout=30.0 if wait else None)
+        # ONNX Runtime holds the model in memory, so the files can go even mid-run.
+        self.artifact.cleanup()
+
+    @property
+    def batcher(self) -> DynamicBatcher:
+        if self._batcher is None:
+            raise RuntimeError("model not loaded")
+        return self._batcher
+
+    # -- request path -------------------------------------------------------------------
+
+    def preprocess(self, request: InferRequest) -> Tensors:
+        given = {t.name: t for t in request.inputs}
+        expected = [t.name for t in self.signature.inputs]
+        unknown = sorted(set(given) - set(expected))
+        if unknown:
+            raise InvalidTensor(f"unknown input {unknown[0]!r}; this model takes {expected}")
+        missing = [name for name in expected if name not in given]
+        if missing:
+            raise InvalidTensor(f"missing input {missing[0]!r}; this model takes {expected}")
+        inputs: Tensors = {}
+        for spec in self.signature.inputs:
+            tensor = given[spec.name]
+            if tensor.datatype != spec.datatype:
+                raise InvalidTensor(
+                    f"input {spec.name!r} must be {spec.datatype}, got {tensor.datatype}"
+                )
+            if not _shape_fits(spec.shape, tensor.shape):
+                raise InvalidTensor(
+                    f"input {spec.name!r} must have shape {list(spec.shape)} (-1: any), "
+                    f"got {list(tensor.shape)}"
+                )
+            inputs[spec.name] = tensor.array
+        if self.signature.batchable and len({a.shape[0] for a in inputs.values()}) > 1:
+            raise InvalidTensor("all inputs must have the same batch size (axis 0)")
+        if request.outputs is not None:
+            for out in request.outputs:
+                if self.signature.output(out.name) is None:
+                    raise InvalidTensor(
+                        f"unknown output {out.name!r}; this model has {self._output_names}"
+                    )
+        return inputs
+
+    def predict(self, inputs: Tensors) -> Future[Tensors]:
+        return self.batcher.submit(inputs)
+
+    def postprocess(self, request: InferRequest, outputs: Tensors) -> EncodedResponse:
+        if request.outputs is None:
+            chosen = [(name, request.binary_output) for name in self._output_names]
+        else:
+            chosen = [
+                (o.name, request.binary_output if o.binary is None else o.binary)
+                for o in request.outputs
+            ]
+        tensors = []
+        for name, binary in chosen:
+            spec = self.signature.output(name)
+            assert spec is not None  # checked in preprocess
+            tensors.append(
+                OutputTensor(name=name, datatype=spec.datatype, array=outputs[name], binary=binary)
+            )
+        return encode_response(
+            model_name=self.name,
+            model_version=self.version,
+            request_id=request.id,
+            outputs=tensors,
+        )

@@ -1,0 +1,155 @@
+"""Builders for the router tests: a fake runtime client, a hand-driven clock, registry
+content, keys and requests. Fixtures over these live in ``conftest.py``."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from functions.api.app import create_app
+from functions.api.deps import get_registry, get_runtime
+from functions.core import keys
+from functions.core.clock import utc_now
+from functions.core.manifest import Manifest, ParityReport, Signature, TensorSpec
+from functions.core.naming import endpoint_name, variant_name
+from functions.core.registry.base import ModelVersion
+from functions.core.registry.local import SqliteRegistry
+from functions.core.runtime.base import JSON, RuntimeResponse
+from functions.core.settings import Settings
+
+MODEL = "digits"
+PREFIX = "modelway-test"
+PAYLOAD_LIMIT = 64 * 1024
+# The digits demo's signature (model_build/digits): raw 8x8 pixels in, logits and label out.
+DIGITS_SIGNATURE = Signature(
+    inputs=[TensorSpec(name="input", datatype="FP32", shape=[-1, 1, 8, 8])],
+    outputs=[
+        TensorSpec(name="logits", datatype="FP32", shape=[-1, 10]),
+        TensorSpec(name="label", datatype="INT64", shape=[-1]),
+    ],
+)
+
+
+@dataclass
+class Call:
+    endpoint: str
+    variant: str | None
+    body: bytes
+    content_type: str
+
+
+@dataclass
+class FakeRuntime:
+    """A ``RuntimeClient`` that records each call and answers like the model server would:
+    a v2 response from the variant it was sent to, unless told to fail or answer otherwise."""
+
+    calls: list[Call] = field(default_factory=list)
+    error: Exception | None = None
+    answer: Callable[[Call], RuntimeResponse] | None = None
+
+    def invoke(
+        self, *, endpoint: str, variant: str | None, body: bytes, content_type: str
+    ) -> RuntimeResponse:
+        call = Call(endpoint=endpoint, variant=variant, body=body, content_type=content_type)
+        self.calls.append(call)
+        if self.error is not None:
+            raise self.error
+        if self.answer is not None:
+            return self.answer(call)
+        document = {
+            "model_name": MODEL,
+            "model_version": (variant or "v0")[1:],
+            "outputs": [{"name": "label", "datatype": "INT64", "shape": [1], "data": [3]}],
+        }
+        return RuntimeResponse(
+            body=json.dumps(document).encode(), content_type=JSON, variant=variant
+        )
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def build_app(
+    *,
+    settings: Settings,
+    registry: SqliteRegistry,
+    runtime: FakeRuntime,
+    clock: FakeClock,
+    rng: random.Random,
+) -> FastAPI:
+    app = create_app(settings=settings, clock=clock, rng=rng)
+    app.dependency_overrides[get_registry] = lambda: registry
+    app.dependency_overrides[get_runtime] = lambda: runtime
+    return app
+
+
+def add_version(
+    registry: SqliteRegistry,
+    *,
+    model: str = MODEL,
+    signature: Signature = DIGITS_SIGNATURE,
+    alias: str | None = "default",
+) -> ModelVersion:
+    """Register a version directly (as ``modelway publish`` would), optionally aliased."""
+    number = registry.next_version(model=model)
+    sha = f"{number:064x}"
+    manifest = Manifest(
+        name=model,
+        version=number,
+        sha256=sha,
+        signature=signature,
+        parity=ParityReport(
+            samples=8, max_abs_diff=0.0, argmax_agreement=1.0, tolerance=1e-4, passed=True
+        ),
+    )
+    version = registry.register_version(
+        version=ModelVersion(
+            model=model,
+            version=number,
+            sha256=sha,
+            artifact_uri=f"file:///artifacts/{model}/{number}/model.tar.gz",
+            manifest=manifest.to_json_dict(),
+            created_at=utc_now(),
+            created_by="tests",
+            endpoint_name=endpoint_name(prefix=PREFIX, model=model),
+            variant_name=variant_name(version=number),
+        )
+    )
+    if alias is not None:
+        registry.set_alias(model=model, alias=alias, version=number, actor="tests")
+    return version
+
+
+def make_key(
+    registry: SqliteRegistry, *, models: list[str], admin: bool = False, name: str = "tester"
+) -> str:
+    _, secret = keys.create_key(registry=registry, name=name, models=models, admin=admin)
+    return secret
+
+
+def digit_request(*, batch: int = 1, value: float = 1.0) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [batch, 1, 8, 8],
+                "datatype": "FP32",
+                "data": [value] * (batch * 64),
+            }
+        ]
+    }

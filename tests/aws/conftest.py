@@ -1,0 +1,78 @@
+"""AWS code paths under moto's in-process ``mock_aws``: the registry table, the bucket, the
+usage plan, SageMaker.
+
+moto executes one request at a time only by accident: its DynamoDB transaction snapshots
+the table and restores the snapshot on failure, so two threads could interleave inside one
+request. Real AWS applies each request atomically, so ``atomic_moto`` serializes moto's
+request handling — threads still race between requests, which is the concurrency the
+registry must survive.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+REGION = "us-east-1"
+TABLE = "modelway-test-registry"
+BUCKET = "modelway-test-data"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, and no profile or endpoint from the developer's shell."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+def serialize_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make each moto request atomic (see the module docstring)."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.RLock()
+    original = BotocoreStubber.process_request
+
+    def process_request(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return original(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
+
+
+@pytest.fixture
+def mocked(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from moto import mock_aws
+
+    serialize_moto(monkeypatch)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def registry(mocked: None) -> Any:
+    from functions.core.registry.dynamodb import DynamoDBRegistry, create_table
+
+    create_table(table_name=TABLE, region=REGION)
+    return DynamoDBRegistry(table_name=TABLE, region=REGION)
+
+
+@pytest.fixture
+def bucket(mocked: None) -> str:
+    import boto3
+
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+@pytest.fixture
+def store(bucket: str) -> Any:
+    from functions.core.artifacts.s3 import S3ArtifactStore
+
+    return S3ArtifactStore(bucket=bucket, artifacts_prefix="artifacts/", region=REGION)

@@ -1,0 +1,162 @@
+"""API keys as a user meets them: a secret shown once, scopes enforced, revoke and rotate
+take effect at once, and the API Gateway seam kept in step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from functions.core.auth import hash_secret
+from functions.core.errors import Conflict, Forbidden, InvalidRequest, Unauthenticated
+from functions.core.keys import (
+    authenticate,
+    authorize_admin,
+    authorize_model,
+    create_key,
+    key_summary,
+    revoke_key,
+    rotate_key,
+)
+from functions.core.registry.exceptions import KeyNotFound
+from functions.core.registry.local import SqliteRegistry
+
+
+def test_a_new_key_authenticates_and_only_its_hash_is_stored(registry: SqliteRegistry) -> None:
+    key, secret = create_key(registry=registry, name="ci", models=["digits"], admin=False)
+
+    assert secret.startswith(f"mw_{key.key_id}_")
+    assert key.secret_hash == hash_secret(secret)
+    assert authenticate(registry=registry, secret=secret).key_id == key.key_id
+    for file in registry.path.parent.glob(registry.path.name + "*"):  # the db and its WAL
+        assert secret.encode() not in file.read_bytes()
+    assert "secret_hash" not in key_summary(key)
+    assert key_summary(key)["models"] == ["digits"]
+
+
+def test_unknown_missing_and_revoked_keys_are_told_apart(registry: SqliteRegistry) -> None:
+    key, secret = create_key(registry=registry, name="ci", models=["*"], admin=False)
+
+    with pytest.raises(Unauthenticated, match="missing API key"):
+        authenticate(registry=registry, secret="")
+    with pytest.raises(Unauthenticated, match="unknown API key"):
+        authenticate(registry=registry, secret=secret + "x")
+
+    revoked = revoke_key(registry=registry, key_id=key.key_id)
+    assert revoked.active is False
+    with pytest.raises(Unauthenticated, match="revoked") as caught:
+        authenticate(registry=registry, secret=secret)
+    assert caught.value.code == "key_revoked"
+
+    # Revoking again is harmless and keeps the first revocation time.
+    assert revoke_key(registry=registry, key_id=key.key_id).revoked_at == revoked.revoked_at
+
+
+def test_rotation_keeps_the_id_and_scopes_and_stops_the_old_secret(
+    registry: SqliteRegistry,
+) -> None:
+    key, old = create_key(registry=registry, name="svc", models=["digits", "iris"], admin=True)
+
+    rotated, new = rotate_key(registry=registry, key_id=key.key_id)
+
+    assert new != old
+    assert (rotated.key_id, rotated.models, rotated.admin) == (key.key_id, key.models, True)
+    assert rotated.rotated_at is not None
+    assert authenticate(registry=registry, secret=new).key_id == key.key_id
+    with pytest.raises(Unauthenticated, match="unknown"):
+        authenticate(registry=registry, secret=old)
+
+
+def test_a_revoked_key_cannot_be_rotated_back_to_life(registry: SqliteRegistry) -> None:
+    key, _ = create_key(registry=registry, name="svc", models=["*"], admin=False)
+    revoke_key(registry=registry, key_id=key.key_id)
+    with pytest.raises(Conflict):
+        rotate_key(registry=registry, key_id=key.key_id)
+    with pytest.raises(KeyNotFound):
+        rotate_key(registry=registry, key_id="key_nope")
+
+
+def test_scopes(registry: SqliteRegistry) -> None:
+    digits, _ = create_key(registry=registry, name="a", models=["digits"], admin=False)
+    every, _ = create_key(registry=registry, name="b", models=["*", "digits"], admin=True)
+
+    authorize_model(digits, "digits")
+    with pytest.raises(Forbidden, match="may not call model 'iris'"):
+        authorize_model(digits, "iris")
+    with pytest.raises(Forbidden, match="admin"):
+        authorize_admin(digits)
+
+    assert every.models == ("*",)
+    authorize_model(every, "iris")
+    authorize_admin(every)
+
+
+@pytest.mark.parametrize(
+    ("name", "models"), [("", ["digits"]), ("ok", []), ("ok", [" "]), ("ok", ["Not Valid"])]
+)
+def test_bad_key_requests_are_refused(
+    registry: SqliteRegistry, name: str, models: list[str]
+) -> None:
+    with pytest.raises(InvalidRequest):
+        create_key(registry=registry, name=name, models=models, admin=False)
+    assert registry.list_keys() == []
+
+
+def test_touch_records_last_use(registry: SqliteRegistry) -> None:
+    key, secret = create_key(registry=registry, name="a", models=["*"], admin=False)
+    assert registry.get_key(key_id=key.key_id).last_used_at is None
+
+    authenticate(registry=registry, secret=secret)
+    assert registry.get_key(key_id=key.key_id).last_used_at is None
+    authenticate(registry=registry, secret=secret, touch=True)
+    assert registry.get_key(key_id=key.key_id).last_used_at is not None
+
+
+# The API Gateway seam --------------------------------------------------------------------------
+class FakeGateway:
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}  # apigw id -> secret
+        self.counter = 0
+
+    def create_api_key(self, *, key_id: str, name: str, secret: str) -> str:
+        self.counter += 1
+        apigw_id = f"apigw-{self.counter}"
+        self.keys[apigw_id] = secret
+        return apigw_id
+
+    def delete_api_key(self, *, apigw_key_id: str) -> None:
+        self.keys.pop(apigw_key_id, None)
+
+
+def test_the_gateway_holds_exactly_the_live_secrets(registry: SqliteRegistry) -> None:
+    gateway = FakeGateway()
+
+    key, secret = create_key(
+        registry=registry, name="a", models=["*"], admin=False, gateway=gateway
+    )
+    assert key.apigw_key_id == "apigw-1"
+    assert gateway.keys == {"apigw-1": secret}
+
+    rotated, new = rotate_key(registry=registry, key_id=key.key_id, gateway=gateway)
+    assert rotated.apigw_key_id == "apigw-2"
+    assert gateway.keys == {"apigw-2": new}
+    assert registry.get_key(key_id=key.key_id).apigw_key_id == "apigw-2"
+
+    revoke_key(registry=registry, key_id=key.key_id, gateway=gateway)
+    assert gateway.keys == {}
+    assert registry.get_key(key_id=key.key_id).apigw_key_id is None
+
+
+def test_a_registry_failure_leaves_no_orphan_gateway_key(registry: SqliteRegistry) -> None:
+    gateway = FakeGateway()
+
+    class Broken:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(registry, name)
+
+        def create_key(self, **kwargs: Any) -> Any:
+            raise RuntimeError("registry down")
+
+    with pytest.raises(RuntimeError):
+        create_key(registry=Broken(), name="a", models=["*"], admin=False, gateway=gateway)
+    assert gateway.keys == {}
