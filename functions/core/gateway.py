@@ -83,11 +83,26 @@ class ApiGatewayKeys:
         return apigw_key_id
 
     def delete_api_key(self, *, apigw_key_id: str) -> None:
-        """Deleting the key also takes it off every usage plan. Idempotent."""
+        """Off the usage plan, then deleted. Idempotent."""
         from botocore.exceptions import ClientError
 
         try:
-            self._apigw.delete_api_key(apiKey=apigw_key_id)
+            self._apigw.get_api_key(apiKey=apigw_key_id)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NotFoundException":
-                raise
+            if exc.response.get("Error", {}).get("Code") == "NotFoundException":
+                return  # deleted before
+            raise
+        # Deleting a key takes it off its plans too; saying so first keeps that explicit
+        # (and a key whose deletion fails is at least no longer metered as a caller).
+        for call, kwargs in (
+            (
+                self._apigw.delete_usage_plan_key,
+                {"usagePlanId": self._usage_plan_id, "keyId": apigw_key_id},
+            ),
+            (self._apigw.delete_api_key, {"apiKey": apigw_key_id}),
+        ):
+            try:
+                call(**kwargs)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NotFoundException":
+                    raise

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     key_cache_ttl_seconds: float = 30.0
     registry_cache_ttl_seconds: float = 5.0
     runtime_connect_timeout_seconds: float = 2.0
-    runtime_read_timeout_seconds: float = 30.0
+    # Two attempts of 12 s stay inside API Gateway's 29 s integration timeout.
+    runtime_read_timeout_seconds: float = 12.0
     runtime_max_attempts: int = 2
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -143,12 +143,3 @@ class Storage(Construct):
     ) -> None:
         """``actions`` on the objects under ``prefix`` only."""
         allow(role, actions=actions, resources=[self.objects(prefix)], wildcard_reason=reason)
-
-    def grant_list(self, role: iam.IRole, *, prefixes: list[str]) -> None:
-        """Listing keys, limited to ``prefixes`` by the ``s3:prefix`` condition."""
-        allow(
-            role,
-            actions=["s3:ListBucket"],
-            resources=[self.bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
-        )

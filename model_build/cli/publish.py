@@ -61,7 +61,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     alias_set.add_argument("model")
     alias_set.add_argument("alias")
     alias_set.add_argument("version", type=int)
-    alias_set.add_argument("--canary", type=int, default=None, metavar="VERSION")
+    alias_set.add_argument(
+        "--canary",
+        type=int,
+        default=None,
+        metavar="VERSION",
+        help="canary version (weight 0 unless --weight)",
+    )
     alias_set.add_argument(
         "--weight", type=int, default=None, metavar="PCT", help="canary traffic percent, 0..100"
     )

@@ -189,7 +189,12 @@ def run(args: argparse.Namespace) -> int:
 
         watcher = threading.Thread(
             target=watch_inputs,
-            kwargs={"settings": settings, "stop_event": stop, "interval": 1.0},
+            kwargs={
+                # Batch files are scored through the model server this run started.
+                "settings": settings.model_copy(update={"serving_url": stack.serving_url}),
+                "stop_event": stop,
+                "interval": 1.0,
+            },
             name="inputs-watcher",
             daemon=True,
         )

@@ -15,6 +15,7 @@ uploads is the backstop for a process that dies in between).
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import threading
@@ -36,6 +37,7 @@ WRITER_PART_SIZE = 8 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_READ_BUFFER = 1024 * 1024
 
 
 class S3ArtifactStore:
@@ -154,9 +156,9 @@ class S3ArtifactStore:
             if _code(exc) in _NOT_FOUND:
                 raise ObjectNotFound(f"no object {key!r}") from None
             raise
-        # botocore's StreamingBody: read(n), iter_chunks(), iter_lines(), close().
-        body: BinaryIO = resp["Body"]
-        return body
+        # A buffered file over the response stream: read(n), readline(), line iteration and
+        # ``with``, as the directory store's open(path, "rb") gives.
+        return io.BufferedReader(_StreamingRaw(resp["Body"]), buffer_size=_READ_BUFFER)
 
     def put_object(self, *, key: str, body: bytes) -> str:
         _check_key(key)
@@ -256,6 +258,26 @@ class S3ObjectWriter:
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
+
+
+class _StreamingRaw(io.RawIOBase):
+    """botocore's StreamingBody as a raw stream, so ``io.BufferedReader`` can wrap it."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
 
 
 def _transfer_config() -> Any:

@@ -176,10 +176,12 @@ class SqliteRegistry:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # Also after a failed COMMIT: never leave this thread's connection mid-transaction.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
@@ -347,6 +349,8 @@ class SqliteRegistry:
             )
 
     def rollback_alias(self, *, model: str, alias: str, actor: str) -> Alias:
+        """Move the alias to the ``from_*`` target of its last event. A rollback is itself
+        recorded as a move, so rolling back twice toggles between the last two targets."""
         with self._write() as tx:
             last = tx.execute(
                 "SELECT from_version, from_canary_version, from_canary_weight FROM alias_events "

@@ -1,0 +1,268 @@
+"""The environment's dashboard and alarms, and where alarms are sent.
+
+Alarms: the API's 5xx rate and p99 latency, and the *rollback* alarm that SageMaker
+deployment guardrails watch while a new version takes traffic (its name is given to the
+router, which passes it in ``AutoRollbackConfiguration``). The rollback alarm counts the
+stage's 5xx answers: every model endpoint's failure reaches callers as a 502/503/504 through
+this one stage, and it is the one signal that covers all of this environment's endpoints and
+nothing else (SageMaker's own metrics exist per endpoint, and alarms cannot aggregate them by
+name prefix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import AlarmConfig
+from infra.constructs.lambdas import METRICS_NAMESPACE
+
+ONE_MINUTE = cdk.Duration.minutes(1)
+FIVE_MINUTES = cdk.Duration.minutes(5)
+SAGEMAKER_NAMESPACE = "AWS/SageMaker"
+# Instance metrics (GPU, memory, disk) of endpoints.
+ENDPOINT_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_prefix: str,
+        settings: AlarmConfig,
+        rollback_alarm_name: str,
+        stage: apigw.Stage,
+        functions: dict[str, lambda_.IFunction],
+        dead_letter_queue: sqs.IQueue,
+        extra_alarms: Sequence[cloudwatch.IAlarm] = (),
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.endpoint_prefix = endpoint_prefix
+        self.stage = stage
+
+        # CloudWatch publishes to an encrypted topic only with a customer managed key whose
+        # policy lets it use the key.
+        self.topic_key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"{endpoint_prefix}: encrypts the alarm topic",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        self.topic_key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey"
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{endpoint_prefix}-alarms",
+            display_name=f"modelway {endpoint_prefix} alarms",
+            master_key=self.topic_key,
+            enforce_ssl=True,
+        )
+        for email in settings.emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+        requests = stage.metric_count(period=ONE_MINUTE, statistic="Sum")
+        server_errors = stage.metric_server_error(period=ONE_MINUTE, statistic="Sum")
+        self.error_rate_alarm = cloudwatch.Alarm(
+            self,
+            "Api5xxRate",
+            alarm_name=f"{endpoint_prefix}-api-5xx-rate",
+            alarm_description=f"More than {settings.api_5xx_rate_percent}% of API requests "
+            "answered 5xx.",
+            metric=cloudwatch.MathExpression(
+                expression="IF(requests > 0, 100 * errors / requests, 0)",
+                using_metrics={"requests": requests, "errors": server_errors},
+                label="5xx rate (%)",
+                period=ONE_MINUTE,
+            ),
+            threshold=settings.api_5xx_rate_percent,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=settings.evaluation_periods,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.latency_alarm = cloudwatch.Alarm(
+            self,
+            "ApiP99Latency",
+            alarm_name=f"{endpoint_prefix}-api-p99-latency",
+            alarm_description=f"API p99 latency above {settings.api_p99_latency_ms} ms.",
+            metric=stage.metric_latency(period=ONE_MINUTE, statistic="p99"),
+            threshold=settings.api_p99_latency_ms,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=settings.evaluation_periods,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.rollback_alarm = cloudwatch.Alarm(
+            self,
+            "Rollback",
+            alarm_name=rollback_alarm_name,
+            alarm_description="Deployment guardrail: SageMaker rolls an endpoint update back "
+            f"when the API answers {settings.rollback_5xx_count} or more 5xx in a minute.",
+            metric=server_errors,
+            threshold=settings.rollback_5xx_count,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarms: list[cloudwatch.IAlarm] = [
+            self.error_rate_alarm,
+            self.latency_alarm,
+            self.rollback_alarm,
+            *extra_alarms,
+        ]
+        action = cw_actions.SnsAction(self.topic)
+        for alarm in self.alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{endpoint_prefix}-overview",
+            default_interval=cdk.Duration.hours(3),
+        )
+        self._add_widgets(functions=functions, dead_letter_queue=dead_letter_queue)
+
+    def _endpoint_search(self, namespace: str, metric: str, statistic: str) -> cloudwatch.IMetric:
+        """Every endpoint variant of this environment (names start with its prefix)."""
+        return cloudwatch.SearchExpression(
+            expression=f"SEARCH('{{\"{namespace}\",EndpointName,VariantName}} "
+            f'MetricName="{metric}" "{self.endpoint_prefix}"\', '
+            f"'{statistic}', 60)",
+            label="",
+            period=ONE_MINUTE,
+        )
+
+    def _add_widgets(
+        self, *, functions: dict[str, lambda_.IFunction], dead_letter_queue: sqs.IQueue
+    ) -> None:
+        stage = self.stage
+        graph = cloudwatch.GraphWidget
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown=f"# modelway `{self.endpoint_prefix}`\nAPI stage, router, model "
+                "endpoints and batch scoring.",
+                width=24,
+                height=2,
+            ),
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24, height=3),
+        )
+        self.dashboard.add_widgets(
+            graph(
+                title="API requests",
+                left=[stage.metric_count(period=ONE_MINUTE, statistic="Sum", label="requests")],
+                width=6,
+            ),
+            graph(
+                title="API latency (ms)",
+                left=[
+                    stage.metric_latency(period=ONE_MINUTE, statistic="p50", label="p50"),
+                    stage.metric_latency(period=ONE_MINUTE, statistic="p99", label="p99"),
+                    stage.metric_integration_latency(
+                        period=ONE_MINUTE, statistic="p99", label="integration p99"
+                    ),
+                ],
+                width=6,
+            ),
+            graph(
+                title="API errors",
+                left=[
+                    stage.metric_client_error(period=ONE_MINUTE, statistic="Sum", label="4xx"),
+                    stage.metric_server_error(period=ONE_MINUTE, statistic="Sum", label="5xx"),
+                ],
+                width=6,
+            ),
+            graph(
+                title="Throttles",
+                left=[
+                    fn.metric_throttles(period=ONE_MINUTE, statistic="Sum", label=f"{name} Lambda")
+                    for name, fn in functions.items()
+                ],
+                right=[
+                    cloudwatch.SearchExpression(
+                        expression=f"SEARCH('{{{METRICS_NAMESPACE},service}} throttled', "
+                        "'Sum', 60)",
+                        label="router",
+                        period=ONE_MINUTE,
+                    )
+                ],
+                width=6,
+            ),
+        )
+        self.dashboard.add_widgets(
+            graph(
+                title="Endpoint invocations",
+                left=[self._endpoint_search(SAGEMAKER_NAMESPACE, "Invocations", "Sum")],
+                width=6,
+            ),
+            graph(
+                title="Model latency p99 (µs)",
+                left=[self._endpoint_search(SAGEMAKER_NAMESPACE, "ModelLatency", "p99")],
+                width=6,
+            ),
+            graph(
+                title="Endpoint errors",
+                left=[
+                    self._endpoint_search(SAGEMAKER_NAMESPACE, "Invocation5XXErrors", "Sum"),
+                    self._endpoint_search(SAGEMAKER_NAMESPACE, "Invocation4XXErrors", "Sum"),
+                ],
+                width=6,
+            ),
+            graph(
+                title="GPU utilisation (%)",
+                left=[
+                    self._endpoint_search(ENDPOINT_INSTANCE_NAMESPACE, "GPUUtilization", "Average")
+                ],
+                right=[
+                    self._endpoint_search(
+                        ENDPOINT_INSTANCE_NAMESPACE, "GPUMemoryUtilization", "Average"
+                    )
+                ],
+                width=6,
+            ),
+        )
+        self.dashboard.add_widgets(
+            graph(
+                title="Router metrics (namespace modelway)",
+                left=[
+                    cloudwatch.SearchExpression(
+                        expression=f"SEARCH('{{{METRICS_NAMESPACE},service}}', 'Sum', 300)",
+                        label="",
+                        period=FIVE_MINUTES,
+                    )
+                ],
+                width=8,
+            ),
+            graph(
+                title="Lambda errors",
+                left=[
+                    fn.metric_errors(period=ONE_MINUTE, statistic="Sum", label=name)
+                    for name, fn in functions.items()
+                ],
+                width=8,
+            ),
+            graph(
+                title="Batch dead letters",
+                left=[
+                    dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        period=ONE_MINUTE, statistic="Maximum", label="waiting"
+                    )
+                ],
+                width=8,
+            ),
+        )

@@ -1,0 +1,175 @@
+"""``modelway batch submit FILE --model M [--alias A | --version V]`` and ``modelway jobs``.
+
+``batch submit`` puts the file where an S3 upload would land, ``inputs/{model}/{target}/{name}``
+in the data area, and (locally) runs the batch Lambda handler on the ``ObjectCreated`` event
+S3 would send, then prints the job. On an AWS environment it uploads to the data bucket and
+the bucket's notification starts the job; follow it with ``modelway jobs``.
+
+``modelway jobs [--model M]`` lists batch jobs, newest first; ``modelway jobs show ID`` prints
+one job in full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from functions.core.registry.base import Job
+
+Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+_CHUNK = 1 << 20
+
+
+def register(subparsers: Subparsers) -> None:
+    batch = subparsers.add_parser("batch", help="score a file of inputs as a batch job")
+    actions = batch.add_subparsers(dest="batch_command", required=True, metavar="ACTION")
+    submit = actions.add_parser(
+        "submit",
+        help="upload a .jsonl/.csv file of inputs and score it",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    submit.add_argument("file", type=Path, help="JSON Lines (.jsonl/.ndjson) or CSV (.csv)")
+    submit.add_argument("--model", required=True)
+    target = submit.add_mutually_exclusive_group()
+    target.add_argument("--alias", default=None, help="score with this alias (default: default)")
+    target.add_argument("--version", type=int, default=None, help="score with this version")
+    submit.add_argument("--name", default=None, help="object name (default: the file's name)")
+    submit.set_defaults(func=_submit)
+
+    jobs = subparsers.add_parser("jobs", help="list batch jobs, or show one")
+    jobs.add_argument("--model", default=None, help="only this model's jobs")
+    jobs.add_argument("--limit", type=int, default=50)
+    jobs.set_defaults(func=_list)
+    job_actions = jobs.add_subparsers(dest="jobs_command", metavar="ACTION")
+    show = job_actions.add_parser("show", help="print one job in full")
+    show.add_argument("job_id")
+    show.set_defaults(func=_show)
+
+
+def input_key(*, model: str, target: str, name: str) -> str:
+    return f"inputs/{model}/{target}/{name}"
+
+
+def upload_input(*, store: Any, key: str, source: Path) -> str:
+    """Stream ``source`` into the data area at ``key`` (multipart on S3); returns its URI."""
+    writer = store.open_writer(key=key)
+    try:
+        with open(source, "rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    uri: str = writer.commit()
+    return uri
+
+
+def stage_event_inputs(*, event: dict[str, Any], settings: Any, search_dir: Path) -> list[str]:
+    """Copy into the local data area the inputs an S3 event names but the area lacks, taking
+    each from ``search_dir`` by its file name; returns the keys staged. Lets
+    ``modelway invoke batch events/s3-put.json`` run on a fresh local stack, with the sample
+    input shipped beside the event (``events/sample.jsonl``)."""
+    from functions.batch.events import parse_notification
+    from functions.core.backends import make_artifact_store
+
+    store = make_artifact_store(settings)
+    staged = []
+    for ref in parse_notification(event):
+        if settings.data_dir.joinpath(*ref.key.split("/")).exists():
+            continue
+        source = search_dir / ref.key.rsplit("/", 1)[-1]
+        if source.is_file():
+            upload_input(store=store, key=ref.key, source=source)
+            staged.append(ref.key)
+    return staged
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from functions.batch.events import job_id_for, parse_notification
+    from functions.batch.jobs import RetryableBatchFailure
+    from functions.batch.local import local_object_event
+    from functions.core.backends import make_artifact_store, make_registry
+    from functions.core.settings import get_settings
+    from model_build.cli import print_json
+
+    source: Path = args.file
+    if not source.is_file():
+        print(f"error: no file {source}", file=sys.stderr)
+        return 2
+    target = str(args.version) if args.version is not None else (args.alias or "default")
+    key = input_key(model=args.model, target=target, name=args.name or source.name)
+    settings = get_settings()
+    uri = upload_input(store=make_artifact_store(settings), key=key, source=source)
+    if not settings.is_local:
+        print(f"uploaded {uri}; the bucket's notification starts the job: modelway jobs "
+              f"--model {args.model}")  # fmt: skip
+        return 0
+
+    event = local_object_event(settings=settings, key=key)
+    # The handler logs (Powertools JSON) to stdout: keep stdout for the job.
+    with contextlib.redirect_stdout(sys.stderr):
+        from functions.batch.handler import handler
+
+        try:
+            handler(event, None)
+        except RetryableBatchFailure as exc:
+            print(f"warning: {exc.message}", file=sys.stderr)
+    (ref,) = parse_notification(event)
+    job = make_registry(settings).get_job(job_id=job_id_for(ref))
+    print_json(job_view(job))
+    return 0 if job.status in ("succeeded", "partial") else 1
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    view = asdict(job)
+    extra = view.pop("extra", {})
+    for name in ("format", "started_at", "finished_at", "duration_seconds", "requests"):
+        if name in extra:
+            view[name] = extra[name]
+    if "first_unscored_record" in extra:
+        view["first_unscored_record"] = extra["first_unscored_record"]
+    return view
+
+
+def _registry() -> Any:
+    from functions.core.backends import make_registry
+    from functions.core.settings import get_settings
+
+    return make_registry(get_settings())
+
+
+def _list(args: argparse.Namespace) -> int:
+    from model_build.cli.publish import print_table
+
+    rows = [
+        [
+            j.job_id,
+            j.model,
+            j.target,
+            str(j.version or "-"),
+            j.status,
+            str(j.records),
+            str(j.ok),
+            str(j.errors),
+            j.created_at,
+            j.input_uri,
+        ]
+        for j in _registry().list_jobs(model=args.model, limit=args.limit)
+    ]
+    headers = ["JOB ID", "MODEL", "TARGET", "VERSION", "STATUS", "RECORDS", "OK", "ERRORS"]
+    print_table([*headers, "CREATED", "INPUT"], rows)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from model_build.cli import print_json
+
+    job = _registry().get_job(job_id=args.job_id)
+    print_json({**asdict(job)})
+    return 0

@@ -1,0 +1,110 @@
+"""``modelway up`` from an empty state directory: builds, publishes, serves, prints a curl
+that answers the right digit; Ctrl-C stops it cleanly; a second run reuses the model."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BANNER_END = "Ctrl-C stops everything."
+
+
+def start_up(home: Path, port: int, serving_port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {**os.environ, "MODELWAY_HOME": str(home), "MODELWAY_ENV": "local"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model_build", "up", "--port", str(port),
+         "--serving-port", str(serving_port), "--no-watch"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if BANNER_END in line:
+            return proc, seen
+    proc.kill()
+    raise AssertionError("modelway up never became ready:\n" + "".join(seen))
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGINT)
+    return proc.wait(timeout=30)
+
+
+def run_printed_curl(output: str) -> dict[str, object]:
+    """Run the curl the banner printed (parsed, then sent with httpx)."""
+    command = re.search(r"^curl .*?(?=\n\n)", output, flags=re.S | re.M)
+    assert command, output
+    words = shlex.split(command.group(0).replace("\\\n", " "))
+    url = words[words.index("-s") + 1]
+    headers = dict(
+        words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H"
+    )
+    body = words[words.index("-d") + 1]
+    response = httpx.post(url, content=body, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model-version"] == "1"
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_up_serves_the_demo_model_and_its_curl_answers(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    home = tmp_path / "home"
+    proc, seen = start_up(home, free_port(), free_port())
+    try:
+        output = "".join(seen)
+        assert "building the digits demo model" in output
+        held_out = int(re.search(r"a held-out (\d)", output).group(1))  # type: ignore[union-attr]
+        answer = run_printed_curl(output)
+        outputs = {o["name"]: o for o in answer["outputs"]}  # type: ignore[attr-defined]
+        assert outputs["label"]["data"] == [held_out]
+    finally:
+        assert stop(proc) == 0
+
+    # Again: the published model is reused, and a new admin secret is printed.
+    old_key = re.search(r"admin key\s+(\S+)", output).group(1)  # type: ignore[union-attr]
+    proc, seen = start_up(home, free_port(), free_port())
+    try:
+        output = "".join(seen)
+        assert "building" not in output
+        new_key = re.search(r"admin key\s+(\S+)", output).group(1)  # type: ignore[union-attr]
+        assert new_key != old_key
+        run_printed_curl(output)
+        url = re.search(r"router\s+(\S+)", output).group(1)  # type: ignore[union-attr]
+        versions = httpx.get(
+            f"{url}/v1/models/digits/versions", headers={"x-api-key": new_key}
+        ).json()
+        assert [v["version"] for v in versions["versions"]] == [1]
+        # The rotated-away secret no longer works.
+        assert httpx.get(f"{url}/v1/models", headers={"x-api-key": old_key}).status_code == 401
+    finally:
+        assert stop(proc) == 0
