@@ -18,10 +18,11 @@ from typing import Any, Literal, TypeVar
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = frozenset(
-    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-     2922, 3288, 3653}
-)  # fmt: skip
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557}
+    | {2922, 3288, 3653}
+)
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+TIER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 # API Gateway stops waiting for a Lambda proxy integration after 29 s by default.
 API_INTEGRATION_TIMEOUT_SECONDS = 29
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
@@ -130,9 +131,7 @@ class EnvironmentConfig:
         return self.removal_policy == "retain"
 
 
-def load_environment(
-    environments: Mapping[str, Any] | None, name: str | None
-) -> EnvironmentConfig:
+def load_environment(environments: Mapping[str, Any] | None, name: str | None) -> EnvironmentConfig:
     """Pick ``name`` out of the ``environments`` context block and parse it."""
     if not environments:
         raise ConfigError('cdk.json has no "environments" context block')
@@ -219,42 +218,66 @@ def _validate(c: EnvironmentConfig, *, where: str) -> None:
         if not ok:
             problems.append(message)
 
-    check(c.log_retention_days in LOG_RETENTION_DAYS,
-          f"log_retention_days {c.log_retention_days} is not a CloudWatch retention period")
+    check(
+        c.log_retention_days in LOG_RETENTION_DAYS,
+        f"log_retention_days {c.log_retention_days} is not a CloudWatch retention period",
+    )
     for fname, fn in (("api", c.lambdas.api), ("authorizer", c.lambdas.authorizer)):
         check(128 <= fn.memory_mb <= 10240, f"lambdas.{fname}.memory_mb must be 128..10240")
-        check(1 <= fn.timeout_seconds <= API_INTEGRATION_TIMEOUT_SECONDS,
-              f"lambdas.{fname}.timeout_seconds must be 1..{API_INTEGRATION_TIMEOUT_SECONDS} "
-              "(API Gateway's integration timeout)")
-    check(0 <= c.api.authorizer_cache_ttl_seconds <= 3600,
-          "api.authorizer_cache_ttl_seconds must be 0..3600")
-    check(c.api.default_tier in c.api.usage_plans,
-          f"api.default_tier {c.api.default_tier!r} is not one of api.usage_plans")
+        check(
+            1 <= fn.timeout_seconds <= API_INTEGRATION_TIMEOUT_SECONDS,
+            f"lambdas.{fname}.timeout_seconds must be 1..{API_INTEGRATION_TIMEOUT_SECONDS} "
+            "(API Gateway's integration timeout)",
+        )
+    check(
+        0 <= c.api.authorizer_cache_ttl_seconds <= 3600,
+        "api.authorizer_cache_ttl_seconds must be 0..3600",
+    )
+    check(
+        c.api.default_tier in c.api.usage_plans,
+        f"api.default_tier {c.api.default_tier!r} is not one of api.usage_plans",
+    )
     for tier, plan in c.api.usage_plans.items():
-        check(bool(re.match(r"^[a-z][a-z0-9-]{0,31}$", tier)), f"usage plan tier {tier!r}: bad name")
-        check(plan.rate_limit > 0 and plan.burst_limit > 0 and plan.quota_limit > 0,
-              f"api.usage_plans.{tier}: limits must be positive")
+        check(bool(TIER_NAME_RE.match(tier)), f"usage plan tier {tier!r}: bad name")
+        check(
+            plan.rate_limit > 0 and plan.burst_limit > 0 and plan.quota_limit > 0,
+            f"api.usage_plans.{tier}: limits must be positive",
+        )
     sm = c.sagemaker
     check(sm.instance_type.startswith("ml."), "sagemaker.instance_type must be an ml.* type")
-    check(1 <= sm.min_instance_count <= sm.initial_instance_count <= sm.max_instance_count,
-          "sagemaker: need 1 <= min_instance_count <= initial_instance_count "
-          "<= max_instance_count")
-    check(sm.target_invocations_per_instance > 0,
-          "sagemaker.target_invocations_per_instance must be positive")
+    check(
+        1 <= sm.min_instance_count <= sm.initial_instance_count <= sm.max_instance_count,
+        "sagemaker: need 1 <= min_instance_count <= initial_instance_count <= max_instance_count",
+    )
+    check(
+        sm.target_invocations_per_instance > 0,
+        "sagemaker.target_invocations_per_instance must be positive",
+    )
     check(0 < c.alarms.api_5xx_rate_percent <= 100, "alarms.api_5xx_rate_percent must be 0..100")
-    check(c.alarms.api_p99_latency_ms > 0 and c.alarms.evaluation_periods > 0
-          and c.alarms.rollback_5xx_count > 0, "alarms: thresholds must be positive")
+    check(
+        c.alarms.api_p99_latency_ms > 0
+        and c.alarms.evaluation_periods > 0
+        and c.alarms.rollback_5xx_count > 0,
+        "alarms: thresholds must be positive",
+    )
     b = c.batch
     check(128 <= b.memory_mb <= 10240, "batch.memory_mb must be 128..10240")
-    check(1 <= b.timeout_seconds <= LAMBDA_MAX_TIMEOUT_SECONDS,
-          f"batch.timeout_seconds must be 1..{LAMBDA_MAX_TIMEOUT_SECONDS} (Lambda's limit)")
+    check(
+        1 <= b.timeout_seconds <= LAMBDA_MAX_TIMEOUT_SECONDS,
+        f"batch.timeout_seconds must be 1..{LAMBDA_MAX_TIMEOUT_SECONDS} (Lambda's limit)",
+    )
     check(0 <= b.retry_attempts <= 2, "batch.retry_attempts must be 0..2 (Lambda async retries)")
     check(60 <= b.max_event_age_seconds <= 21600, "batch.max_event_age_seconds must be 60..21600")
-    check(b.max_concurrency is None or b.max_concurrency >= 1,
-          "batch.max_concurrency must be null or >= 1")
+    check(
+        b.max_concurrency is None or b.max_concurrency >= 1,
+        "batch.max_concurrency must be null or >= 1",
+    )
     check(1 <= b.dlq_retention_days <= 14, "batch.dlq_retention_days must be 1..14 (SQS limit)")
     d = c.data
-    check(min(d.outputs_expiration_days, d.uploads_expiration_days,
-              d.access_logs_expiration_days) >= 1, "data: expirations must be >= 1 day")
+    check(
+        min(d.outputs_expiration_days, d.uploads_expiration_days, d.access_logs_expiration_days)
+        >= 1,
+        "data: expirations must be >= 1 day",
+    )
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))

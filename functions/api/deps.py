@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -41,23 +40,20 @@ class RouterState:
         self.key_cache = KeyCache(ttl=settings.key_cache_ttl_seconds)
         self.lookups = LookupCache(ttl=settings.registry_cache_ttl_seconds)
         self.last_used = LastUsed()
-        # Two first requests on two threads must not both build a client.
-        self._lock = threading.Lock()
 
+    # Read only by the async providers below, i.e. on the event loop's one thread: a client
+    # is never built twice.
     @cached_property
     def registry(self) -> Registry:
-        with self._lock:
-            return backends.make_registry(self.settings)
+        return backends.make_registry(self.settings)
 
     @cached_property
     def store(self) -> ArtifactStore:
-        with self._lock:
-            return backends.make_artifact_store(self.settings)
+        return backends.make_artifact_store(self.settings)
 
     @cached_property
     def runtime(self) -> RuntimeClient:
-        with self._lock:
-            return backends.make_runtime_client(self.settings)
+        return backends.make_runtime_client(self.settings)
 
     @cached_property
     def key_gateway(self) -> keys.KeyGateway | None:

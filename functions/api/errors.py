@@ -22,6 +22,7 @@ from functions.core.errors import ModelwayError
 
 logger = logging.getLogger("modelway.api")
 
+VERSION_HEADER = "x-model-version"
 # Where the client can usefully retry, say when (seconds) unless the error said itself.
 DEFAULT_RETRY_AFTER = {429: 1, 503: 5}
 _HTTP_CODES = {
@@ -56,9 +57,14 @@ async def _modelway_error(request: Request, exc: Exception) -> JSONResponse:
             exc.code,
             exc.message,
         )
-    return error_response(
+    response = error_response(
         status=exc.status, message=exc.message, code=exc.code, retry_after=exc.retry_after
     )
+    # An inference that failed after its version was chosen still says which version it was.
+    version = getattr(request.state, "model_version", None)
+    if version is not None:
+        response.headers[VERSION_HEADER] = str(version)
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -88,6 +88,7 @@ def record_request(record: RequestRecord) -> None:
             "latency_ms": round(record.latency_ms, 3),
             "model": record.model,
             "model_version": record.version,
+            "key_id": record.key_id,
         },
     )
 
@@ -99,6 +100,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not isinstance(event, dict) or "requestContext" not in event or "httpMethod" not in event:
         # Not an API Gateway proxy event (a direct invoke, a warmer): nothing to route.
         logger.warning("ignored an event that is not an API Gateway REST proxy event")
+        metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
         return {
             "statusCode": 400,
             "headers": {"content-type": "application/json"},

@@ -22,6 +22,7 @@ class RequestRecord:
     latency_ms: float
     model: str | None  # set by the inference routes once they know
     version: int | None
+    key_id: str | None  # the caller, once authenticated
 
 
 Observer = Callable[[RequestRecord], None]
@@ -60,6 +61,7 @@ class ObserveMiddleware:
                     latency_ms=(time.perf_counter() - started) * 1000.0,
                     model=state.get("model"),
                     version=state.get("model_version"),
+                    key_id=state.get("key_id"),
                 )
                 try:
                     observer(record)

@@ -73,7 +73,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from functions.core.keys import authenticate
 
     request = APIGatewayAuthorizerRequestEvent(event)
-    secret = request.get_header_value(API_KEY_HEADER, default_value="", case_sensitive=False)
+    secret = request.headers.get(API_KEY_HEADER) or ""  # case-insensitive in Powertools v3
     try:
         key = authenticate(registry=get_registry(), secret=secret or None)
     except Unauthenticated as exc:

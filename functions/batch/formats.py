@@ -275,7 +275,12 @@ class JsonLinesParser:
             )
         spec = inputs[0]
         shape = self._full_shape(data, spec)
-        tensor = {"name": spec.name, "datatype": spec.datatype, "shape": shape, "data": data}
+        nested: Any = data
+        if isinstance(data[0], list):
+            # Nesting must follow the shape all the way down: add the implied unit axes.
+            for _ in range(len(shape) - len(_nesting(data))):
+                nested = [nested]
+        tensor = {"name": spec.name, "datatype": spec.datatype, "shape": shape, "data": nested}
         validate_request(request={"inputs": [tensor]}, signature=self._signature)
         sample_shape = tuple(shape[1:]) if self._batched else tuple(shape)
         return Sample(record=record, tensors=((_flatten(data), sample_shape),))

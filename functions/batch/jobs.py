@@ -162,7 +162,8 @@ def handle_event(*, event: dict[str, Any], context: Any, deps: BatchDeps) -> dic
             if index > 0 and deadline.expired():
                 rest = remaining_records_event(event, refs=refs[index:])
                 logger.info("handing on unprocessed records", extra={"records": len(refs) - index})
-                _continue(deps, rest)
+                if not _continue(deps, rest):
+                    outcomes.append(Outcome(job_id=None, action="continued", retryable=True))
                 break
             outcomes.append(_guarded(ref, deps, deadline, slice_index=None))
     summary = {"jobs": [_summary(deps.registry, o) for o in outcomes]}
@@ -301,6 +302,8 @@ def _claim(
     extra = {
         **job.extra,
         "attempt": int(job.extra.get("attempt", 1)) + 1,
+        # A new attempt gets the whole slice budget again; it resumes from the checkpoint.
+        "slices": 0,
         "lease_until": deps.now() + UNBOUNDED_LEASE_SECONDS,
         "retryable": None,
         "next_slice": None,
@@ -494,8 +497,8 @@ class _JobRun:
         )
         event = continuation_event(ref=self.ref, job_id=self.job.job_id, slice_index=slices)
         logger.info("continuing in a new invocation", extra={"job_id": self.job.job_id})
-        _continue(self.deps, event)
-        return Outcome(job_id=self.job.job_id, action="continued")
+        succeeded = _continue(self.deps, event)
+        return Outcome(job_id=self.job.job_id, action="continued", retryable=not succeeded)
 
     # One slice ------------------------------------------------------------------------
     def _run_slice(self, *, checkpoint: _Progress, final: bool) -> tuple[bool, _Progress]:
@@ -822,12 +825,17 @@ def _seconds_between(start: str, end: str) -> float | None:
     return round((b - a).total_seconds(), 3)
 
 
-def _continue(deps: BatchDeps, event: dict[str, Any]) -> None:
+def _continue(deps: BatchDeps, event: dict[str, Any]) -> bool:
+    """Hand ``event`` to a fresh invocation; False if, run here, it failed retryably."""
     if deps.continue_later is not None:
         deps.continue_later(event)
-        return
-    # Local: no deadline, so the work goes on here, at once.
-    handle_event(event=event, context=None, deps=deps)
+        return True
+    # Local: no deadline, so the work goes on here, at once. The jobs record how it ended.
+    try:
+        handle_event(event=event, context=None, deps=deps)
+    except RetryableBatchFailure:
+        return False
+    return True
 
 
 def _summary(registry: Registry, outcome: Outcome) -> dict[str, Any]:

@@ -127,8 +127,9 @@ class Scorer:
                 return response.body
             except _RETRYABLE as exc:
                 if attempt >= self.max_attempts:
+                    tries = "1 attempt" if attempt == 1 else f"{attempt} attempts"
                     raise EndpointFailed(
-                        f"the model endpoint failed {attempt} times in a row: {exc.message}"
+                        f"the model endpoint kept failing ({tries}): {exc.message}"
                     ) from exc
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)  # jitter: retries of many jobs spread out

@@ -26,7 +26,7 @@ from constructs import Construct
 
 from infra.config import ApiConfig, FunctionConfig
 from infra.constructs.endpoints import Endpoints
-from infra.constructs.lambdas import ModelwayFunction
+from infra.constructs.lambdas import ModelwayFunction, retention
 from infra.constructs.nag import acknowledge, allow
 from infra.constructs.storage import ARTIFACTS_PREFIX, UPLOADS_PREFIX, Storage
 
@@ -132,7 +132,7 @@ class Api(Construct):
         self.access_log_group = logs.LogGroup(
             self,
             "AccessLogs",
-            retention=logs.RetentionDays(log_retention_days),
+            retention=retention(log_retention_days),
             removal_policy=removal_policy,
         )
         cors = (
@@ -272,13 +272,12 @@ class Api(Construct):
     def _add_gateway_responses(self) -> None:
         for response_type, status, code, headers in GATEWAY_ERRORS:
             self.rest_api.add_gateway_response(
-                f"Error{code.title().replace('_', '')}{status or response_type.response_type}",
+                response_type.response_type.title().replace("_", ""),
                 type=response_type,
                 status_code=status or None,
                 response_headers={"Content-Type": "'application/json'", **headers},
                 templates={
-                    "application/json": '{"error":$context.error.messageString,'
-                    f'"code":"{code}"}}'
+                    "application/json": f'{{"error":$context.error.messageString,"code":"{code}"}}'
                 },
             )
 
@@ -340,18 +339,15 @@ class Api(Construct):
         allow(
             role,
             actions=["apigateway:GET", "apigateway:POST"],
-            resources=[f"{base}/usageplans/{plan_id}" for plan_id in plan_ids.values()]
-            + plan_keys,
+            resources=[f"{base}/usageplans/{plan_id}" for plan_id in plan_ids.values()] + plan_keys,
         )
         allow(
             role,
             actions=["apigateway:DELETE"],
             resources=[f"{key}/*" for key in plan_keys],
-            wildcard_reason="Taking an API key (generated id) off this environment's usage "
-            "plans.",
+            wildcard_reason="Taking an API key (generated id) off this environment's usage plans.",
         )
 
     @property
     def url(self) -> str:
         return self.rest_api.url
-

@@ -141,9 +141,3 @@ def _acknowledge_notifications_handler(stack: cdk.Stack) -> None:
         reason="CDK's own bucket-notification handler (a deploy-time custom resource) uses "
         "the basic execution managed policy for its logs.",
     )
-    acknowledge(
-        handler,
-        rule="AwsSolutions-IAM5[Resource::*]",
-        reason="CDK's bucket-notification handler calls s3:PutBucketNotification at deploy "
-        "time; it reads and writes no data.",
-    )

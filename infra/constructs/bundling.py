@@ -33,9 +33,19 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 PYTHON_VERSION = RUNTIME.name.removeprefix("python")
 # Lambda's arm64 runtimes run on Amazon Linux 2023 (glibc 2.34): both wheel tags load there.
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
-# The Lambda Python runtime ships the AWS SDK. Leaving our copy out keeps the bundle about
-# 35 MB smaller (botocore alone is 32 MB unzipped) and far under the 15 MB budget.
-PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
+# The Lambda Python runtime ships the AWS SDK and the packages it depends on. Leaving our copy
+# out keeps the bundle about 35 MB smaller (botocore alone is 32 MB unzipped), under the 15 MB
+# budget, and leaves the runtime's botocore with the exact dependencies it was released with
+# (an older urllib3 or dateutil of ours would shadow them). Distribution -> what it installs.
+PROVIDED_BY_RUNTIME = {
+    "boto3": ("boto3",),
+    "botocore": ("botocore",),
+    "s3transfer": ("s3transfer",),
+    "jmespath": ("jmespath",),
+    "python_dateutil": ("dateutil",),
+    "six": ("six.py",),
+    "urllib3": ("urllib3",),
+}
 # What must never reach a Lambda: the heavy numeric stack belongs to serving/ and model_build/.
 FORBIDDEN = ("torch", "onnxruntime", "onnx", "numpy")
 # Files of installed packages that the functions never load: Powertools' own Swagger UI
@@ -79,7 +89,14 @@ def _keep_source_dir(rel_root: Path, name: str) -> bool:
 def bundle_hash() -> str:
     """Everything the bundle depends on: the pip command, the requirements and the code."""
     h = hashlib.sha256()
-    for part in (BUNDLE_SCHEME, PYTHON_VERSION, *PLATFORMS, *PROVIDED_BY_RUNTIME, *TRIMMED):
+    for part in (
+        BUNDLE_SCHEME,
+        PYTHON_VERSION,
+        *PLATFORMS,
+        *PROVIDED_BY_RUNTIME,
+        *TRIMMED,
+        *TRIMMED_SUFFIXES,
+    ):
         h.update(part.encode() + b"\0")
     for requirement in lambda_requirements():
         h.update(requirement.encode() + b"\0")
@@ -136,12 +153,17 @@ def _pip_install(target: Path) -> None:
 
 def _trim(root: Path) -> None:
     doomed: list[Path] = [root / "bin", *(root / rel for rel in TRIMMED)]
-    for name in PROVIDED_BY_RUNTIME:
-        doomed.append(root / name)
-        doomed.extend(root.glob(f"{name}-*.dist-info"))
+    for dist, paths in PROVIDED_BY_RUNTIME.items():
+        doomed.extend(root / path for path in paths)
+        doomed.extend(root.glob(f"{dist}-*.dist-info"))
     doomed.extend(root.rglob("__pycache__"))
+    # pip's install records: only pip uninstall reads them.
+    doomed.extend(root.glob("*.dist-info/RECORD"))
     for path in doomed:
-        shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
     for suffix in TRIMMED_SUFFIXES:
         for path in root.rglob(f"*{suffix}"):
             path.unlink()
@@ -149,9 +171,7 @@ def _trim(root: Path) -> None:
 
 def _check(root: Path) -> None:
     installed = {p.name.split("-")[0].lower() for p in root.glob("*.dist-info")}
-    present = sorted(
-        name for name in FORBIDDEN if name in installed or (root / name).exists()
-    )
+    present = sorted(name for name in FORBIDDEN if name in installed or (root / name).exists())
     if present:
         raise BundlingError(f"the Lambda bundle must not contain {present}")
 

@@ -72,15 +72,16 @@ class Endpoints(Construct):
         acknowledge(
             self.execution_role,
             rule="AwsSolutions-IAM5[Resource::*]",
-            reason="ecr:GetAuthorizationToken (pulling the serving image) and "
-            "cloudwatch:PutMetricData (limited to SageMaker's endpoint namespace by a "
-            "condition) have no resource-level permissions.",
+            reason="ecr:GetAuthorizationToken, needed to pull the serving image, has no "
+            "resource-level permissions (the image pull itself is scoped to its repository).",
         )
         allow(
             self.execution_role,
             actions=["cloudwatch:PutMetricData"],
             resources=["*"],
             conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
+            wildcard_reason="cloudwatch:PutMetricData has no resource-level permissions; the "
+            "condition limits it to SageMaker's endpoint instance namespace.",
         )
         endpoint_logs = stack.format_arn(
             service="logs",
@@ -197,13 +198,9 @@ class Endpoints(Construct):
                 "application-autoscaling:DescribeScalingPolicies",
             ],
             resources=["*"],
-        )
-        acknowledge(
-            role,
-            rule="AwsSolutions-IAM5[Resource::*]",
-            reason="Application Auto Scaling identifies scalable targets and policies by ids "
-            "generated on registration, so its actions cannot name them in advance; they "
-            "touch no data. (Active tracing's xray actions have no resource scoping either.)",
+            wildcard_reason="Application Auto Scaling identifies scalable targets and policies "
+            "by ids generated on registration, so its actions cannot name them in advance; "
+            "they touch no data.",
         )
         allow(
             role,

@@ -15,11 +15,18 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.config import LOG_RETENTION_DAYS
 from infra.constructs.bundling import ARCHITECTURE, RUNTIME
 from infra.constructs.nag import acknowledge, allow
 
 # Powertools metrics land here; the dashboard reads the router's metrics from it.
 METRICS_NAMESPACE = "modelway"
+# CDK's enum lists the retention periods in ascending order, INFINITE last.
+_RETENTIONS = dict(zip(sorted(LOG_RETENTION_DAYS), list(logs.RetentionDays)[:-1], strict=True))
+
+
+def retention(days: int) -> logs.RetentionDays:
+    return _RETENTIONS[days]
 
 
 class ModelwayFunction(Construct):
@@ -47,7 +54,7 @@ class ModelwayFunction(Construct):
             self,
             "LogGroup",
             log_group_name=f"/aws/lambda/{function_name}",
-            retention=logs.RetentionDays(log_retention_days),
+            retention=retention(log_retention_days),
             removal_policy=removal_policy,
         )
         self.role = iam.Role(

@@ -29,7 +29,6 @@ from infra.config import AlarmConfig
 from infra.constructs.lambdas import METRICS_NAMESPACE
 
 ONE_MINUTE = cdk.Duration.minutes(1)
-FIVE_MINUTES = cdk.Duration.minutes(5)
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 # Instance metrics (GPU, memory, disk) of endpoints.
 ENDPOINT_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -141,10 +140,20 @@ class Monitoring(Construct):
     def _endpoint_search(self, namespace: str, metric: str, statistic: str) -> cloudwatch.IMetric:
         """Every endpoint variant of this environment (names start with its prefix)."""
         return cloudwatch.SearchExpression(
-            expression=f"SEARCH('{{\"{namespace}\",EndpointName,VariantName}} "
+            expression=f'SEARCH(\'{{"{namespace}",EndpointName,VariantName}} '
             f'MetricName="{metric}" "{self.endpoint_prefix}"\', '
             f"'{statistic}', 60)",
             label="",
+            period=ONE_MINUTE,
+        )
+
+    @staticmethod
+    def _router_search(metric: str) -> cloudwatch.IMetric:
+        """The router's EMF metrics (Powertools), one line per model and version."""
+        return cloudwatch.SearchExpression(
+            expression=f"SEARCH('{{{METRICS_NAMESPACE},service,model,version}} "
+            f"MetricName=\"{metric}\"', 'Sum', 60)",
+            label=metric,
             period=ONE_MINUTE,
         )
 
@@ -193,14 +202,6 @@ class Monitoring(Construct):
                     fn.metric_throttles(period=ONE_MINUTE, statistic="Sum", label=f"{name} Lambda")
                     for name, fn in functions.items()
                 ],
-                right=[
-                    cloudwatch.SearchExpression(
-                        expression=f"SEARCH('{{{METRICS_NAMESPACE},service}} throttled', "
-                        "'Sum', 60)",
-                        label="router",
-                        period=ONE_MINUTE,
-                    )
-                ],
                 width=6,
             ),
         )
@@ -238,14 +239,9 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             graph(
-                title="Router metrics (namespace modelway)",
-                left=[
-                    cloudwatch.SearchExpression(
-                        expression=f"SEARCH('{{{METRICS_NAMESPACE},service}}', 'Sum', 300)",
-                        label="",
-                        period=FIVE_MINUTES,
-                    )
-                ],
+                title="Router requests by model/version",
+                left=[self._router_search("Requests")],
+                right=[self._router_search("ServerErrors")],
                 width=8,
             ),
             graph(

@@ -16,7 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.constructs.nag import acknowledge, allow
+from infra.constructs.nag import allow
 
 ARTIFACTS_PREFIX = "artifacts/"
 UPLOADS_PREFIX = "uploads/"
@@ -65,12 +65,6 @@ class Storage(Construct):
             ],
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
-        )
-        acknowledge(
-            self.access_log_bucket,
-            rule="AwsSolutions-S1",
-            reason="This bucket is the destination of the data bucket's server access logs; "
-            "logging it as well would only log the log delivery.",
         )
         self.bucket = s3.Bucket(
             self,

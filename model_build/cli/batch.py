@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from functions.core.registry.base import Job
 
-Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
 _CHUNK = 1 << 20
 
 
-def register(subparsers: Subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     batch = subparsers.add_parser("batch", help="score a file of inputs as a batch job")
     actions = batch.add_subparsers(dest="batch_command", required=True, metavar="ACTION")
     submit = actions.add_parser(

@@ -15,8 +15,9 @@ from api_testkit import (
     digit_request,
     make_key,
 )
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from functions.core import keys
 from functions.core.registry.base import ModelVersion
@@ -133,94 +134,88 @@ def test_last_use_is_recorded_at_most_once_a_minute(
 
 
 # API Gateway authorizer context -------------------------------------------------------
-def with_authorizer(app: object, context: dict[str, str] | None) -> object:
-    """Wrap ``app`` so each request carries a Lambda event, as Mangum's scope does."""
+class LambdaEventWrapper:
+    """An ASGI wrapper putting a Lambda event in each request's scope, as Mangum does."""
 
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.context: dict[str, str] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope["aws.event"] = {"requestContext": {"authorizer": context}}
-        await app(scope, receive, send)  # type: ignore[operator]
+            scope["aws.event"] = {"requestContext": {"authorizer": self.context}}
+        await self.app(scope, receive, send)
 
-    return wrapped
+
+def event_client(app: ASGIApp) -> tuple[TestClient, LambdaEventWrapper]:
+    wrapper = LambdaEventWrapper(app)
+    return TestClient(wrapper, raise_server_exceptions=False), wrapper
 
 
 @pytest.fixture
-def aws_client(
+def aws(
     settings: Settings, registry: SqliteRegistry, runtime: FakeRuntime, clock: FakeClock
-) -> TestClient:
-    aws_settings = settings.model_copy(update={"env": "dev"})
+) -> tuple[TestClient, LambdaEventWrapper]:
+    """A client of the router configured for AWS (env "dev")."""
     app = build_app(
-        settings=aws_settings,
+        settings=settings.model_copy(update={"env": "dev"}),
         registry=registry,
         runtime=runtime,
         clock=clock,
         rng=random.Random(0),
     )
-    app.state.context = {}
-
-    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and app.state.context is not None:
-            scope["aws.event"] = {"requestContext": {"authorizer": app.state.context}}
-        await app(scope, receive, send)
-
-    client = TestClient(asgi, raise_server_exceptions=False)  # type: ignore[arg-type]
-    client.app_state = app.state  # type: ignore[attr-defined]
-    return client
+    return event_client(app)
 
 
-def authorize(client: TestClient, context: dict[str, str] | None) -> None:
-    client.app_state.context = context  # type: ignore[attr-defined]
+AwsClient = tuple[TestClient, LambdaEventWrapper]
 
 
 def test_on_aws_the_authorizer_context_is_trusted_without_a_lookup(
-    aws_client: TestClient, registry: SqliteRegistry, runtime: FakeRuntime
+    aws: AwsClient, registry: SqliteRegistry
 ) -> None:
+    client, event = aws
     add_version(registry)
-    authorize(
-        aws_client,
-        {
-            "principalId": "key_a1",
-            "keyId": "key_a1",
-            "tenant": "acme",
-            "models": "digits,iris",
-            "admin": "false",
-        },
-    )
+    event.context = {
+        "principalId": "key_a1",
+        "keyId": "key_a1",
+        "tenant": "acme",
+        "models": "digits,iris",
+        "admin": "false",
+    }
     # No x-api-key at all: API Gateway already checked it and said who this is.
-    response = aws_client.post(INFER, json=digit_request())
+    response = client.post(INFER, json=digit_request())
     assert response.status_code == 200
     assert response.headers["x-model-version"] == "1"
 
 
 def test_on_aws_the_authorizer_context_scopes_are_enforced(
-    aws_client: TestClient, registry: SqliteRegistry
+    aws: AwsClient, registry: SqliteRegistry
 ) -> None:
+    client, event = aws
     add_version(registry)
-    authorize(aws_client, {"keyId": "key_b2", "models": "iris", "admin": "false"})
-    assert aws_client.post(INFER, json=digit_request()).status_code == 403
-    assert aws_client.get("/v1/models").status_code == 403
-    authorize(aws_client, {"keyId": "key_c3", "models": "*", "admin": "true"})
-    assert aws_client.post(INFER, json=digit_request()).status_code == 200
-    assert aws_client.get("/v1/models").json()["models"][0]["name"] == MODEL
+    event.context = {"keyId": "key_b2", "models": "iris", "admin": "false"}
+    assert client.post(INFER, json=digit_request()).status_code == 403
+    assert client.get("/v1/models").status_code == 403
+    event.context = {"keyId": "key_c3", "models": "*", "admin": "true"}
+    assert client.post(INFER, json=digit_request()).status_code == 200
+    assert client.get("/v1/models").json()["models"][0]["name"] == MODEL
 
 
 def test_on_aws_without_authorizer_context_the_key_is_looked_up(
-    aws_client: TestClient, registry: SqliteRegistry, user_key: str
+    aws: AwsClient, registry: SqliteRegistry, user_key: str
 ) -> None:
+    client, event = aws
     add_version(registry)
-    authorize(aws_client, None)
-    assert aws_client.post(INFER, json=digit_request()).status_code == 401
-    response = aws_client.post(INFER, json=digit_request(), headers={"x-api-key": user_key})
+    event.context = None
+    assert client.post(INFER, json=digit_request()).status_code == 401
+    response = client.post(INFER, json=digit_request(), headers={"x-api-key": user_key})
     assert response.status_code == 200
 
 
 def test_locally_an_authorizer_context_in_the_event_is_not_trusted(
-    settings: Settings, registry: SqliteRegistry, runtime: FakeRuntime, clock: FakeClock
+    app: FastAPI, registry: SqliteRegistry
 ) -> None:
     add_version(registry)
-    app = build_app(
-        settings=settings, registry=registry, runtime=runtime, clock=clock, rng=random.Random(0)
-    )
-    forged = with_authorizer(app, {"keyId": "key_x", "models": "*", "admin": "true"})
-    client = TestClient(forged, raise_server_exceptions=False)  # type: ignore[arg-type]
+    client, event = event_client(app)
+    event.context = {"keyId": "key_x", "models": "*", "admin": "true"}
     assert client.post(INFER, json=digit_request()).status_code == 401

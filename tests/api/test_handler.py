@@ -3,18 +3,25 @@ placeholder key, Powertools logs and metrics."""
 
 from __future__ import annotations
 
+import argparse
 import base64
+import io
 import json
+import logging
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, FakeRuntime
+from api_testkit import MODEL, FakeClock, FakeRuntime, build_app, make_key
 from fastapi import FastAPI
 
 from functions.api import handler as handler_module
 from functions.api.apigw import authorizer_context, request_path
 from functions.core.registry.base import ModelVersion
+from functions.core.registry.local import SqliteRegistry
+from functions.core.settings import Settings
+from model_build.cli import invoke
 from model_build.cli.invoke import API_KEY_PLACEHOLDER, LocalLambdaContext, load_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -94,11 +101,43 @@ def test_events_carry_the_key_placeholder_and_real_shape() -> None:
 
 def test_the_infer_event_is_a_real_digit() -> None:
     event = json.loads((EVENTS / "api-infer.json").read_text())
-    tensor = json.loads(event["body"])["inputs"][0]
+    # The API's binary media types are */*: API Gateway hands bodies over base64-encoded.
+    assert event["isBase64Encoded"] is True
+    tensor = json.loads(base64.b64decode(event["body"]))["inputs"][0]
+    assert (tensor["name"], tensor["datatype"], tensor["shape"]) == ("input", "FP32", [1, 1, 8, 8])
     pixels = [v for row in tensor["data"][0][0] for v in row]
     assert len(pixels) == 64
     assert all(0 <= v <= 16 for v in pixels)
     assert sum(1 for v in pixels if v > 0) > 20  # ink, not a blank
+
+
+def test_on_aws_the_events_authorizer_context_is_used(
+    settings: Settings,
+    registry: SqliteRegistry,
+    runtime: FakeRuntime,
+    clock: FakeClock,
+    digits_v1: ModelVersion,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As deployed: the authorizer validated the key, the router only reads its verdict."""
+    app = build_app(
+        settings=settings.model_copy(update={"env": "dev"}),
+        registry=registry,
+        runtime=runtime,
+        clock=clock,
+        rng=random.Random(0),
+    )
+    monkeypatch.setattr(handler_module, "_adapter", handler_module.build_adapter(app))
+    for name, status in [("api-infer.json", 200), ("api-admin-list-models.json", 200)]:
+        event = load_event(EVENTS / name, api_key=None)  # no key in the registry at all
+        response = handler_module.handler(event, LocalLambdaContext())
+        assert response["statusCode"] == status, (name, response["body"])
+    # The infer event's key is scoped to digits and is not admin.
+    event = load_event(EVENTS / "api-infer.json", api_key=None)
+    event["path"] = "/v1/models"
+    event["resource"], event["pathParameters"] = "/{proxy+}", {"proxy": "v1/models"}
+    event["httpMethod"], event["body"], event["isBase64Encoded"] = "GET", None, False
+    assert handler_module.handler(event, LocalLambdaContext())["statusCode"] == 403
 
 
 def test_an_unknown_key_through_the_handler_is_401(
@@ -133,19 +172,27 @@ def test_metrics_name_model_and_version_and_logs_carry_the_request_id(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     event = load_event(EVENTS / "api-infer.json", api_key=admin_key)
-    lambda_handler(event, LocalLambdaContext())
-    lines = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
-    ]
-    emf = [line for line in lines if "_aws" in line and "Latency" in line]
-    assert emf, lines
+    # Powertools' log handler holds the stdout of its import time; give it a fresh stream.
+    log_stream = io.StringIO()
+    log_handler = handler_module.logger.registered_handler
+    assert isinstance(log_handler, logging.StreamHandler)
+    previous = log_handler.setStream(log_stream)
+    try:
+        lambda_handler(event, LocalLambdaContext())
+    finally:
+        log_handler.setStream(previous)
+
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    emf = [m for m in metrics if "Latency" in m]
+    assert emf, metrics
     [dimensions] = emf[-1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
     assert {"model", "version"} <= set(dimensions)
     assert (emf[-1]["model"], emf[-1]["version"]) == (MODEL, "1")
     assert emf[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "modelway"
-    request_logs = [line for line in lines if line.get("message") == "request"]
-    assert request_logs[-1]["correlation_id"] == event["requestContext"]["requestId"]
-    assert request_logs[-1]["status"] == 200
+    logs = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    [request_log] = [line for line in logs if line.get("message") == "request"]
+    assert request_log["correlation_id"] == event["requestContext"]["requestId"]
+    assert (request_log["status"], request_log["model"]) == (200, MODEL)
 
 
 def test_a_non_api_gateway_event_is_refused(lambda_handler: Any) -> None:
@@ -185,3 +232,48 @@ def test_authorizer_context_parsing() -> None:
     assert (parsed.models, parsed.admin, parsed.tenant) == (("a", "b"), False, "default")
     assert authorizer_context({"requestContext": {"authorizer": None}}) is None
     assert authorizer_context({"requestContext": {"authorizer": {"claims": {}}}}) is None
+
+
+# A real cold start, and the CLI --------------------------------------------------------
+def test_cold_start_builds_the_app_from_the_environment(
+    modelway_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handler_module, "_adapter", None)
+    health = handler_module.handler(
+        load_event(EVENTS / "api-health.json", api_key=None), LocalLambdaContext()
+    )
+    assert health["statusCode"] == 200
+    missing = handler_module.handler(
+        load_event(EVENTS / "api-missing-key.json", api_key=None), LocalLambdaContext()
+    )
+    assert missing["statusCode"] == 401
+    assert (modelway_home / "registry.db").exists()  # the local backend, from MODELWAY_HOME
+
+
+def run_invoke(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    invoke.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_invoke_cli_prints_the_response(
+    modelway_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(handler_module, "_adapter", None)
+    from functions.core.settings import get_settings
+
+    registry = SqliteRegistry(path=get_settings().registry_path)
+    secret = make_key(registry, models=["*"], admin=True)
+
+    assert (
+        run_invoke(["invoke", "api", str(EVENTS / "api-admin-list-models.json"), "--key", secret])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.startswith("HTTP 200\n")
+    assert '"models": []' in out
+
+    monkeypatch.setenv("MODELWAY_API_KEY", "mw_key_000000000000_wrong")
+    assert run_invoke(["invoke", "api", str(EVENTS / "api-admin-list-models.json")]) == 1
+    assert capsys.readouterr().out.startswith("HTTP 401\n")

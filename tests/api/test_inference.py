@@ -156,6 +156,7 @@ def test_runtime_errors_map_to_their_status(
     assert response.status_code == status
     assert response.json() == {"error": error.message, "code": code}
     assert response.headers.get("retry-after") == retry_after
+    assert response.headers["x-model-version"] == "1"  # which version failed
 
 
 def test_an_unexpected_failure_is_a_bare_500(

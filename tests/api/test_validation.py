@@ -11,6 +11,7 @@ import pytest
 from api_testkit import MODEL, PAYLOAD_LIMIT, FakeRuntime, add_version, digit_request, make_key
 from fastapi.testclient import TestClient
 
+from functions.core.errors import InvalidInput
 from functions.core.manifest import Signature, TensorSpec
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.local import SqliteRegistry
@@ -164,12 +165,15 @@ def test_integer_tensors_are_range_checked() -> None:
         inputs=[TensorSpec(name="ids", datatype="UINT8", shape=[-1])],
         outputs=[TensorSpec(name="y", datatype="FP32", shape=[-1])],
     )
-    ok = {"inputs": [{"name": "ids", "shape": [3], "datatype": "UINT8", "data": [0, 7, 255]}]}
-    validate_request(request=ok, signature=signature)
-    for bad, message in [([0, 7, 256], "out of range for UINT8"), ([0, 1.5, 2], "integers")]:
-        ok["inputs"][0]["data"] = bad
-        with pytest.raises(Exception, match=message):
-            validate_request(request=ok, signature=signature)
+
+    def request(data: list[Any]) -> dict[str, Any]:
+        return {"inputs": [{"name": "ids", "shape": [3], "datatype": "UINT8", "data": data}]}
+
+    validate_request(request=request([0, 7, 255]), signature=signature)
+    with pytest.raises(InvalidInput, match="out of range for UINT8"):
+        validate_request(request=request([0, 7, 256]), signature=signature)
+    with pytest.raises(InvalidInput, match=r"must be integers, got 1\.5"):
+        validate_request(request=request([0, 1.5, 2]), signature=signature)
 
 
 def test_payload_over_the_limit_is_413_before_parsing(
@@ -318,8 +322,8 @@ def test_binary_bytes_elements_are_walked() -> None:
     }
     validate_request(request=request, signature=signature, binary=chunk)
     request["inputs"][0]["shape"] = [4]
-    with pytest.raises(Exception, match="fewer than 4"):
+    with pytest.raises(InvalidInput, match="fewer than 4"):
         validate_request(request=request, signature=signature, binary=chunk)
     request["inputs"][0]["shape"] = [2]
-    with pytest.raises(Exception, match="exactly 2"):
+    with pytest.raises(InvalidInput, match="exactly 2"):
         validate_request(request=request, signature=signature, binary=chunk)

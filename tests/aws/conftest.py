@@ -24,7 +24,12 @@ BUCKET = "modelway-test-data"
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and a region, and no profile or endpoint from the developer's shell."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_S3",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -76,3 +81,50 @@ def store(bucket: str) -> Any:
     from functions.core.artifacts.s3 import S3ArtifactStore
 
     return S3ArtifactStore(bucket=bucket, artifacts_prefix="artifacts/", region=REGION)
+
+
+def fake_artifact(path: Any, *, name: str = "digits", payload: bytes) -> Any:
+    """A real ``model.tar.gz`` (valid manifest, right sha256) around arbitrary model bytes:
+    enough for ``publishing.check_artifact``, which does not parse the ONNX graph."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    manifest = {
+        "name": name,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "signature": {
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
+            "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 4]}],
+        },
+        "parity": {
+            "samples": 8,
+            "max_abs_diff": 0.0,
+            "argmax_agreement": 1.0,
+            "tolerance": 1e-4,
+            "passed": True,
+        },
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for member, data in (
+            ("modelway.json", json.dumps(manifest).encode()),
+            ("model.onnx", payload),
+        ):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def make_artifact(tmp_path: Any) -> Any:
+    """``make_artifact(payload=b"...", name="digits") -> Path`` (see ``fake_artifact``)."""
+    counter = iter(range(1_000_000))
+
+    def make(*, payload: bytes, name: str = "digits") -> Any:
+        return fake_artifact(
+            tmp_path / f"artifact-{next(counter)}.tar.gz", name=name, payload=payload
+        )
+
+    return make

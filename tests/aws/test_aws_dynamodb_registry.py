@@ -3,6 +3,7 @@ real thread concurrency, pagination. (Behaviour shared with SQLite is in tests/c
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,9 @@ REGION = "us-east-1"
 TABLE = "modelway-test-registry"
 
 
-def version(model: str, number: int, *, sha: str | None = None, manifest: Any = None) -> ModelVersion:
+def version(
+    model: str, number: int, *, sha: str | None = None, manifest: Any = None
+) -> ModelVersion:
     return ModelVersion(
         model=model,
         version=number,
@@ -126,7 +129,9 @@ def test_racing_publishers_of_one_artifact_make_exactly_one_version(registry: An
 
 
 def test_racing_registrations_of_one_number_have_one_winner(registry: Any) -> None:
-    results = race(6, lambda i: registry.register_version(version=version("digits", 1, sha=f"{i:064x}")))
+    results = race(
+        6, lambda i: registry.register_version(version=version("digits", 1, sha=f"{i:064x}"))
+    )
     assert sum(isinstance(r, ModelVersion) for r in results) == 1
     assert sum(isinstance(r, VersionExists) for r in results) == 5
 
@@ -152,7 +157,7 @@ def test_racing_alias_moves_are_all_recorded_in_order(registry: Any) -> None:
         events = [e for e in history if e.alias == name]
         assert [e.seq for e in events] == [1, 2, 3, 4]
         # Each move starts where the one before it ended: no lost update.
-        for before, after in zip(events, events[1:], strict=False):
+        for before, after in itertools.pairwise(events):
             assert after.from_version == before.to_version
         assert registry.get_alias(model="digits", alias=name).version == events[-1].to_version
     # Reference counts stayed exact: only the versions aliases point at are in use.

@@ -33,7 +33,10 @@ def plan_key_values(usage_plan: str) -> dict[str, str]:
     """API key id -> value, for the keys on the plan."""
     client = boto3.client("apigateway", region_name=REGION)
     items = client.get_usage_plan_keys(usagePlanId=usage_plan)["items"]
-    return {item["id"]: client.get_api_key(apiKey=item["id"], includeValue=True)["value"] for item in items}
+    return {
+        item["id"]: client.get_api_key(apiKey=item["id"], includeValue=True)["value"]
+        for item in items
+    }
 
 
 def test_create_puts_the_secret_on_the_usage_plan(gateway: Any, usage_plan: str) -> None:
@@ -51,7 +54,9 @@ def test_delete_is_idempotent(gateway: Any, usage_plan: str) -> None:
     assert plan_key_values(usage_plan) == {}
 
 
-def test_key_lifecycle_keeps_the_usage_plan_in_step(registry: Any, gateway: Any, usage_plan: str) -> None:
+def test_key_lifecycle_keeps_the_usage_plan_in_step(
+    registry: Any, gateway: Any, usage_plan: str
+) -> None:
     key, secret = keys.create_key(
         registry=registry, name="team-a", models=["digits"], admin=False, gateway=gateway
     )

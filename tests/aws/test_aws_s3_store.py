@@ -21,7 +21,9 @@ def s3() -> Any:
     return boto3.client("s3", region_name=REGION)
 
 
-def test_every_write_asks_for_server_side_encryption(store: Any, bucket: str, tmp_path: Path) -> None:
+def test_every_write_asks_for_server_side_encryption(
+    store: Any, bucket: str, tmp_path: Path
+) -> None:
     artifact = tmp_path / "model.tar.gz"
     artifact.write_bytes(b"artifact")
     uri = store.put_artifact(model="digits", version=1, source=artifact)

@@ -42,9 +42,7 @@ def row_sum(n: int) -> float:
 
 
 def jsonl(rows: list[Any]) -> bytes:
-    return b"".join(
-        (r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows
-    )
+    return b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows)
 
 
 @dataclass
@@ -66,7 +64,9 @@ class FakeRuntime:
         data = tensor["data"]
         rows = [data[i * 4 : (i + 1) * 4] for i in range(n)]
         number = len(self.calls) + 1
-        self.calls.append({"endpoint": endpoint, "variant": variant, "rows": rows, "bytes": len(body)})
+        self.calls.append(
+            {"endpoint": endpoint, "variant": variant, "rows": rows, "bytes": len(body)}
+        )
         if number <= self.fail_first or (
             self.fail_from_call is not None and number >= self.fail_from_call
         ):
@@ -78,7 +78,12 @@ class FakeRuntime:
             "model_version": (variant or "v0")[1:],
             "outputs": [
                 {"name": "sum", "datatype": "FP32", "shape": [n], "data": [sum(r) for r in rows]},
-                {"name": "first", "datatype": "INT64", "shape": [n], "data": [int(r[0]) for r in rows]},
+                {
+                    "name": "first",
+                    "datatype": "INT64",
+                    "shape": [n],
+                    "data": [int(r[0]) for r in rows],
+                },
             ],
         }
         return RuntimeResponse(

@@ -145,7 +145,7 @@ def test_bad_tensor_is_a_model_error_carrying_the_models_400(
     wrong = batch.reshape(2, 64)
     with pytest.raises(client.exceptions.ModelError) as info:
         invoke(client, wrong)
-    error = info.value.response
+    error: dict[str, Any] = dict(info.value.response)
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert error["Error"]["Code"] == "ModelError"
     assert error["OriginalStatusCode"] == 400
@@ -161,9 +161,10 @@ def test_malformed_body_is_a_model_error_400(client: Any) -> None:
         client.invoke_endpoint(
             EndpointName=ENDPOINT, Body=b"not json", ContentType="application/json"
         )
-    assert info.value.response["Error"]["Code"] == "ModelError"
-    assert info.value.response["OriginalStatusCode"] == 400
-    assert json.loads(info.value.response["OriginalMessage"])["code"] == "invalid_request"
+    error: dict[str, Any] = dict(info.value.response)  # the stubs omit ModelError's fields
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["OriginalStatusCode"] == 400
+    assert json.loads(error["OriginalMessage"])["code"] == "invalid_request"
 
 
 def test_unloadable_version_is_a_model_error_500(
@@ -175,9 +176,10 @@ def test_unloadable_version_is_a_model_error_500(
     for _ in range(2):  # the second answer comes from the remembered failure
         with pytest.raises(ClientError) as info:
             invoke(client, batch, TargetVariant="v5")
-        assert info.value.response["Error"]["Code"] == "ModelError"
-        assert info.value.response["OriginalStatusCode"] == 500
-        assert json.loads(info.value.response["OriginalMessage"])["code"] == "invalid_artifact"
+        error: dict[str, Any] = dict(info.value.response)
+        assert error["Error"]["Code"] == "ModelError"
+        assert error["OriginalStatusCode"] == 500
+        assert json.loads(error["OriginalMessage"])["code"] == "invalid_artifact"
 
 
 def test_a_version_published_after_start_is_served(

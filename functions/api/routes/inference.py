@@ -19,12 +19,12 @@ from functions.api.deps import (
     RuntimeDep,
     StateDep,
 )
+from functions.api.errors import VERSION_HEADER
 from functions.api.services.inference import InferenceResult, InferenceService
 from functions.api.services.lookup import CachedRegistryReads
 
 router = APIRouter(prefix="/v2/models", tags=["inference"])
 
-VERSION_HEADER = "x-model-version"
 ALIAS_HEADER = "x-model-alias"
 BINARY_HEADER = "inference-header-content-length"
 BINARY_RESPONSE_TYPE = "application/octet-stream"

@@ -198,7 +198,12 @@ class SageMakerDeployer:
                 for v in current.get("ProductionVariants", [])
             }
             wanted = {str(v["VariantName"]): float(v["InitialVariantWeight"]) for v in variants}
-            if all(math.isclose(live.get(name, 0.0), w) for name, w in wanted.items()):
+            # Weights are relative: 1 and 100 on a lone variant are the same split.
+            live_shares, wanted_shares = _shares(live), _shares(wanted)
+            if all(
+                math.isclose(live_shares.get(name, 0.0), share, abs_tol=1e-6)
+                for name, share in wanted_shares.items()
+            ):
                 return "unchanged"
             self._sm.update_endpoint_weights_and_capacities(
                 EndpointName=endpoint,
@@ -274,6 +279,11 @@ class SageMakerDeployer:
             if not _already_exists(exc):  # the same plan applied before: same content
                 raise
         return name
+
+
+def _shares(weights: dict[str, float]) -> dict[str, float]:
+    total = sum(weights.values())
+    return {name: w / total for name, w in weights.items()} if total else weights
 
 
 def _shape(variants: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -1,0 +1,65 @@
+"""The Lambda entry point: the clients it builds, and the continuation it sends itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from batch_testkit import FakeContext, Stack, jsonl, row
+
+from functions.batch import handler as batch_handler
+
+
+@pytest.fixture
+def wired(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    monkeypatch.setattr(batch_handler, "_deps", stack.deps)
+    return stack
+
+
+def test_the_handler_scores_an_s3_notification(wired: Stack) -> None:
+    event = wired.upload("inputs/toy/default/h.jsonl", jsonl([row(1), row(2)]))
+    summary = batch_handler.handler(event, FakeContext(600_000))
+    (job,) = summary["jobs"]
+    assert (job["status"], job["records"], job["action"]) == ("succeeded", 2, "finished")
+
+
+@pytest.mark.parametrize("backend", ["aws"])  # locally a job goes on in-process
+def test_on_aws_a_long_file_continues_in_an_async_invocation_of_the_same_function(
+    wired: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[dict[str, Any], str]] = []
+    monkeypatch.setattr(
+        batch_handler,
+        "_invoke_async",
+        lambda event, *, function_arn: sent.append((event, function_arn)),
+    )
+    wired.settings.batch_max_records_per_request = 1
+    event = wired.upload("inputs/toy/default/long.jsonl", jsonl([row(n) for n in range(5)]))
+    context = FakeContext(lambda: 600_000 if len(wired.runtime.calls) < 2 else 1_000)
+
+    summary = batch_handler.handler(event, context)
+
+    assert summary["jobs"][0]["action"] == "continued"
+    ((continuation, arn),) = sent
+    assert arn == context.invoked_function_arn
+    assert continuation["source"] == "modelway.batch"
+    assert continuation["slice"] == 1
+    done = batch_handler.handler(continuation, FakeContext(600_000))
+    assert done["jobs"][0]["status"] == "succeeded"
+
+
+def test_get_deps_builds_the_configured_backends_lazily(
+    modelway_home: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.core.artifacts.local import DirectoryArtifactStore
+    from functions.core.registry.local import SqliteRegistry
+
+    batch_handler.reset_deps()
+    try:
+        deps = batch_handler.get_deps()
+        assert isinstance(deps.registry, SqliteRegistry)
+        assert isinstance(deps.store, DirectoryArtifactStore)
+        assert deps.continue_later is None
+        assert batch_handler.get_deps() is deps
+    finally:
+        batch_handler.reset_deps()
