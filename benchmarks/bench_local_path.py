@@ -73,6 +73,15 @@ def wait_ready(url: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{url} not ready after {timeout:.0f} s")
 
 
+def connect(port: int) -> http.client.HTTPConnection:
+    """A keep-alive connection with Nagle off, so no request waits on a delayed ACK."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.connect()
+    assert conn.sock is not None
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
 def drive(target: Target, body: bytes, *, concurrency: int, total: int) -> Result:
     """``total`` requests from ``concurrency`` threads, each on its own keep-alive connection."""
     per_thread = total // concurrency
@@ -81,7 +90,7 @@ def drive(target: Target, body: bytes, *, concurrency: int, total: int) -> Resul
     barrier = threading.Barrier(concurrency + 1)
 
     def worker(slot: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
+        conn = connect(target.port)
         headers = {"Content-Type": "application/json", **target.headers}
         barrier.wait()
         for _ in range(per_thread):
@@ -161,7 +170,7 @@ def main() -> int:
             Target("modelway", router_port, "/v2/models/digits/infer", {"x-api-key": secret}),
         ]
         for target in targets:  # each answers the right digit before it is timed
-            conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
+            conn = connect(target.port)
             conn.request("POST", target.path, body=body,
                          headers={"Content-Type": "application/json", **target.headers})  # fmt: skip
             answer = json.loads(conn.getresponse().read())

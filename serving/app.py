@@ -70,17 +70,26 @@ async def _read_body(request: Request, *, limit: int) -> bytes:
 
 async def run_inference(model: OnnxModel, request: Request, *, limit: int) -> Response:
     """Body -> preprocess -> batched predict -> postprocess -> HTTP response."""
-    body = await _read_body(request, limit=limit)
-    json_length = json_header_length(
-        content_type=request.headers.get("content-type"),
-        header=request.headers.get(HEADER_LENGTH),
-    )
-    if len(body) > _OFFLOAD_BYTES:
-        infer_request = await run_in_threadpool(decode_request, body, json_length=json_length)
-    else:
-        infer_request = decode_request(body, json_length=json_length)
-    inputs = model.preprocess(infer_request)
-    outputs = await asyncio.wrap_future(model.predict(inputs))
+    # Tell the batcher this request is coming, so a batch it is forming may wait for it.
+    model.batcher.announce()
+    submitted = False
+    try:
+        body = await _read_body(request, limit=limit)
+        json_length = json_header_length(
+            content_type=request.headers.get("content-type"),
+            header=request.headers.get(HEADER_LENGTH),
+        )
+        if len(body) > _OFFLOAD_BYTES:
+            infer_request = await run_in_threadpool(decode_request, body, json_length=json_length)
+        else:
+            infer_request = decode_request(body, json_length=json_length)
+        inputs = model.preprocess(infer_request)
+        submitted = True  # submit settles the announcement even when it refuses
+        future = model.predict(inputs, announced=True)
+    finally:
+        if not submitted:
+            model.batcher.withdraw()
+    outputs = await asyncio.wrap_future(future)
     if sum(a.nbytes for a in outputs.values()) > _OFFLOAD_BYTES:
         encoded = await run_in_threadpool(model.postprocess, infer_request, outputs)
     else:

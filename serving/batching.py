@@ -1,11 +1,17 @@
 """Dynamic batching: concurrent requests for one version share one ``session.run``.
 
 One worker thread per session takes the oldest waiting request, gathers every queued request
-whose tensors differ from it only in the batch axis (axis 0), waits at most
-``max_queue_delay`` after the first one arrived for more, runs the stacked batch once and
+whose tensors differ from it only in the batch axis (axis 0), runs the stacked batch once and
 hands each caller its own rows back. Requests with other non-batch dims or dtypes stay queued
 in order for a later batch: they are never mixed. The queue is bounded; a full queue is an
 ``Overloaded`` error (503) at submit time, not unbounded latency.
+
+Waiting for company is adaptive, so a lone client never pays for batching: the first request
+of a batch waits (at most ``max_queue_delay`` after it arrived, and only until the batch is
+full) when there is evidence that company is coming, i.e. a request has been announced (the
+server is reading or decoding it) but not submitted yet, or the previous batch coalesced
+several requests (the version is under concurrent load). Otherwise it runs at once; requests
+that arrive while it runs queue up and form the next batch anyway.
 """
 
 from __future__ import annotations
@@ -83,11 +89,25 @@ class DynamicBatcher:
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        # Requests the server has started handling but not submitted yet.
+        self._incoming = 0
+        self._under_load = False
         self.stats = BatchStats()
         self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
-    def submit(self, inputs: Tensors) -> Future[Tensors]:
+    def announce(self) -> None:
+        """A request is on its way (being read/decoded): a waiting batch may wait for it.
+        Follow with ``submit(..., announced=True)`` or, if it fails first, ``withdraw()``."""
+        with self._cond:
+            self._incoming += 1
+
+    def withdraw(self) -> None:
+        with self._cond:
+            self._incoming = max(0, self._incoming - 1)
+            self._cond.notify()
+
+    def submit(self, inputs: Tensors, *, announced: bool = False) -> Future[Tensors]:
         """Queue one request (all inputs share axis 0); the future resolves to all outputs
         for its rows, or to a ``ServingError``."""
         rows = int(next(iter(inputs.values())).shape[0]) if inputs else 1
@@ -99,6 +119,8 @@ class DynamicBatcher:
             arrived=time.monotonic(),
         )
         with self._cond:
+            if announced:
+                self._incoming = max(0, self._incoming - 1)
             if self._closed:
                 raise Overloaded(f"{self._name} is shutting down")
             if len(self._queue) >= self._max_queue:
@@ -150,11 +172,14 @@ class DynamicBatcher:
             rows = self._take_matching(batch, batch[0].rows)
             deadline = batch[0].arrived + self._delay
             while rows < self._max_rows and not self._closed:
+                if not (self._incoming or self._under_load):
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
                 rows = self._take_matching(batch, rows)
+            self._under_load = len(batch) > 1
             return batch
 
     def _work(self) -> None:

@@ -50,7 +50,8 @@ class ServingConfig:
     # serialises them), so a session may use every core it is allowed.
     ort_threads: int = field(default_factory=usable_cpus)
     # Dynamic batching: rows coalesced into one session.run, and how long the first request
-    # of a batch may wait for company. 0 ms still batches whatever queued up meanwhile.
+    # of a batch may wait for company when company is coming (see ``batching``); a lone
+    # client never waits. 0 ms still batches whatever queued up during the previous run.
     max_batch_size: int = 32
     max_queue_delay_ms: float = 2.0
     # Requests waiting per version; beyond it the server answers 503 + Retry-After rather

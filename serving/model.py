@@ -149,8 +149,9 @@ class OnnxModel:
                     )
         return inputs
 
-    def predict(self, inputs: Tensors) -> Future[Tensors]:
-        return self.batcher.submit(inputs)
+    def predict(self, inputs: Tensors, *, announced: bool = False) -> Future[Tensors]:
+        """``announced``: the caller called ``batcher.announce()`` when the request came in."""
+        return self.batcher.submit(inputs, announced=announced)
 
     def postprocess(self, request: InferRequest, outputs: Tensors) -> EncodedResponse:
         if request.outputs is None:

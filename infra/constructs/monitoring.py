@@ -46,7 +46,7 @@ class Monitoring(Construct):
         stage: apigw.Stage,
         functions: dict[str, lambda_.IFunction],
         dead_letter_queue: sqs.IQueue,
-        extra_alarms: Sequence[cloudwatch.IAlarm] = (),
+        extra_alarms: Sequence[cloudwatch.Alarm] = (),
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -118,7 +118,7 @@ class Monitoring(Construct):
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.alarms: list[cloudwatch.IAlarm] = [
+        self.alarms: list[cloudwatch.Alarm] = [
             self.error_rate_alarm,
             self.latency_alarm,
             self.rollback_alarm,

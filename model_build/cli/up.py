@@ -164,8 +164,10 @@ def sample_request() -> tuple[dict[str, object], int]:
     from model_build.digits import load_sample
 
     pixels, label = load_sample(index=-1)
+    # The digits pixels are whole numbers 0..16: printed as such, the curl stays readable.
+    data = [int(p) if float(p).is_integer() else p for p in pixels]
     request = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 8, 8],
-                           "data": pixels}]}  # fmt: skip
+                           "data": data}]}  # fmt: skip
     return request, label
 
 

@@ -124,9 +124,7 @@ class Wire:
         upload = f"uploads/{MODEL}-{factor}.tar.gz"
         artifact = scale_artifact(self.work / f"{MODEL}-{factor}.tar.gz", factor=factor)
         boto3.client("s3", region_name=REGION).upload_file(str(artifact), BUCKET, upload)
-        return self.post(
-            f"/v1/models/{MODEL}/versions", {"artifact_key": upload, "alias": alias}
-        )
+        return self.post(f"/v1/models/{MODEL}/versions", {"artifact_key": upload, "alias": alias})
 
     def serve(self, version: int) -> None:
         """Put a published version where the model server looks, from its S3 artifact."""
@@ -139,15 +137,15 @@ class Wire:
         )
 
     def infer(self, *, key: str | None = None, path: str = "") -> httpx.Response:
-        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}
+        body = {
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]
+        }
         return self.post(f"/v2/models/{MODEL}{path}/infer", body, key=key)
 
     def plan_key_values(self) -> set[str]:
         client = boto3.client("apigateway", region_name=REGION)
         items = client.get_usage_plan_keys(usagePlanId=self.usage_plan)["items"]
-        return {
-            client.get_api_key(apiKey=item["id"], includeValue=True)["value"] for item in items
-        }
+        return {client.get_api_key(apiKey=item["id"], includeValue=True)["value"] for item in items}
 
 
 def _auth(key: str) -> dict[str, str]:

@@ -203,7 +203,8 @@ def wait_for(predicate: Any, *, timeout: float = 10.0, what: str = "condition") 
 @contextmanager
 def running_server(app: Any) -> Iterator[str]:
     """``app`` under uvicorn on a free 127.0.0.1 port, in a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP so asyncio sets TCP_NODELAY (see serving.__main__._bind).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]

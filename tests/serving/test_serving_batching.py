@@ -217,16 +217,56 @@ def test_cancelled_requests_are_skipped(make_batcher: MakeBatcher, session: Fake
     assert session.shapes[1:] == [(1, 3)]
 
 
-def test_the_deadline_lets_late_arrivals_join(session: FakeSession) -> None:
-    """With a long queue delay, the worker waits for company until the batch is full."""
+def test_a_lone_request_does_not_wait_for_company(session: FakeSession) -> None:
+    """Nothing announced, no recent load: even a long queue delay costs it nothing."""
     session.release.set()
-    batcher = DynamicBatcher(run=session, name="wait", max_batch_size=3, max_queue_delay_s=30.0)
+    batcher = DynamicBatcher(run=session, name="lone", max_batch_size=8, max_queue_delay_s=600)
     try:
-        futures = []
-        for _ in range(3):
-            futures.append(batcher.submit({"x": np.ones((1, 3), np.float32)}))
-        for f in futures:
-            f.result(10)  # returns as soon as the third arrives, not after 30 s
+        # Bounded wait only so a regression fails instead of hanging for ten minutes.
+        batcher.submit({"x": np.ones((1, 3), np.float32)}).result(timeout=30)
+        assert session.shapes == [(1, 3)]
+    finally:
+        batcher.close()
+
+
+def test_an_announced_request_is_waited_for(session: FakeSession) -> None:
+    session.release.set()
+    batcher = DynamicBatcher(run=session, name="ann", max_batch_size=8, max_queue_delay_s=600)
+    try:
+        batcher.announce()  # the server is still decoding this one
+        first = batcher.submit({"x": np.ones((1, 3), np.float32)})
+        second = batcher.submit({"x": np.ones((2, 3), np.float32)}, announced=True)
+        first.result(timeout=30)  # runs as soon as the announced one is in, not after 600 s
+        second.result(timeout=30)
         assert session.shapes == [(3, 3)]
     finally:
         batcher.close()
+
+
+def test_a_withdrawn_announcement_releases_the_wait(session: FakeSession) -> None:
+    session.release.set()
+    batcher = DynamicBatcher(run=session, name="wd", max_batch_size=8, max_queue_delay_s=600)
+    try:
+        batcher.announce()
+        first = batcher.submit({"x": np.ones((1, 3), np.float32)})
+        batcher.withdraw()  # that request turned out malformed
+        first.result(timeout=30)
+        assert session.shapes == [(1, 3)]
+    finally:
+        batcher.close()
+
+
+def test_under_load_the_next_batch_waits_until_full(
+    make_batcher: MakeBatcher, session: FakeSession
+) -> None:
+    batcher = make_batcher(max_batch_size=2, max_queue_delay_s=600)
+    _park(batcher, session)
+    pair = [batcher.submit({"x": np.ones((1, 3), np.float32)}) for _ in range(2)]
+    session.release.set()
+    for f in pair:
+        f.result(timeout=30)  # a coalesced batch: the version is under load now
+    late = [batcher.submit({"x": np.ones((1, 3), np.float32)})]
+    late.append(batcher.submit({"x": np.ones((1, 3), np.float32)}))
+    for f in late:
+        f.result(timeout=30)
+    assert session.shapes[1:] == [(2, 3), (2, 3)]

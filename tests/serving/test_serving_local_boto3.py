@@ -208,34 +208,57 @@ def test_a_deleted_version_stops_being_served(
     assert invoke(client, batch)[0]["InvokedProductionVariant"] == "v1"
 
 
+def _park_worker(model: Any) -> tuple[threading.Event, threading.Event]:
+    """Make the version's next session.run wait until released (the worker is then busy, so
+    requests pile up in its queue exactly as they do under load)."""
+    real_run = model.batcher._run
+    entered, release = threading.Event(), threading.Event()
+
+    def held_run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not release.is_set():
+            entered.set()
+            release.wait(30)
+        return real_run(inputs)
+
+    model.batcher._run = held_run
+    return entered, release
+
+
 def test_concurrent_requests_are_coalesced_over_http(artifacts_dir: Path) -> None:
-    """Four clients at once, a batch limit of four and a long queue delay: the batch can
-    only run once all four have arrived, so exactly one session.run serves them."""
-    config = ServingConfig(ort_threads=1, max_batch_size=4, max_queue_delay_ms=60_000)
+    """While the worker is busy, four clients call at once: their requests queue up and are
+    served by ONE session.run, each client getting the rows for its own input."""
+    config = ServingConfig(ort_threads=1, max_batch_size=32)
     app = create_local_app(artifacts_dir=artifacts_dir, endpoint_prefix=PREFIX, config=config)
     repository: LocalRepository = app.state.repository
     with running_server(app) as url:
         repository.resolve(model="digits", version=1, endpoint=ENDPOINT)
         model = repository.load(model="digits", version=1)
-        inputs = [np.full((1, 1, 8, 8), i / 10, np.float32) for i in range(4)]
+        entered, release = _park_worker(model)
+        inputs = [np.full((1, 1, 8, 8), i / 10, np.float32) for i in range(5)]
         results: dict[int, dict[str, Any]] = {}
 
         def call(i: int) -> None:
             results[i] = invoke(runtime_client(url), inputs[i], TargetVariant="v1")[1]
 
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
-        for t in threads:
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(5)]
+        threads[0].start()
+        assert entered.wait(30)
+        for t in threads[1:]:
             t.start()
-        for t in threads:
-            t.join(60)
-        assert model.batcher.stats.requests_per_run == {4: 1}
-        for i in range(4):  # and each caller got the answer for its own input
+        try:
+            wait_for(lambda: model.batcher.queued == 4, what="four requests to queue")
+        finally:
+            release.set()
+            for t in threads:
+                t.join(30)
+        assert model.batcher.stats.requests_per_run == {1: 1, 4: 1}
+        for i in range(5):
             np.testing.assert_allclose(
                 _logits(results[i]), expected_logits(inputs[i], seed=1), atol=1e-5
             )
         with urllib.request.urlopen(f"{url}/stats") as response:
             stats = json.loads(response.read())
-        assert stats["digits/1"]["requests_per_run"] == {"4": 1}
+        assert stats["digits/1"]["requests_per_run"] == {"1": 1, "4": 1}
 
 
 def test_a_full_queue_is_service_unavailable(artifacts_dir: Path, batch: np.ndarray) -> None:
@@ -247,15 +270,7 @@ def test_a_full_queue_is_service_unavailable(artifacts_dir: Path, batch: np.ndar
         invoke(client, batch, TargetVariant="v1")  # loaded
         model = repository.loaded(model="digits", version=1)
         assert model is not None
-        real_run = model.batcher._run
-        entered, release = threading.Event(), threading.Event()
-
-        def held_run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            entered.set()
-            release.wait(30)
-            return real_run(inputs)
-
-        model.batcher._run = held_run  # park the worker inside session.run
+        entered, release = _park_worker(model)
         answers: list[str] = []
 
         def call() -> None:

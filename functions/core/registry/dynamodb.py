@@ -7,23 +7,21 @@ are all durable; reserved for anything that should expire on its own).
 
 Items
 -----
-=====================  ==========================  =========================  =====================
-item                   pk                          sk                         gsi1pk / gsi1sk
-=====================  ==========================  =========================  =====================
-version counter        ``MODEL#{model}``           ``COUNTER``                -
-model (listing, moves) ``MODEL#{model}``           ``MODEL``                  ``MODELS`` / model
-version                ``MODEL#{model}``           ``VERSION#{v:010d}``       -
-sha256 lock            ``MODEL#{model}``           ``SHA256#{sha256}``        -
-alias                  ``MODEL#{model}``           ``ALIAS#{alias}``          -
-alias event            ``MODEL#{model}``           ``EVENT#{n:010d}``         -
-key by id              ``KEY#{key_id}``            ``KEY``                    ``KEYS`` / created#id
-key-hash pointer       ``KEYHASH#{sha256(secret)}``  ``KEYHASH``              -
-job                    ``JOB#{job_id}``            ``JOB``                    ``JOBS#{model}`` /
-                                                                              created#id
-job feed entry         ``JOBS``                    ``{created_at}#{job_id}``  -
-=====================  ==========================  =========================  =====================
+  item                    pk               sk                     gsi1pk / gsi1sk
+  version counter         MODEL#{model}    COUNTER                -
+  model (listing, moves)  MODEL#{model}    MODEL                  MODELS / {model}
+  version                 MODEL#{model}    VERSION#{v:010d}       -
+  sha256 lock             MODEL#{model}    SHA256#{sha256}        -
+  alias                   MODEL#{model}    ALIAS#{alias}          -
+  alias event             MODEL#{model}    EVENT#{n:010d}         -
+  key by id               KEY#{key_id}     KEY                    KEYS / {created}#{id}
+  key-hash pointer        KEYHASH#{hash}   KEYHASH                -
+  job                     JOB#{job_id}     JOB                    JOBS#{model} / {created}#{id}
+  job feed entry          JOBS             {created_at}#{job_id}  -
 
-Numbers in sort keys are zero-padded so that text order is numeric order. Manifests and job
+``{hash}`` is the sha256 of a key's secret (``auth.hash_secret``); version items also carry
+``refs``, the number of aliases and canaries pointing at them. Numbers in sort keys are
+zero-padded so that text order is numeric order. Manifests and job
 ``extra`` are stored as JSON strings: DynamoDB numbers come back as ``Decimal`` and would not
 round-trip a float-bearing manifest faithfully.
 
