@@ -20,6 +20,7 @@ from functions.api.callers import KeyCache, LastUsed, resolve_caller
 from functions.api.services.lookup import LookupCache
 from functions.core import backends, keys
 from functions.core.artifacts.base import ArtifactStore
+from functions.core.deploy.base import Deployer
 from functions.core.errors import PayloadTooLarge
 from functions.core.registry.base import ApiKey, Registry
 from functions.core.runtime.base import RuntimeClient
@@ -70,6 +71,11 @@ class RouterState:
             return None
         gateway: keys.KeyGateway | None = factory(self.settings)
         return gateway
+
+    @cached_property
+    def deployer(self) -> Deployer | None:
+        """On AWS, SageMaker models and endpoints follow publishes and alias moves."""
+        return backends.make_deployer(self.settings)
 
 
 def new_state(

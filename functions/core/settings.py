@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     instance_type: str = "ml.g5.xlarge"
     initial_instance_count: int = 1
     rollback_alarm_names: list[str] = Field(default_factory=list)
+    # Every usage plan of the stage by tier (JSON); usage_plan_id is the default tier's.
+    usage_plan_ids: dict[str, str] = Field(default_factory=dict)
+    # Autoscaling every endpoint variant gets (target tracking on invocations per instance).
+    min_instance_count: int = Field(default=1, ge=1)
+    max_instance_count: int = Field(default=1, ge=1)
+    target_invocations_per_instance: int = Field(default=100, ge=1)
+    scale_in_cooldown_seconds: int = Field(default=600, ge=0)
+    scale_out_cooldown_seconds: int = Field(default=120, ge=0)
     # Server-side encryption asked for on every S3 write (a KMS key id only with aws:kms).
     s3_sse: Literal["AES256", "aws:kms"] = "AES256"
     s3_kms_key_id: str | None = None

@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DIR",
         help="directory for model.tar.gz (default: $MODELWAY_HOME/build/digits)",
     )
+    digits.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="training seed (default: the fixed seed, which rebuilds the same model file)",
+    )
     digits.set_defaults(func=_build_digits)
 
 
@@ -40,6 +46,6 @@ def _build_digits(args: argparse.Namespace) -> int:
     from model_build.digits import MODEL_NAME, build_digits
 
     out_dir = args.out if args.out is not None else default_out_dir(MODEL_NAME)
-    result = build_digits(out_dir=out_dir)
+    result = build_digits(out_dir=out_dir, seed=args.seed)
     print_json(result.summary())
     return 0

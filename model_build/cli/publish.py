@@ -122,7 +122,7 @@ def _registry() -> Registry:
 
 # Commands -----------------------------------------------------------------------------------
 def _publish(args: argparse.Namespace) -> int:
-    from functions.core.backends import make_artifact_store, make_registry
+    from functions.core.backends import make_artifact_store, make_deployer, make_registry
     from functions.core.publishing import publish_artifact
     from functions.core.settings import get_settings
     from model_build.cli import print_json
@@ -137,6 +137,7 @@ def _publish(args: argparse.Namespace) -> int:
         actor=current_actor(),
         alias=args.alias,
         verify=verify_artifact,
+        deployer=make_deployer(settings),
     )
     version = result.version
     summary: dict[str, Any] = {
@@ -192,7 +193,16 @@ def _alias_set(args: argparse.Namespace) -> int:
 
     if args.weight is not None and args.canary is None:
         raise _usage("--weight needs --canary VERSION")
-    alias = _registry().set_alias(
+    from functions.core.backends import make_deployer
+    from functions.core.deploy import rollout
+    from functions.core.settings import get_settings
+
+    settings = get_settings()
+    # On AWS the endpoint is updated first; the CLI can afford to wait until it is InService.
+    alias = rollout.set_alias(
+        registry=_registry(),
+        deployer=make_deployer(settings),
+        wait=True,
         model=args.model,
         alias=args.alias,
         version=args.version,
@@ -222,9 +232,19 @@ def _alias_list(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from functions.core.backends import make_deployer
+    from functions.core.deploy import rollout
+    from functions.core.settings import get_settings
     from model_build.cli import print_json
 
-    alias = _registry().rollback_alias(model=args.model, alias=args.alias, actor=current_actor())
+    alias = rollout.rollback_alias(
+        registry=_registry(),
+        deployer=make_deployer(get_settings()),
+        wait=True,
+        model=args.model,
+        alias=args.alias,
+        actor=current_actor(),
+    )
     print_json(_alias_dict(alias))
     return 0
 

@@ -70,6 +70,7 @@ def ensure_demo_model(*, settings: Settings, registry: Registry) -> None:
     from functions.core.backends import make_artifact_store
     from functions.core.publishing import publish_artifact
     from model_build.cli.build import default_out_dir
+    from model_build.cli.publish import current_actor
     from model_build.digits import build_digits
     from model_build.verify import verify_artifact
 
@@ -80,7 +81,7 @@ def ensure_demo_model(*, settings: Settings, registry: Registry) -> None:
         registry=registry,
         store=make_artifact_store(settings),
         settings=settings,
-        actor=_actor(),
+        actor=current_actor(),
         alias="default",
         verify=verify_artifact,
     )
@@ -244,6 +245,3 @@ to score it; results land in {settings.data_dir / "outputs" / DEMO_MODEL}/.
 Ctrl-C stops everything.
 """
 
-
-def _actor() -> str:
-    return os.environ.get("MODELWAY_ACTOR") or os.environ.get("USER") or "local"

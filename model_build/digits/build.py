@@ -25,6 +25,7 @@ def build_digits(
     out_dir: Path,
     min_accuracy: float = MIN_TEST_ACCURACY,
     tolerance: float = DEFAULT_TOLERANCE,
+    seed: int | None = None,
 ) -> BuildResult:
     """Build ``out_dir/model.tar.gz``. Raises ``QualityGateFailed`` / ``ParityFailed`` (both
     ``InvalidArtifact``) and writes nothing when the model does not make the grade."""
@@ -36,6 +37,9 @@ def build_digits(
     from model_build.digits.data import load_split
     from model_build.digits.net import INPUT_NAME, OUTPUT_NAMES
     from model_build.digits.train import SEED, accuracy, train
+
+    # A different seed is a retrain: a different model file, so a new version when published.
+    seed = SEED if seed is None else seed
     from model_build.export import EXPORTER, OPSET, export_onnx
     from model_build.latency import measure_latency
     from model_build.package import sha256_file, write_artifact
@@ -45,8 +49,8 @@ def build_digits(
 
     started = time.perf_counter()
     split = load_split()
-    with deterministic(seed=SEED):
-        model = train(images=split.train_images, labels=split.train_labels)
+    with deterministic(seed=seed):
+        model = train(images=split.train_images, labels=split.train_labels, seed=seed)
         train_accuracy = accuracy(model=model, images=split.train_images, labels=split.train_labels)
         test_accuracy = accuracy(model=model, images=split.test_images, labels=split.test_labels)
     if test_accuracy < min_accuracy:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from aws_cdk.assertions import Template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -19,6 +22,11 @@ class Synthesized:
     template: dict[str, Any]
     template_path: Path
     outdir: Path
+
+    @cached_property
+    def assertions(self) -> Template:
+        """``aws_cdk.assertions`` over the synthesized template."""
+        return Template.from_json(self.template)
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:

@@ -7,9 +7,8 @@ them), driven over HTTP exactly as a client would.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -169,3 +169,10 @@ def test_serve_arguments_parse(argv: list[str]) -> None:
 
     args = build_parser().parse_args(argv)
     assert args.command == "serve"
+
+
+def test_tests_import_the_real_server_package() -> None:
+    """tests/serving must not shadow serving/ (pytest's ``pythonpath = ["."]`` sees to it)."""
+    import serving
+
+    assert serving.__file__ == str(REPO / "serving" / "__init__.py")

@@ -1,4 +1,4 @@
-"""The SageMaker hosting contract (``/ping``, ``/invocations``) in process, JSON and binary."""
+"""The SageMaker hosting contract (``/ping``, ``/invocations``) over HTTP, JSON and binary."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from serving_testkit import (
     binary_body,
     expected_logits,
     infer_body,
+    running_server,
     split_binary_response,
 )
-from starlette.testclient import TestClient
 
 from serving.app import create_hosting_app
 from serving.config import ServingConfig
@@ -25,18 +26,19 @@ CONFIG = ServingConfig(ort_threads=1, max_request_bytes=64 * 1024)
 
 
 @pytest.fixture
-def client(classifier_tar: Path) -> Iterator[TestClient]:
-    with TestClient(create_hosting_app(model_dir=classifier_tar.parent, config=CONFIG)) as c:
+def client(classifier_tar: Path) -> Iterator[httpx.Client]:
+    app = create_hosting_app(model_dir=classifier_tar.parent, config=CONFIG)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
         yield c
 
 
-def test_ping_once_loaded(client: TestClient) -> None:
+def test_ping_once_loaded(client: httpx.Client) -> None:
     response = client.get("/ping")
     assert response.status_code == 200
     assert response.json()["version"] == "3"
 
 
-def test_json_inference(client: TestClient, batch: np.ndarray) -> None:
+def test_json_inference(client: httpx.Client, batch: np.ndarray) -> None:
     response = client.post("/invocations", json=infer_body(batch, id="r1"))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
@@ -52,7 +54,7 @@ def test_json_inference(client: TestClient, batch: np.ndarray) -> None:
     assert label["data"] == want.argmax(axis=1).tolist()
 
 
-def test_nested_data_and_output_selection(client: TestClient, batch: np.ndarray) -> None:
+def test_nested_data_and_output_selection(client: httpx.Client, batch: np.ndarray) -> None:
     body = {
         "inputs": [
             {"name": "input", "datatype": "FP32", "shape": [2, 1, 8, 8], "data": batch.tolist()}
@@ -66,7 +68,7 @@ def test_nested_data_and_output_selection(client: TestClient, batch: np.ndarray)
 
 @pytest.mark.parametrize("via", ["header", "content-type"])
 def test_binary_request_and_binary_response(
-    client: TestClient, batch: np.ndarray, via: str
+    client: httpx.Client, batch: np.ndarray, via: str
 ) -> None:
     body, length = binary_body([("input", "FP32", batch)], parameters={"binary_data_output": True})
     if via == "header":
@@ -84,7 +86,7 @@ def test_binary_request_and_binary_response(
     assert np.frombuffer(chunks["label"], dtype=np.int64).tolist() == logits.argmax(1).tolist()
 
 
-def test_binary_request_with_per_output_choice(client: TestClient, batch: np.ndarray) -> None:
+def test_binary_request_with_per_output_choice(client: httpx.Client, batch: np.ndarray) -> None:
     body, length = binary_body(
         [("input", "FP32", batch)],
         outputs=[{"name": "label", "parameters": {"binary_data": False}}, {"name": "logits"}],
@@ -129,7 +131,7 @@ BAD_REQUESTS: dict[str, tuple[bytes | dict[str, Any], str]] = {
 
 @pytest.mark.parametrize(("body", "code"), BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
 def test_bad_input_is_a_400_and_the_server_keeps_serving(
-    client: TestClient, batch: np.ndarray, body: bytes | dict[str, Any], code: str
+    client: httpx.Client, batch: np.ndarray, body: bytes | dict[str, Any], code: str
 ) -> None:
     if isinstance(body, dict):
         response = client.post("/invocations", json=body)
@@ -143,7 +145,7 @@ def test_bad_input_is_a_400_and_the_server_keeps_serving(
     assert client.post("/invocations", json=infer_body(batch)).status_code == 200
 
 
-def test_bad_binary_input_is_a_400(client: TestClient, batch: np.ndarray) -> None:
+def test_bad_binary_input_is_a_400(client: httpx.Client, batch: np.ndarray) -> None:
     body, length = binary_body([("input", "FP32", batch)])
     for headers in (
         {"Inference-Header-Content-Length": str(len(body) + 1)},
@@ -159,13 +161,13 @@ def test_bad_binary_input_is_a_400(client: TestClient, batch: np.ndarray) -> Non
     assert truncated.json()["code"] == "invalid_request"
 
 
-def test_oversized_body_is_a_413(client: TestClient) -> None:
+def test_oversized_body_is_a_413(client: httpx.Client) -> None:
     response = client.post("/invocations", content=b"x" * (CONFIG.max_request_bytes + 1))
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
 
 
-def test_unknown_route_answers_in_the_error_shape(client: TestClient) -> None:
+def test_unknown_route_answers_in_the_error_shape(client: httpx.Client) -> None:
     response = client.get("/nope")
     assert response.status_code == 404
     assert response.json() == {"error": "Not Found", "code": "not_found"}
@@ -175,5 +177,5 @@ def test_unknown_route_answers_in_the_error_shape(client: TestClient) -> None:
 def test_a_model_that_cannot_load_stops_startup(tmp_path: Path) -> None:
     (tmp_path / "modelway.json").write_text("{not json")
     app = create_hosting_app(model_dir=tmp_path, config=CONFIG)
-    with pytest.raises(Exception, match=r"modelway\.json"), TestClient(app):
+    with pytest.raises(RuntimeError, match="failed to start"), running_server(app):
         pass

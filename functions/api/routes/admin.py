@@ -31,6 +31,7 @@ async def get_catalog(
         settings=state.settings,
         lookups=state.lookups,
         actor=actor_of(admin),
+        deployer=state.deployer,
     )
 
 

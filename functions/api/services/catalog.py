@@ -15,6 +15,8 @@ from functions.api.services.lookup import LookupCache
 from functions.api.views import alias_event_view, alias_view, version_view
 from functions.core import publishing
 from functions.core.artifacts.base import ArtifactStore
+from functions.core.deploy import rollout
+from functions.core.deploy.base import Deployer
 from functions.core.errors import InvalidArtifact, InvalidRequest
 from functions.core.registry.base import Registry
 from functions.core.settings import Settings
@@ -32,8 +34,10 @@ class CatalogService:
         settings: Settings,
         lookups: LookupCache,
         actor: str,
+        deployer: Deployer | None = None,
     ) -> None:
         self.registry = registry
+        self.deployer = deployer
         self.store = store
         self.settings = settings
         self.lookups = lookups
@@ -109,6 +113,7 @@ class CatalogService:
                 actor=self.actor,
                 alias=alias,
                 verify=verify,
+                deployer=self.deployer,
             )
         self.lookups.clear()
         view = version_view(result.version, with_manifest=True)
@@ -129,7 +134,9 @@ class CatalogService:
         canary_version: int | None,
         canary_weight: int,
     ) -> dict[str, Any]:
-        record = self.registry.set_alias(
+        record = rollout.set_alias(
+            registry=self.registry,
+            deployer=self.deployer,
             model=model,
             alias=alias,
             version=version,
@@ -141,6 +148,12 @@ class CatalogService:
         return alias_view(record)
 
     def rollback(self, *, model: str, alias: str) -> dict[str, Any]:
-        record = self.registry.rollback_alias(model=model, alias=alias, actor=self.actor)
+        record = rollout.rollback_alias(
+            registry=self.registry,
+            deployer=self.deployer,
+            model=model,
+            alias=alias,
+            actor=self.actor,
+        )
         self.lookups.clear()
         return alias_view(record)
