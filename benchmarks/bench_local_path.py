@@ -171,8 +171,8 @@ def main() -> int:
         ]
         for target in targets:  # each answers the right digit before it is timed
             conn = connect(target.port)
-            conn.request("POST", target.path, body=body,
-                         headers={"Content-Type": "application/json", **target.headers})  # fmt: skip
+            headers = {"Content-Type": "application/json", **target.headers}
+            conn.request("POST", target.path, body=body, headers=headers)
             answer = json.loads(conn.getresponse().read())
             got = next(o for o in answer["outputs"] if o["name"] == "label")["data"][0]
             assert got == label, f"{target.name} answered {got}, expected {label}"
@@ -190,7 +190,7 @@ def main() -> int:
 
     print(f"\ndigits model, {args.requests} requests per row, 1 compute thread per model process")
     print(f"{'target':<12} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-          f"   {'req/s ×':>8} {'p50 ×':>7} {'p99 ×':>7}   (× = ratio to torch-eager)")  # fmt: skip
+          f"   {'req/s x':>8} {'p50 x':>7} {'p99 x':>7}   (x = ratio to torch-eager)")  # fmt: skip
     for level in levels:
         row = [r for r in results if r.concurrency == level]
         base = next(r for r in row if r.target == "torch-eager")

@@ -244,4 +244,3 @@ Drop a .jsonl or .csv file into {settings.data_dir / "inputs" / DEMO_MODEL / "de
 to score it; results land in {settings.data_dir / "outputs" / DEMO_MODEL}/.
 Ctrl-C stops everything.
 """
-

@@ -36,9 +36,7 @@ class Stack:
 
 def infer_body(pixels: list[float], *, batch: int = 1) -> dict[str, object]:
     return {
-        "inputs": [
-            {"name": "input", "datatype": "FP32", "shape": [batch, 1, 8, 8], "data": pixels}
-        ]
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [batch, 1, 8, 8], "data": pixels}]
     }
 
 

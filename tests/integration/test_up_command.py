@@ -65,9 +65,7 @@ def run_printed_curl(output: str) -> dict[str, object]:
     assert command, output
     words = shlex.split(command.group(0).replace("\\\n", " "))
     url = words[words.index("-s") + 1]
-    headers = dict(
-        words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H"
-    )
+    headers = dict(words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H")
     body = words[words.index("-d") + 1]
     response = httpx.post(url, content=body, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
