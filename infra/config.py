@@ -77,6 +77,11 @@ class SageMakerConfig:
     target_invocations_per_instance: int
     scale_in_cooldown_seconds: int
     scale_out_cooldown_seconds: int
+    # Deployment guardrails for endpoint updates: how traffic shifts to a new version, and
+    # how long each step bakes while the rollback alarm is watched.
+    deploy_traffic_routing: Literal["ALL_AT_ONCE", "CANARY", "LINEAR"]
+    deploy_canary_percent: int
+    deploy_wait_interval_seconds: int
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,11 @@ def _validate(c: EnvironmentConfig, *, where: str) -> None:
     check(
         1 <= sm.min_instance_count <= sm.initial_instance_count <= sm.max_instance_count,
         "sagemaker: need 1 <= min_instance_count <= initial_instance_count <= max_instance_count",
+    )
+    check(1 <= sm.deploy_canary_percent <= 99, "sagemaker.deploy_canary_percent must be 1..99")
+    check(
+        0 <= sm.deploy_wait_interval_seconds <= 3600,
+        "sagemaker.deploy_wait_interval_seconds must be 0..3600",
     )
     check(
         sm.target_invocations_per_instance > 0,

@@ -98,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught: not an error.
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
-    # uvicorn returns (rather than raising) when startup fails, e.g. a model that cannot load.
-    return 0 if server.started else 1
+    # A failed startup (say, a model that cannot load) exits with status 3 in recent uvicorn;
+    # older releases return instead.
+    return 0 if server.started else 3
 
 
 if __name__ == "__main__":

@@ -97,8 +97,8 @@ async def run_inference(model: OnnxModel, request: Request, *, limit: int) -> Re
     return _encoded_response(encoded)
 
 
-def _encoded_response(encoded: EncodedResponse, headers: dict[str, str] | None = None) -> Response:
-    headers = dict(headers or {})
+def _encoded_response(encoded: EncodedResponse) -> Response:
+    headers = {}
     if encoded.json_length is not None:
         headers["Inference-Header-Content-Length"] = str(encoded.json_length)
     return Response(content=encoded.body, headers=headers, media_type=encoded.content_type)

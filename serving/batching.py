@@ -144,11 +144,13 @@ class DynamicBatcher:
 
     # -- worker ------------------------------------------------------------------------
 
-    def _take_matching(self, batch: list[_Pending], rows: int) -> int:
+    def _take_matching(self, batch: list[_Pending], rows: int) -> tuple[int, bool]:
         """Move queued requests that stack with ``batch[0]`` into ``batch``, oldest first,
-        until the row budget is spent. Caller holds the lock."""
+        until the row budget is spent. Returns the rows now in the batch and whether it is
+        closed (the next stackable request does not fit). Caller holds the lock."""
         key = batch[0].key
         kept: deque[_Pending] = deque()
+        full = False
         while self._queue:
             item = self._queue.popleft()
             if item.key == key and rows + item.rows <= self._max_rows:
@@ -156,11 +158,12 @@ class DynamicBatcher:
                 rows += item.rows
             else:
                 kept.append(item)
-                if item.key == key:  # the next stackable one does not fit: keep order
+                if item.key == key:  # it waits for the next batch; later ones keep order
+                    full = True
                     break
         kept.extend(self._queue)
         self._queue = kept
-        return rows
+        return rows, full or rows >= self._max_rows
 
     def _next_batch(self) -> list[_Pending] | None:
         with self._cond:
@@ -169,16 +172,14 @@ class DynamicBatcher:
                     return None
                 self._cond.wait()
             batch = [self._queue.popleft()]
-            rows = self._take_matching(batch, batch[0].rows)
+            rows, full = self._take_matching(batch, batch[0].rows)
             deadline = batch[0].arrived + self._delay
-            while rows < self._max_rows and not self._closed:
-                if not (self._incoming or self._under_load):
-                    break
+            while not full and not self._closed and (self._incoming or self._under_load):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-                rows = self._take_matching(batch, rows)
+                rows, full = self._take_matching(batch, rows)
             self._under_load = len(batch) > 1
             return batch
 

@@ -40,7 +40,7 @@ class LocalRepository:
         self._loading: dict[_Key, threading.Lock] = {}
         # A broken archive is not re-extracted on every request: its error is remembered
         # until the file changes.
-        self._failed: dict[_Key, tuple[float, ServingError]] = {}
+        self._failed: dict[_Key, tuple[tuple[int, int, int], ServingError]] = {}
         self._scratch = Path(tempfile.mkdtemp(prefix="modelway-serving-"))
 
     # -- discovery ----------------------------------------------------------------------
@@ -103,11 +103,13 @@ class LocalRepository:
             if archive is None:
                 raise UnknownTarget(f"Variant v{version} not found for model {model}.")
             try:
-                mtime = archive.stat().st_mtime
+                stat = archive.stat()
             except OSError as exc:
                 raise UnknownTarget(f"Variant v{version} not found for model {model}.") from exc
+            # A replaced file (atomic rename) has a new inode even if its mtime is old.
+            identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
             failed = self._failed.get(key)
-            if failed is not None and failed[0] == mtime:
+            if failed is not None and failed[0] == identity:
                 raise failed[1]
             try:
                 loaded = OnnxModel.from_source(
@@ -119,12 +121,12 @@ class LocalRepository:
                 )
             except ServingError as exc:
                 log.error("cannot load %s/%s: %s", model, version, exc.message)
-                self._failed[key] = (mtime, exc)
+                self._failed[key] = (identity, exc)
                 raise
             except Exception as exc:  # onnxruntime refusing the graph, mostly
                 log.exception("cannot load %s/%s", model, version)
                 error = ServingError(f"cannot load {model}/{version}: {exc}")
-                self._failed[key] = (mtime, error)
+                self._failed[key] = (identity, error)
                 raise error from exc
             with self._lock:
                 self._models[key] = loaded

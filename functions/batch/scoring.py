@@ -64,6 +64,9 @@ class Deadline:
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         self._remaining_ms: Callable[[], int] | None = remaining if callable(remaining) else None
         self.margin_seconds = margin_seconds
+        if self._remaining_ms is not None:
+            # A function configured with a short timeout still gets three quarters of it.
+            self.margin_seconds = min(margin_seconds, self._remaining_ms() / 1000.0 / 4)
 
     @property
     def bounded(self) -> bool:

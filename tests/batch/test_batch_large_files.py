@@ -22,6 +22,12 @@ def after_calls(stack: Stack, calls: int) -> FakeContext:
     return FakeContext(lambda: PLENTY_MS if len(stack.runtime.calls) < calls else SHORT_MS)
 
 
+def starved() -> FakeContext:
+    """An invocation already at its margin when the work would start."""
+    answers = iter([PLENTY_MS])
+    return FakeContext(lambda: next(answers, SHORT_MS))
+
+
 def drain(stack: Stack, context: Any = None) -> list[dict[str, Any]]:
     """Deliver every continuation event the function sent itself, as Lambda would."""
     summaries = []
@@ -102,8 +108,9 @@ def test_a_job_that_never_gets_time_fails_after_the_slice_limit(stack: Stack) ->
     stack.settings.batch_max_slices = 3
     event = stack.upload("inputs/toy/default/starved.jsonl", jsonl([row(1), row(2)]))
 
-    stack.run(event, FakeContext(SHORT_MS))
-    drain(stack, FakeContext(SHORT_MS))
+    stack.run(event, starved())
+    while stack.continued:
+        stack.run(stack.continued.pop(0), starved())
 
     (job,) = stack.jobs()
     assert job.status == "failed"
@@ -125,6 +132,16 @@ def test_records_of_an_event_not_reached_in_time_are_handed_on(stack: Stack) -> 
     assert [ref.key for ref in parse_notification(rest)] == ["inputs/toy/default/two.jsonl"]
     drain(stack)
     assert scored_records(stack, "two") == [1]
+
+
+def test_a_short_function_timeout_still_leaves_time_to_work(stack: Stack) -> None:
+    """The margin shrinks to a quarter of an invocation configured shorter than it."""
+    stack.hand_on = True
+    clock = iter(range(60_000, 0, -100))  # a 60 s function, 0.1 s per look at the clock
+    event = stack.upload("inputs/toy/default/short.jsonl", jsonl([row(n) for n in range(1, 6)]))
+    summary = stack.run(event, FakeContext(lambda: next(clock)))
+    assert summary["jobs"][0]["status"] == "succeeded"
+    assert stack.continued == []
 
 
 def test_local_runs_have_no_deadline_and_finish_in_one_go(local_stack: Stack) -> None:

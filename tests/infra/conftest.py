@@ -38,7 +38,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
                 template_path=path,
                 outdir=outdir,
             )
-    yield results
+    return results
 
 
 @pytest.fixture(scope="session", params=ENVIRONMENTS)
@@ -55,5 +55,3 @@ def dev(synthesized: dict[str, Synthesized]) -> Synthesized:
 @pytest.fixture(scope="session")
 def prod(synthesized: dict[str, Synthesized]) -> Synthesized:
     return synthesized["prod"]
-
-

@@ -80,6 +80,20 @@ def flat(value: Any) -> str:
     return flatten_cfn_reference(value)
 
 
+def text(value: Any) -> str:
+    """A CloudFormation string as text, joins joined and references as ``<Ref>``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        delimiter, items = value["Fn::Join"]
+        return str(delimiter).join(text(item) for item in items)
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    return json.dumps(value)
+
+
 def role_policy(synth: Synthesized, role: Any) -> list[dict[str, Any]]:
     """The statements of the default policy attached to ``role`` (an iam.Role)."""
     role_id = synth.logical_id(role)
@@ -115,4 +129,3 @@ def function_named(synth: Synthesized, name: str) -> dict[str, Any]:
 
 def is_cdk_internal(logical_id: str) -> bool:
     return logical_id.startswith(("BucketNotificationsHandler", "CustomS3AutoDeleteObjects"))
-

@@ -34,8 +34,10 @@ def test_every_environment_in_cdk_json_parses(env: str) -> None:
 def test_prod_is_retained_and_protected_and_dev_is_not() -> None:
     prod = load_environment(environments(), "prod")
     dev = load_environment(environments(), "dev")
-    assert prod.retain and prod.termination_protection
-    assert not dev.retain and not dev.termination_protection
+    assert prod.retain
+    assert prod.termination_protection
+    assert not dev.retain
+    assert not dev.termination_protection
     assert prod.sagemaker.max_instance_count > dev.sagemaker.max_instance_count
 
 
@@ -56,7 +58,7 @@ def test_missing_environment_says_how_to_choose() -> None:
 
 
 def test_missing_environments_block() -> None:
-    with pytest.raises(ConfigError, match="no \"environments\""):
+    with pytest.raises(ConfigError, match='no "environments"'):
         load_environment(None, "dev")
 
 
@@ -140,6 +142,7 @@ def test_cdk_cli_is_pinned_to_a_current_2x_release() -> None:
     version = package["devDependencies"]["aws-cdk"]
     major, minor, *_ = (int(part) for part in version.split("."))
     assert version[0].isdigit(), "pinned exactly, no range"
-    assert major == 2 and minor >= 1148
+    assert major == 2
+    assert minor >= 1148
     lock = json.loads((REPO_ROOT / "infra" / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/aws-cdk"]["version"] == version

@@ -34,7 +34,10 @@ def test_memory_and_timeouts_come_from_the_environment(each_env: Synthesized) ->
     config = environment_config(each_env.name)
     expected = {
         "api": (config.lambdas.api.memory_mb, config.lambdas.api.timeout_seconds),
-        "authorizer": (config.lambdas.authorizer.memory_mb, config.lambdas.authorizer.timeout_seconds),
+        "authorizer": (
+            config.lambdas.authorizer.memory_mb,
+            config.lambdas.authorizer.timeout_seconds,
+        ),
         "batch": (config.batch.memory_mb, config.batch.timeout_seconds),
     }
     for role, (memory, timeout) in expected.items():
@@ -46,7 +49,9 @@ def test_memory_and_timeouts_come_from_the_environment(each_env: Synthesized) ->
 
 def test_functions_share_one_code_bundle(each_env: Synthesized) -> None:
     keys = {
-        json.dumps(function_named(each_env, f"modelway-{each_env.name}-{role}")["Properties"]["Code"])
+        json.dumps(
+            function_named(each_env, f"modelway-{each_env.name}-{role}")["Properties"]["Code"]
+        )
         for role in HANDLERS
     }
     assert len(keys) == 1
@@ -113,7 +118,11 @@ def test_function_roles_start_empty(each_env: Synthesized) -> None:
         "AWS::IAM::Role",
         {
             "AssumeRolePolicyDocument": Match.object_like(
-                {"Statement": [Match.object_like({"Principal": {"Service": "lambda.amazonaws.com"}})]}
+                {
+                    "Statement": [
+                        Match.object_like({"Principal": {"Service": "lambda.amazonaws.com"}})
+                    ]
+                }
             ),
             "ManagedPolicyArns": Match.absent(),
         },

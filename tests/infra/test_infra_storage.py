@@ -5,7 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
-from infra_testkit import Synthesized, environment_config
+from infra_testkit import Synthesized, cdk_context, environment_config
 
 from infra.constructs.storage import Storage
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.infra
 
 
 def _storage_template(removal_policy: cdk.RemovalPolicy) -> Template:
-    app = cdk.App()
+    app = cdk.App(context=cdk_context(None))  # the project's feature flags
     stack = cdk.Stack(app, "StorageOnly")
     Storage(
         stack,
@@ -104,8 +104,10 @@ def test_data_bucket_is_private_encrypted_versioned_and_logged(each_env: Synthes
 
 def test_both_buckets_refuse_plain_http(each_env: Synthesized) -> None:
     policies = each_env.of_type("AWS::S3::BucketPolicy").values()
-    buckets = {each_env.logical_id(b) for b in (each_env.stack.storage.bucket,
-                                                 each_env.stack.storage.access_log_bucket)}
+    buckets = {
+        each_env.logical_id(b)
+        for b in (each_env.stack.storage.bucket, each_env.stack.storage.access_log_bucket)
+    }
     denied = set()
     for policy in policies:
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:

@@ -6,6 +6,7 @@ artifacts, request builders, and uvicorn on a free loopback port.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -211,7 +212,12 @@ def running_server(app: Any) -> Iterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", lifespan="on", timeout_keep_alive=75)
     )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def run() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits(3) when startup fails
+            server.run(sockets=[sock])
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         wait_for(lambda: server.started or not thread.is_alive(), what="uvicorn to start")

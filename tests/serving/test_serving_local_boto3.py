@@ -180,6 +180,9 @@ def test_unloadable_version_is_a_model_error_500(
         assert error["Error"]["Code"] == "ModelError"
         assert error["OriginalStatusCode"] == 500
         assert json.loads(error["OriginalMessage"])["code"] == "invalid_artifact"
+    publish_classifier(artifacts_dir, model="digits", version=5, seed=5)  # fixed in place
+    _, doc = invoke(client, batch, TargetVariant="v5")
+    np.testing.assert_allclose(_logits(doc), expected_logits(batch, seed=5), atol=1e-5)
 
 
 def test_a_version_published_after_start_is_served(
@@ -300,3 +303,22 @@ def test_a_full_queue_is_service_unavailable(artifacts_dir: Path, batch: np.ndar
 def test_ping(server: tuple[str, LocalRepository]) -> None:
     with urllib.request.urlopen(f"{server[0]}/ping") as response:
         assert response.status == 200
+
+
+def test_a_large_request_is_served(client: Any) -> None:
+    """Big enough to be decoded off the event loop, and larger than one batch."""
+    x = np.random.default_rng(1).random((1000, 1, 8, 8), dtype=np.float32)
+    _, doc = invoke(client, x, TargetVariant="v1")
+    np.testing.assert_allclose(_logits(doc), expected_logits(x, seed=1), atol=1e-4)
+
+
+def test_a_body_over_the_limit_is_a_model_error_413(artifacts_dir: Path) -> None:
+    config = ServingConfig(ort_threads=1, max_request_bytes=4096)
+    app = create_local_app(artifacts_dir=artifacts_dir, endpoint_prefix=PREFIX, config=config)
+    with running_server(app) as url:
+        with pytest.raises(ClientError) as info:
+            invoke(runtime_client(url), np.zeros((20, 1, 8, 8), np.float32))
+        error: dict[str, Any] = dict(info.value.response)
+        assert error["Error"]["Code"] == "ModelError"
+        assert error["OriginalStatusCode"] == 413
+        assert json.loads(error["OriginalMessage"])["code"] == "payload_too_large"

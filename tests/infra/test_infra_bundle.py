@@ -1,0 +1,80 @@
+"""The Lambda bundle: functions/ and its light dependencies, built without Docker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from infra_testkit import Synthesized
+
+from infra.constructs.bundling import (
+    FORBIDDEN,
+    PROVIDED_BY_RUNTIME,
+    PYTHON_VERSION,
+    build_bundle,
+    bundle_size,
+    lambda_requirements,
+)
+
+pytestmark = pytest.mark.infra
+
+BUDGET_BYTES = 15 * 1000 * 1000  # 15 MB unzipped
+
+
+@pytest.fixture(scope="module")
+def bundle(dev: Synthesized) -> Path:
+    """The code asset the synthesized stack ships: one, shared by the three functions."""
+    staged = [p for p in dev.outdir.glob("asset.*") if (p / "functions").is_dir()]
+    assert len(staged) == 1
+    return staged[0]
+
+
+def test_bundle_size_stays_under_budget(bundle: Path) -> None:
+    size = bundle_size(bundle)
+    code = bundle_size(bundle / "functions")
+    print(
+        f"Lambda bundle: {size / 1e6:.2f} MB unzipped ({size / 2**20:.2f} MiB), "
+        f"of which functions/ {code / 1e3:.0f} kB"
+    )
+    assert size < BUDGET_BYTES
+
+
+def test_bundle_has_no_numeric_stack(bundle: Path) -> None:
+    names = {p.name.lower() for p in bundle.iterdir()}
+    for forbidden in ("torch", "onnxruntime", "onnx", "numpy"):
+        assert forbidden in FORBIDDEN
+        assert not any(n == forbidden or n.startswith(f"{forbidden}-") for n in names), forbidden
+    assert not [p for p in bundle.rglob("*") if "numpy" in p.name or "onnxruntime" in p.name]
+
+
+def test_bundle_holds_the_handlers_and_their_dependencies(bundle: Path) -> None:
+    for handler in ("api", "authorizer", "batch"):
+        assert (bundle / "functions" / handler / "handler.py").is_file(), handler
+    assert (bundle / "functions" / "core" / "settings.py").is_file()
+    for package in ("fastapi", "mangum", "pydantic", "pydantic_settings", "aws_lambda_powertools"):
+        assert (bundle / package).is_dir(), package
+    # Native code is for Lambda (Linux arm64, the runtime's CPython), not for this machine.
+    (core,) = (bundle / "pydantic_core").glob("_pydantic_core.*.so")
+    tag = PYTHON_VERSION.replace(".", "")
+    assert core.name == f"_pydantic_core.cpython-{tag}-aarch64-linux-gnu.so"
+
+
+def test_bundle_leaves_out_what_lambda_already_has_and_what_is_not_code(bundle: Path) -> None:
+    for paths in PROVIDED_BY_RUNTIME.values():
+        for path in paths:
+            assert not (bundle / path).exists(), path
+    assert not list(bundle.rglob("__pycache__"))
+    assert not (bundle / "functions" / "cli").exists()
+    assert not list((bundle / "functions").rglob("tests"))
+    assert not (bundle / "bin").exists()
+
+
+def test_dependencies_come_from_the_lambda_group_of_pyproject() -> None:
+    requirements = lambda_requirements()
+    assert any(r.startswith("fastapi") for r in requirements)
+    assert not any(r.startswith(("torch", "numpy", "onnx")) for r in requirements)
+
+
+def test_bundle_is_cached_for_the_next_synth(bundle: Path) -> None:
+    """Synthesizing again (another environment, another run) reuses the same build."""
+    assert bundle_size(build_bundle()) == bundle_size(bundle)

@@ -1,0 +1,143 @@
+"""Least privilege: who may do what, on which named resources."""
+
+from __future__ import annotations
+
+import pytest
+from infra_testkit import (
+    Synthesized,
+    as_list,
+    flat,
+    grants,
+    is_cdk_internal,
+    role_policy,
+    statements,
+)
+
+pytestmark = pytest.mark.infra
+
+# Actions that read or change data (objects, items, inferences, messages, invocations).
+DATA_ACTION_PREFIXES = (
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "dynamodb:",
+    "sagemaker:InvokeEndpoint",
+    "sqs:SendMessage",
+    "lambda:InvokeFunction",
+)
+
+
+def _is_data_action(action: str) -> bool:
+    return action.startswith(DATA_ACTION_PREFIXES)
+
+
+def test_no_wildcard_actions_anywhere(each_env: Synthesized) -> None:
+    for policy, statement in statements(each_env):
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"{policy}: {action}"
+
+
+def test_data_actions_always_name_their_resources(each_env: Synthesized) -> None:
+    for policy, statement in statements(each_env):
+        if is_cdk_internal(policy):
+            continue
+        data_actions = [a for a in as_list(statement["Action"]) if _is_data_action(a)]
+        if not data_actions:
+            continue
+        for resource in as_list(statement["Resource"]):
+            value = flat(resource)
+            assert value != "*", f"{policy}: {data_actions} on '*'"
+            if value.endswith("*"):
+                # Only object prefixes and SageMaker name prefixes end in a wildcard.
+                assert (
+                    value.endswith(("/artifacts/*", "/uploads/*", "/inputs/*", "/outputs/*"))
+                    or f"endpoint/modelway-{each_env.name}-*" in value
+                ), f"{policy}: {value}"
+
+
+def test_sagemaker_execution_role_reads_only_the_artifacts_prefix(each_env: Synthesized) -> None:
+    role = each_env.stack.endpoints.execution_role
+    allowed = grants(role_policy(each_env, role))
+    bucket = each_env.logical_id(each_env.stack.storage.bucket)
+    s3 = {action: res for action, res in allowed.items() if action.startswith("s3:")}
+    assert s3 == {"s3:GetObject": {f"<{bucket}.Arn>/artifacts/*"}}
+    assert not any(a.startswith("dynamodb:") for a in allowed)
+    assert allowed["cloudwatch:DescribeAlarms"] == {
+        f"arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
+        f"modelway-{each_env.name}-*"
+    }
+    trust = each_env.resources[each_env.logical_id(role)]["Properties"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+
+
+def test_router_permissions(each_env: Synthesized) -> None:
+    stack = each_env.stack
+    allowed = grants(role_policy(each_env, stack.api.router_function.role))
+    bucket = each_env.logical_id(stack.storage.bucket)
+    table = each_env.logical_id(stack.storage.table)
+    prefix = f"modelway-{each_env.name}"
+    region = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
+    s3 = {a: r for a, r in allowed.items() if a.startswith("s3:")}
+    assert s3 == {
+        "s3:GetObject": {f"<{bucket}.Arn>/uploads/*", f"<{bucket}.Arn>/artifacts/*"},
+        "s3:PutObject": {f"<{bucket}.Arn>/artifacts/*"},
+        "s3:DeleteObject": {f"<{bucket}.Arn>/artifacts/*"},
+        "s3:AbortMultipartUpload": {f"<{bucket}.Arn>/artifacts/*"},
+    }
+    assert allowed["dynamodb:PutItem"] == {f"<{table}.Arn>", f"<{table}.Arn>/index/gsi1"}
+    assert "dynamodb:Scan" not in allowed
+    assert allowed["sagemaker:InvokeEndpoint"] == {f"{region}:endpoint/{prefix}-*"}
+    assert allowed["sagemaker:CreateModel"] == {
+        f"{region}:model/{prefix}-*",
+        f"{region}:endpoint-config/{prefix}-*",
+        f"{region}:endpoint/{prefix}-*",
+    }
+    assert allowed["iam:PassRole"] == {
+        f"<{each_env.logical_id(stack.endpoints.execution_role)}.Arn>"
+    }
+    (pass_role,) = [
+        s
+        for s in role_policy(each_env, stack.api.router_function.role)
+        if "iam:PassRole" in as_list(s["Action"])
+    ]
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    assert allowed["apigateway:POST"] >= {"arn:<AWS::Partition>:apigateway:<AWS::Region>::/apikeys"}
+
+
+def test_authorizer_only_reads_the_table(each_env: Synthesized) -> None:
+    stack = each_env.stack
+    allowed = grants(role_policy(each_env, stack.api.authorizer_function.role))
+    table = each_env.logical_id(stack.storage.table)
+    assert {a for a in allowed if a.startswith("dynamodb:")} == {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+    }
+    assert allowed["dynamodb:GetItem"] == {f"<{table}.Arn>", f"<{table}.Arn>/index/gsi1"}
+    assert not any(a.startswith(("s3:", "sagemaker:", "apigateway:")) for a in allowed)
+
+
+def test_batch_reads_inputs_writes_outputs_and_invokes_endpoints(each_env: Synthesized) -> None:
+    stack = each_env.stack
+    allowed = grants(role_policy(each_env, stack.batch.function.role))
+    bucket = each_env.logical_id(stack.storage.bucket)
+    s3 = {a: r for a, r in allowed.items() if a.startswith("s3:")}
+    assert s3 == {
+        "s3:GetObject": {f"<{bucket}.Arn>/inputs/*", f"<{bucket}.Arn>/outputs/*"},
+        "s3:PutObject": {f"<{bucket}.Arn>/outputs/*"},
+        "s3:AbortMultipartUpload": {f"<{bucket}.Arn>/outputs/*"},
+    }
+    assert allowed["sagemaker:InvokeEndpoint"] == {
+        f"arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint/"
+        f"modelway-{each_env.name}-*"
+    }
+    assert not any(a.startswith("sagemaker:Create") for a in allowed)
+    assert allowed["lambda:InvokeFunction"] == {
+        f"arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:"
+        f"modelway-{each_env.name}-batch"
+    }
+    dlq = each_env.logical_id(stack.batch.dead_letter_queue)
+    assert allowed["sqs:SendMessage"] == {f"<{dlq}.Arn>"}
