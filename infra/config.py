@@ -61,6 +61,8 @@ class UsagePlanTier:
 @dataclass(frozen=True)
 class ApiConfig:
     authorizer_cache_ttl_seconds: int
+    # How long each router instance caches a key lookup (revocation reaches it after this).
+    key_cache_ttl_seconds: int
     stage_throttle: Throttle
     usage_plans: dict[str, UsagePlanTier]
     default_tier: str
@@ -238,6 +240,7 @@ def _validate(c: EnvironmentConfig, *, where: str) -> None:
         0 <= c.api.authorizer_cache_ttl_seconds <= 3600,
         "api.authorizer_cache_ttl_seconds must be 0..3600",
     )
+    check(0 <= c.api.key_cache_ttl_seconds <= 3600, "api.key_cache_ttl_seconds must be 0..3600")
     check(
         c.api.default_tier in c.api.usage_plans,
         f"api.default_tier {c.api.default_tier!r} is not one of api.usage_plans",

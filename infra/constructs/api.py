@@ -155,9 +155,11 @@ class Api(Construct):
             # router base64-encoded, untouched; Mangum decodes it.
             binary_media_types=["*/*"],
             default_cors_preflight_options=cors,
-            # Execution logging needs the account's API Gateway logging role.
+            # Execution logging needs the account's API Gateway logging role. That setting is
+            # one per account and region, shared with any other stack there: keep the role
+            # when this environment goes, or their logging would break.
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=removal_policy,
+            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
                 stage_name=env_name,
                 tracing_enabled=True,

@@ -3,8 +3,9 @@
 ``pip install --platform … --only-binary=:all:`` fetches the wheels Lambda's arm64 Python
 runtime needs straight from the package index, whatever machine synthesizes; then the
 ``functions/`` package is copied beside them. The dependency list is the ``lambda`` group of
-``pyproject.toml`` (one source of truth), and the bundle is cached on disk under a hash of
-everything that goes into it, so synthesizing dev, staging and prod pip-installs once.
+``pyproject.toml`` (one source of truth). The installed dependencies are cached on disk under
+a hash of the pip command and that list, so synthesizing dev, staging and prod, or again after
+an edit of ``functions/``, pip-installs once; the asset hash covers the code as well.
 """
 
 from __future__ import annotations
@@ -86,29 +87,37 @@ def _keep_source_dir(rel_root: Path, name: str) -> bool:
     return not (rel_root == Path(".") and name in EXCLUDED_TOP_DIRS)
 
 
-def bundle_hash() -> str:
-    """Everything the bundle depends on: the pip command, the requirements and the code."""
+def dependencies_hash() -> str:
+    """What the installed dependencies depend on: the pip command and the requirements."""
     h = hashlib.sha256()
-    for part in (
+    parts = (
         BUNDLE_SCHEME,
         PYTHON_VERSION,
         *PLATFORMS,
         *PROVIDED_BY_RUNTIME,
         *TRIMMED,
         *TRIMMED_SUFFIXES,
-    ):
+        *lambda_requirements(),
+    )
+    for part in parts:
         h.update(part.encode() + b"\0")
-    for requirement in lambda_requirements():
-        h.update(requirement.encode() + b"\0")
+    return h.hexdigest()
+
+
+def bundle_hash() -> str:
+    """The asset hash: the dependencies and every source file that goes in."""
+    h = hashlib.sha256(dependencies_hash().encode())
     for rel in source_files():
         h.update(str(rel).encode() + b"\0" + (REPO_ROOT / rel).read_bytes() + b"\0")
     return h.hexdigest()
 
 
-def build_bundle() -> Path:
-    """Returns the directory holding the bundle, building it unless the cache has it."""
-    digest = bundle_hash()
-    target = CACHE_DIR / digest
+def dependencies_dir() -> Path:
+    """The installed dependencies, pip-installed once per requirement list and cached.
+
+    Editing ``functions/`` does not reinstall them: only the code is copied again.
+    """
+    target = CACHE_DIR / f"deps-{dependencies_hash()[:32]}"
     if target.is_dir():
         return target
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -117,18 +126,27 @@ def build_bundle() -> Path:
         _pip_install(staging)
         _trim(staging)
         _check(staging)
-        _copy_sources(staging)
         try:
             staging.rename(target)
-        except OSError:  # another synth finished the same bundle first
+        except OSError:  # another synth finished the same install first
             if not target.is_dir():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for stale in CACHE_DIR.iterdir():  # one bundle at a time is plenty
+    for stale in CACHE_DIR.iterdir():  # one install at a time is plenty
         if stale != target and not stale.name.startswith("building-"):
             shutil.rmtree(stale, ignore_errors=True)
     return target
+
+
+def build_bundle(output_dir: Path) -> Path:
+    """Writes the bundle (dependencies, then ``functions/``) into ``output_dir``."""
+    shutil.copytree(dependencies_dir(), output_dir, dirs_exist_ok=True)
+    for rel in source_files():
+        dest = output_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / rel, dest)
+    return output_dir
 
 
 def bundle_size(path: Path) -> int:
@@ -176,19 +194,12 @@ def _check(root: Path) -> None:
         raise BundlingError(f"the Lambda bundle must not contain {present}")
 
 
-def _copy_sources(root: Path) -> None:
-    for rel in source_files():
-        dest = root / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / rel, dest)
-
-
 @jsii.implements(cdk.ILocalBundling)
 class LocalBundler:
     """CDK's hook for bundling on this machine instead of in a Docker container."""
 
     def try_bundle(self, output_dir: str, *, image: cdk.DockerImage, **options: Any) -> bool:
-        shutil.copytree(build_bundle(), output_dir, dirs_exist_ok=True)
+        build_bundle(Path(output_dir))
         return True
 
 

@@ -131,7 +131,7 @@ class ModelwayStack(cdk.Stack):
             "MODELWAY_DEPLOY_WAIT_INTERVAL_SECONDS": str(sm.deploy_wait_interval_seconds),
             "MODELWAY_ROLLBACK_ALARM_NAMES": json.dumps(rollback_alarm_names),
             "MODELWAY_MAX_PAYLOAD_BYTES": str(SIX_MB),
-            "MODELWAY_KEY_CACHE_TTL_SECONDS": str(self.config.api.authorizer_cache_ttl_seconds),
+            "MODELWAY_KEY_CACHE_TTL_SECONDS": str(self.config.api.key_cache_ttl_seconds),
         }
 
     def _outputs(self) -> None:

@@ -9,14 +9,13 @@ shell) so that the assertions do not depend on who runs them. Synthesis is the s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from infra_testkit import ENVIRONMENTS, Synthesized, cdk_context
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Synthesized]]:
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synthesized]:
     import aws_cdk as cdk
 
     from infra.app import build

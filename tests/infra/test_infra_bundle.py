@@ -11,9 +11,12 @@ from infra.constructs.bundling import (
     FORBIDDEN,
     PROVIDED_BY_RUNTIME,
     PYTHON_VERSION,
-    build_bundle,
+    REPO_ROOT,
     bundle_size,
+    dependencies_dir,
+    dependencies_hash,
     lambda_requirements,
+    source_files,
 )
 
 pytestmark = pytest.mark.infra
@@ -75,6 +78,9 @@ def test_dependencies_come_from_the_lambda_group_of_pyproject() -> None:
     assert not any(r.startswith(("torch", "numpy", "onnx")) for r in requirements)
 
 
-def test_bundle_is_cached_for_the_next_synth(bundle: Path) -> None:
-    """Synthesizing again (another environment, another run) reuses the same build."""
-    assert bundle_size(build_bundle()) == bundle_size(bundle)
+def test_dependencies_are_installed_once_and_reused(bundle: Path) -> None:
+    """Another environment, another synth, an edit of functions/: pip does not run again."""
+    deps = dependencies_dir()
+    assert deps.name == f"deps-{dependencies_hash()[:32]}"
+    code = sum((REPO_ROOT / rel).stat().st_size for rel in source_files())
+    assert bundle_size(bundle) == bundle_size(deps) + code

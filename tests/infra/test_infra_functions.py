@@ -93,9 +93,7 @@ def test_functions_get_the_settings_they_read(each_env: Synthesized, role: str) 
         f"modelway-{each_env.name}-rollback"
     ]
     assert variables["MODELWAY_MAX_PAYLOAD_BYTES"] == str(6 * 1024 * 1024)
-    assert variables["MODELWAY_KEY_CACHE_TTL_SECONDS"] == str(
-        config.api.authorizer_cache_ttl_seconds
-    )
+    assert variables["MODELWAY_KEY_CACHE_TTL_SECONDS"] == str(config.api.key_cache_ttl_seconds)
     assert variables["POWERTOOLS_SERVICE_NAME"] == f"modelway-{role}"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "modelway"
     assert variables["POWERTOOLS_LOG_LEVEL"] == config.log_level

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from infra_testkit import Synthesized, env_vars, environment_config, flat, function_named, text
@@ -10,7 +11,7 @@ from infra_testkit import Synthesized, env_vars, environment_config, flat, funct
 pytestmark = pytest.mark.infra
 
 
-def _alarms(synth: Synthesized) -> dict[str, dict[str, object]]:
+def _alarms(synth: Synthesized) -> dict[str, dict[str, Any]]:
     return {
         a["Properties"]["AlarmName"]: a["Properties"]
         for a in synth.of_type("AWS::CloudWatch::Alarm").values()
@@ -46,7 +47,7 @@ def test_alarms_on_error_rate_and_latency_from_the_environment(each_env: Synthes
     rate = alarms[f"modelway-{each_env.name}-api-5xx-rate"]
     assert rate["Threshold"] == config.api_5xx_rate_percent
     assert rate["EvaluationPeriods"] == config.evaluation_periods
-    expression = next(m for m in rate["Metrics"] if "Expression" in m)  # type: ignore[union-attr]
+    expression = next(m for m in rate["Metrics"] if "Expression" in m)
     assert "100 * errors / requests" in expression["Expression"]
     latency = alarms[f"modelway-{each_env.name}-api-p99-latency"]
     assert latency["ExtendedStatistic"] == "p99"
@@ -61,7 +62,7 @@ def test_rollback_alarm_is_the_one_the_router_hands_to_sagemaker(each_env: Synth
     assert rollback["Namespace"] == "AWS/ApiGateway"
     assert rollback["Period"] == 60
     assert rollback["Threshold"] == environment_config(each_env.name).alarms.rollback_5xx_count
-    dimensions = {d["Name"]: d["Value"] for d in rollback["Dimensions"]}  # type: ignore[union-attr]
+    dimensions = {d["Name"]: d["Value"] for d in rollback["Dimensions"]}
     assert dimensions["Stage"] == {
         "Ref": each_env.logical_id(each_env.stack.api.rest_api.deployment_stage)
     }

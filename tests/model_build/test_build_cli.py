@@ -20,12 +20,16 @@ def fake_build(digits_build: BuildResult, monkeypatch: pytest.MonkeyPatch) -> li
     records where the CLI asked it to build."""
     calls: list[Path] = []
 
-    def build_digits(*, out_dir: Path) -> BuildResult:
+    def build_digits(*, out_dir: Path, seed: int | None = None) -> BuildResult:
         calls.append(out_dir)
+        seeds.append(seed)
         return digits_build
 
     monkeypatch.setattr(model_build.digits, "build_digits", build_digits)
     return calls
+
+
+seeds: list[int | None] = []
 
 
 def test_build_digits_prints_what_it_built(
@@ -52,12 +56,19 @@ def test_build_digits_defaults_to_modelway_home(
     assert "modelway-home" in str(modelway_home)  # the shared fixture, not the cwd
 
 
+def test_seed_reaches_the_build(fake_build: list[Path], tmp_path: Path) -> None:
+    seeds.clear()
+    assert main(["build", "digits", "--out", str(tmp_path), "--seed", "3"]) == 0
+    assert main(["build", "digits", "--out", str(tmp_path)]) == 0
+    assert seeds == [3, None]
+
+
 def test_a_failed_gate_is_an_error_exit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from model_build.errors import QualityGateFailed
 
-    def build_digits(*, out_dir: Path) -> BuildResult:
+    def build_digits(*, out_dir: Path, seed: int | None = None) -> BuildResult:
         raise QualityGateFailed("digits test accuracy 0.1000 is below the required 0.95")
 
     monkeypatch.setattr(model_build.digits, "build_digits", build_digits)

@@ -167,3 +167,15 @@ def test_parity_check_catches_a_graph_that_computes_something_else(tmp_path: Pat
     assert report.max_abs_diff >= 5.0 - 1e-4
     assert report.argmax_agreement < 1.0
     assert report.samples == 64
+
+
+def test_a_retrain_with_another_seed_is_a_new_model_file(
+    digits_build: BuildResult, tmp_path: Path
+) -> None:
+    """The default seed rebuilds the same file (publishing it again is a no-op); another seed
+    is a retrain, a different file, so publishing it makes a new version."""
+    from model_build.digits import build_digits
+
+    retrained = build_digits(out_dir=tmp_path, seed=1)
+    assert retrained.manifest.sha256 != digits_build.manifest.sha256
+    assert retrained.test_accuracy >= 0.95
