@@ -155,7 +155,8 @@ class Endpoints(Construct):
         )
 
     def grant_manage(self, role: iam.IRole) -> None:
-        """What the control plane needs to publish versions and move aliases."""
+        """What the control plane needs to publish versions and move aliases (the calls of
+        ``functions.core.deploy``), and to give each variant its autoscaling."""
         reason = (
             "SageMaker models, endpoint configs and endpoints are created per version at "
             "publish time; the name prefix limits them to this environment's modelway ones."
@@ -165,17 +166,13 @@ class Endpoints(Construct):
             actions=[
                 "sagemaker:CreateModel",
                 "sagemaker:DescribeModel",
-                "sagemaker:DeleteModel",
                 "sagemaker:CreateEndpointConfig",
                 "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DeleteEndpointConfig",
                 "sagemaker:CreateEndpoint",
                 "sagemaker:DescribeEndpoint",
                 "sagemaker:UpdateEndpoint",
                 "sagemaker:UpdateEndpointWeightsAndCapacities",
-                "sagemaker:DeleteEndpoint",
                 "sagemaker:AddTags",
-                "sagemaker:ListTags",
             ],
             resources=[self.model_arns, self.endpoint_config_arns, self.endpoint_arns],
             wildcard_reason=reason,

@@ -15,6 +15,7 @@ from infra.constructs.bundling import functions_code
 from infra.constructs.endpoints import Endpoints
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.storage import ARTIFACTS_PREFIX, Storage
+from infra.outputs import SETTINGS_OUTPUT
 
 # functions.core.settings reads these (prefix MODELWAY_).
 SIX_MB = 6 * 1024 * 1024
@@ -60,6 +61,7 @@ class ModelwayStack(cdk.Stack):
         )
         self.rollback_alarm_name = f"{prefix}-rollback"
         environment = self.function_environment(rollback_alarm_names=[self.rollback_alarm_name])
+        self.function_settings = environment
         code = functions_code()
         self.api = Api(
             self,
@@ -163,6 +165,20 @@ class ModelwayStack(cdk.Stack):
             "DashboardName": (
                 self.monitoring.dashboard.dashboard_name,
                 "CloudWatch dashboard",
+            ),
+            # What the router runs with, for the CLI: python -m infra.outputs FILE.
+            SETTINGS_OUTPUT: (
+                self.to_json_string(
+                    {
+                        **self.function_settings,
+                        "MODELWAY_REGION": self.region,
+                        "MODELWAY_USAGE_PLAN_ID": api.usage_plans[api.default_tier].usage_plan_id,
+                        "MODELWAY_USAGE_PLAN_IDS": self.to_json_string(
+                            {tier: p.usage_plan_id for tier, p in api.usage_plans.items()}
+                        ),
+                    }
+                ),
+                "MODELWAY_* settings of this environment (JSON), for the modelway CLI",
             ),
         }
         for name, (value, description) in outputs.items():

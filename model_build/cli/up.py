@@ -167,8 +167,10 @@ def sample_request() -> tuple[dict[str, object], int]:
     pixels, label = load_sample(index=-1)
     # The digits pixels are whole numbers 0..16: printed as such, the curl stays readable.
     data = [int(p) if float(p).is_integer() else p for p in pixels]
-    request = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 8, 8],
-                           "data": data}]}  # fmt: skip
+    tensor: dict[str, object] = {
+        "name": "input", "datatype": "FP32", "shape": [1, 1, 8, 8], "data": data,
+    }  # fmt: skip
+    request: dict[str, object] = {"inputs": [tensor]}
     return request, label
 
 

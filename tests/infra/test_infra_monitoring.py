@@ -93,6 +93,7 @@ def test_outputs_tell_the_cli_how_to_reach_the_environment(each_env: Synthesized
         "EndpointPrefix",
         "RollbackAlarmName",
         "DashboardName",
+        "Settings",
     ):
         assert name in outputs, name
     assert outputs["EndpointPrefix"]["Value"] == f"modelway-{each_env.name}"
