@@ -19,12 +19,12 @@ from functions.core.manifest import MANIFEST_NAME, Manifest, Signature, TensorSp
 from functions.core.naming import MODEL_NAME_RE
 from functions.core.publishing import (
     MAX_MANIFEST_BYTES,
-    _check_parity,
-    _open_archive,
-    _parse_manifest,
-    _read_member,
-    _safe_name,
     check_artifact,
+    check_parity_report,
+    open_archive,
+    parse_manifest,
+    read_member,
+    safe_member_name,
 )
 from model_build.signature import ONNX_TO_V2_DATATYPE, signature_from_model, signature_from_onnx
 
@@ -40,9 +40,9 @@ def verify_artifact(*, path: Path) -> Manifest:
         manifest, model_bytes = _read_directory(path)
     elif path.is_file():
         manifest = check_artifact(path=path)
-        with _open_archive(path) as (tar, members):
-            model_bytes = _read_member(
-                tar, members, _safe_name(manifest.model_file), limit=sys.maxsize
+        with open_archive(path) as (tar, members):
+            model_bytes = read_member(
+                tar, members, safe_member_name(manifest.model_file), limit=sys.maxsize
             )
     else:
         raise InvalidArtifact(f"no artifact at {path}")
@@ -52,11 +52,11 @@ def verify_artifact(*, path: Path) -> Manifest:
 
 def _read_directory(root: Path) -> tuple[Manifest, bytes]:
     """The same light checks as ``check_artifact``, for files on disk."""
-    manifest = _parse_manifest(_read_file(root, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES))
-    _check_parity(manifest)
+    manifest = parse_manifest(_read_file(root, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES))
+    check_parity_report(manifest)
     if not MODEL_NAME_RE.match(manifest.name):
         raise InvalidArtifact(f"invalid model name {manifest.name!r} in {MANIFEST_NAME}")
-    model_file = _safe_name(manifest.model_file)
+    model_file = safe_member_name(manifest.model_file)
     model_bytes = _read_file(root, model_file, limit=None)
     digest = hashlib.sha256(model_bytes).hexdigest()
     if digest != manifest.sha256:

@@ -170,22 +170,22 @@ def _has_alias(registry: Registry, model: str, alias: str) -> bool:
 def read_manifest(*, path: Path) -> Manifest:
     """The manifest of the ``model.tar.gz`` at ``path``, without checking anything else.
     Raises ``InvalidArtifact`` if the archive or the manifest cannot be read."""
-    with _open_archive(path) as (tar, members):
-        return _parse_manifest(_read_member(tar, members, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES))
+    with open_archive(path) as (tar, members):
+        return parse_manifest(read_member(tar, members, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES))
 
 
 def check_artifact(*, path: Path) -> Manifest:
     """The light verification (no onnx): plain files at safe paths, a valid manifest whose
     parity passed, a valid model name, and a model file whose sha256 matches the manifest.
     A ``Verifier`` for ``publish_artifact``; raises ``InvalidArtifact`` naming the problem."""
-    with _open_archive(path) as (tar, members):
-        manifest = _parse_manifest(
-            _read_member(tar, members, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES)
+    with open_archive(path) as (tar, members):
+        manifest = parse_manifest(
+            read_member(tar, members, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES)
         )
-        _check_parity(manifest)
+        check_parity_report(manifest)
         if not MODEL_NAME_RE.match(manifest.name):
             raise InvalidArtifact(f"invalid model name {manifest.name!r} in {MANIFEST_NAME}")
-        model_file = _safe_name(manifest.model_file)
+        model_file = safe_member_name(manifest.model_file)
         member = members.get(model_file)
         if member is None:
             raise InvalidArtifact(f"the archive has no {model_file} (members: {sorted(members)})")
@@ -213,7 +213,7 @@ def restamp_archive(*, source: Path, manifest: Manifest, dest: Path) -> Path:
     member but the manifest is copied byte for byte."""
     manifest_data = manifest_bytes(manifest)
     with (
-        _open_archive(source) as (src, members),
+        open_archive(source) as (src, members),
         open(dest, "wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
         tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as out,
@@ -244,7 +244,7 @@ def manifest_bytes(manifest: Manifest) -> bytes:
 
 
 @contextmanager
-def _open_archive(path: Path) -> Iterator[tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]]:
+def open_archive(path: Path) -> Iterator[tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]]:
     """The open archive and its regular files by normalized name; refuses links, devices,
     absolute or '..' paths and duplicate names (the model server extracts these archives)."""
     unreadable = f"{Path(path).name} is not a readable tar archive"
@@ -267,14 +267,14 @@ def _open_archive(path: Path) -> Iterator[tuple[tarfile.TarFile, dict[str, tarfi
                 raise InvalidArtifact(
                     f"unsafe archive member {info.name!r}: only regular files are allowed"
                 )
-            name = _safe_name(info.name)
+            name = safe_member_name(info.name)
             if name in members:
                 raise InvalidArtifact(f"archive member {name!r} appears more than once")
             members[name] = info
         yield tar, members
 
 
-def _read_member(
+def read_member(
     tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str, *, limit: int
 ) -> bytes:
     member = members.get(name)
@@ -290,7 +290,7 @@ def _read_member(
         raise InvalidArtifact(f"cannot read {name}: {exc}") from exc
 
 
-def _safe_name(raw: str) -> str:
+def safe_member_name(raw: str) -> str:
     """``raw`` as a normalized relative path; refuses absolute paths and '..'."""
     if "\\" in raw or raw.startswith("/"):
         raise InvalidArtifact(f"unsafe path {raw!r}: must be relative, with '/' separators")
@@ -302,7 +302,7 @@ def _safe_name(raw: str) -> str:
     return "/".join(parts)
 
 
-def _parse_manifest(data: bytes) -> Manifest:
+def parse_manifest(data: bytes) -> Manifest:
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -317,7 +317,7 @@ def _parse_manifest(data: bytes) -> Manifest:
         raise InvalidArtifact(f"{MANIFEST_NAME} is not a valid manifest: {problems}") from exc
 
 
-def _check_parity(manifest: Manifest) -> None:
+def check_parity_report(manifest: Manifest) -> None:
     parity = manifest.parity
     if not parity.passed:
         raise InvalidArtifact(

@@ -324,10 +324,10 @@ class Api(Construct):
         allow(role, actions=["apigateway:POST"], resources=[f"{base}/apikeys"])
         allow(
             role,
-            actions=["apigateway:GET", "apigateway:PATCH", "apigateway:DELETE"],
+            actions=["apigateway:GET", "apigateway:DELETE"],
             resources=[f"{base}/apikeys/*"],
             wildcard_reason="API keys get ids generated when the router creates them; it "
-            "reads, disables and deletes the keys it created.",
+            "reads and deletes (revokes, rotates) the keys it created.",
         )
         allow(
             role,
@@ -337,17 +337,10 @@ class Api(Construct):
             wildcard_reason="Tagging a new API key with its modelway key id, and only that "
             "tag key (the condition).",
         )
-        plan_keys = [f"{base}/usageplans/{plan_id}/keys" for plan_id in plan_ids.values()]
         allow(
             role,
-            actions=["apigateway:GET", "apigateway:POST"],
-            resources=[f"{base}/usageplans/{plan_id}" for plan_id in plan_ids.values()] + plan_keys,
-        )
-        allow(
-            role,
-            actions=["apigateway:DELETE"],
-            resources=[f"{key}/*" for key in plan_keys],
-            wildcard_reason="Taking an API key (generated id) off this environment's usage plans.",
+            actions=["apigateway:POST"],
+            resources=[f"{base}/usageplans/{plan_id}/keys" for plan_id in plan_ids.values()],
         )
 
     @property
