@@ -131,3 +131,8 @@ def test_lifecycle_expires_outputs_and_uploads_only(each_env: Synthesized) -> No
     assert "ExpirationInDays" not in rules["expire-old-versions"]
     prefixes = {rule.get("Prefix") for rule in rules.values()}
     assert not prefixes & {"artifacts/", "inputs/"}
+
+
+def test_termination_protection_follows_the_environment(each_env: Synthesized) -> None:
+    config = environment_config(each_env.name)
+    assert each_env.stack.termination_protection is config.termination_protection
