@@ -128,3 +128,40 @@ def make_artifact(tmp_path: Any) -> Any:
         )
 
     return make
+
+
+@pytest.fixture
+def sagemaker(mocked: None) -> Any:
+    """SageMaker under moto, recording calls and playing ``UpdateEndpoint``
+    (``sagemaker_testkit.SageMaker``)."""
+    from .sagemaker_testkit import SageMaker
+
+    return SageMaker()
+
+
+@pytest.fixture
+def publish(registry: Any, store: Any, sagemaker: Any, make_artifact: Any) -> Any:
+    """``publish(payload, alias="default", deployer=None) -> PublishResult``: publishes a fake
+    artifact of model ``digits`` through a deployer (``sagemaker_testkit.make_deployer``'s
+    unless one is given)."""
+    from functions.core import publishing
+    from functions.core.settings import Settings
+
+    from .sagemaker_testkit import PREFIX, make_deployer
+
+    settings = Settings(env="test", endpoint_prefix=PREFIX)
+    default = make_deployer(sagemaker)
+
+    def run(payload: bytes, *, alias: str | None = "default", deployer: Any = None) -> Any:
+        return publishing.publish_artifact(
+            path=make_artifact(payload=payload),
+            registry=registry,
+            store=store,
+            settings=settings,
+            actor="tester",
+            alias=alias,
+            verify=publishing.check_artifact,
+            deployer=deployer or default,
+        )
+
+    return run

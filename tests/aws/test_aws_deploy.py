@@ -1,131 +1,22 @@
 """On AWS, publishing makes a version servable and alias moves reshape the model's endpoint.
 
-moto keeps SageMaker models, endpoint configurations and endpoints, but has no
-``UpdateEndpoint``: the ``sagemaker`` fixture captures that call's parameters (the
-deployment guardrails live there) and applies it to moto's endpoint as SageMaker would once
-the update finishes.
+The ``sagemaker`` fixture (``sagemaker_testkit.SageMaker``) is moto's SageMaker with the
+``UpdateEndpoint`` moto lacks played from the captured call's parameters (the deployment
+guardrails live there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from functions.core import publishing
 from functions.core.deploy import rollout
 from functions.core.errors import Conflict
 from functions.core.registry.exceptions import VersionRetired
 from functions.core.settings import Settings
 
-REGION = "us-east-1"
-PREFIX = "modelway-test"
-ROLE = "arn:aws:iam::123456789012:role/modelway-sagemaker"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelway-serving:1"
-ALARM = "modelway-test-digits-5xx"
-ENDPOINT = f"{PREFIX}-digits"
-
-
-class SageMaker:
-    """A moto-backed sagemaker client that records every call, and plays UpdateEndpoint."""
-
-    def __init__(self) -> None:
-        self.client = boto3.client("sagemaker", region_name=REGION)
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        events = self.client.meta.events
-        events.register("before-parameter-build.sagemaker.*", self._record)
-        # A before-call handler that returns a response stands in for the HTTP call.
-        events.register("before-call.sagemaker.UpdateEndpoint", self._update_endpoint)  # type: ignore[arg-type]
-
-    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
-
-    def _update_endpoint(self, model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.sagemaker.models import sagemaker_backends
-
-        params = self.last("UpdateEndpoint")
-        backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION]
-        endpoint = backend.endpoints[params["EndpointName"]]
-        config = backend.endpoint_configs[params["EndpointConfigName"]]
-        endpoint.endpoint_config_name = config.endpoint_config_name
-        endpoint.production_variants = endpoint._process_production_variants(
-            config.production_variants
-        )
-        return AWSResponse("https://sagemaker", 200, HTTPHeaders(), None), {
-            "EndpointArn": endpoint.arn
-        }
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.calls]
-
-    def last(self, name: str) -> dict[str, Any]:
-        return next(params for op, params in reversed(self.calls) if op == name)
-
-    def set_status(self, status: str) -> None:
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.sagemaker.models import sagemaker_backends
-
-        sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].endpoints[ENDPOINT].endpoint_status = status
-
-    def variants(self) -> dict[str, tuple[str, float]]:
-        """The endpoint's live variants: name -> (model name, weight)."""
-        endpoint = self.client.describe_endpoint(EndpointName=ENDPOINT)
-        config = self.client.describe_endpoint_config(
-            EndpointConfigName=endpoint["EndpointConfigName"]
-        )
-        models = {v["VariantName"]: v["ModelName"] for v in config["ProductionVariants"]}
-        return {
-            v["VariantName"]: (models[v["VariantName"]], float(v.get("CurrentWeight", 0.0)))
-            for v in endpoint["ProductionVariants"]
-        }
-
-
-@pytest.fixture
-def sagemaker(mocked: None) -> SageMaker:
-    return SageMaker()
-
-
-def make_deployer(sagemaker: SageMaker, **overrides: Any) -> Any:
-    from functions.core.deploy.sagemaker import SageMakerDeployer
-
-    options: dict[str, Any] = {
-        "prefix": PREFIX,
-        "role_arn": ROLE,
-        "image_uri": IMAGE,
-        "instance_type": "ml.g4dn.xlarge",
-        "instance_count": 1,
-        "alarm_names": (ALARM,),
-        "region": REGION,
-        "client": sagemaker.client,
-    }
-    options.update(overrides)
-    return SageMakerDeployer(**options)
-
-
-@pytest.fixture
-def publish(
-    registry: Any, store: Any, sagemaker: SageMaker, make_artifact: Any
-) -> Callable[..., Any]:
-    settings = Settings(env="test", endpoint_prefix=PREFIX)
-    deployer = make_deployer(sagemaker)
-
-    def run(payload: bytes, *, alias: str | None = "default") -> Any:
-        return publishing.publish_artifact(
-            path=make_artifact(payload=payload),
-            registry=registry,
-            store=store,
-            settings=settings,
-            actor="tester",
-            alias=alias,
-            verify=publishing.check_artifact,
-            deployer=deployer,
-        )
-
-    return run
+from .sagemaker_testkit import ALARM, ENDPOINT, IMAGE, PREFIX, ROLE, SageMaker, make_deployer
 
 
 def test_publishing_creates_the_model_and_the_endpoint(

@@ -141,3 +141,50 @@ def test_batch_reads_inputs_writes_outputs_and_invokes_endpoints(each_env: Synth
     }
     dlq = each_env.logical_id(stack.batch.dead_letter_queue)
     assert allowed["sqs:SendMessage"] == {f"<{dlq}.Arn>"}
+
+
+def _autoscaling_calls() -> set[str]:
+    """The Application Auto Scaling actions ``functions.core.deploy.autoscaling`` calls, read
+    from its source (client methods and paginators), as IAM action names."""
+    import inspect
+    import re
+
+    from functions.core.deploy import autoscaling
+
+    source = inspect.getsource(autoscaling)
+    methods = set(re.findall(r"self\._aas\.(\w+)", source)) - {"get_paginator"}
+    methods |= set(re.findall(r'get_paginator\("(\w+)"\)', source))
+    return {
+        "application-autoscaling:" + "".join(part.title() for part in m.split("_")) for m in methods
+    }
+
+
+def test_router_may_autoscale_variants_with_exactly_the_calls_the_deployer_makes(
+    each_env: Synthesized,
+) -> None:
+    stack = each_env.stack
+    policy = role_policy(each_env, stack.api.router_function.role)
+    allowed = grants(policy)
+    granted = {a for a in allowed if a.startswith("application-autoscaling:")}
+    assert granted == _autoscaling_calls()
+    assert granted >= {
+        "application-autoscaling:RegisterScalableTarget",
+        "application-autoscaling:PutScalingPolicy",
+        "application-autoscaling:DeregisterScalableTarget",
+    }
+    # Target tracking creates and deletes its alarms as the caller: only the variants' alarms.
+    alarms = (
+        "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
+        f"TargetTracking-endpoint/modelway-{each_env.name}-*"
+    )
+    for action in ("PutMetricAlarm", "DeleteAlarms"):
+        assert allowed[f"cloudwatch:{action}"] == {alarms}
+    # The first registration creates Application Auto Scaling's role for SageMaker endpoints.
+    (slr,) = [s for s in policy if "iam:CreateServiceLinkedRole" in as_list(s["Action"])]
+    assert slr["Condition"] == {
+        "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
+    }
+    assert flat(slr["Resource"]).endswith(
+        ":role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )

@@ -25,7 +25,8 @@ class Deployer(Protocol):
         Starts the change and returns; raises ``Conflict`` while the endpoint is mid-update."""
 
     def wait(self, *, model: str) -> None:
-        """Block until the model's endpoint is serving its latest configuration."""
+        """Block until the model's endpoint is serving its latest configuration (SageMaker:
+        then gives its variants their autoscaling)."""
 
 
 class NoopDeployer:

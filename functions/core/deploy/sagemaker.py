@@ -22,6 +22,14 @@ Endpoint changes, and why each is done the way it is:
 
 Every call here starts a change and returns (a Lambda cannot wait for a GPU fleet); an
 endpoint already changing answers ``Conflict`` with ``Retry-After``. ``wait`` is for the CLI.
+
+Autoscaling (``autoscaling.py`` holds SageMaker's rules): while the endpoint is ``InService``,
+each apply first gives the variants it keeps their scalable targets and policies (registering
+variants a previous update added), and deregisters the variants it is about to remove or move
+to another instance type, before ``UpdateEndpoint``; ``wait`` registers the rest once the
+update is done. With autoscaling on, an update retains each kept variant's current instance
+count (``RetainAllVariantProperties``, weights excluded): the new configuration's initial
+count would otherwise undo what the autoscaler scaled out to.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from functions.core.errors import Conflict, InvalidRequest
 from functions.core.naming import endpoint_name
 
 if TYPE_CHECKING:
+    from functions.core.deploy.autoscaling import VariantAutoscaling
     from functions.core.deploy.plan import EndpointPlan
     from functions.core.registry.base import ModelVersion
     from functions.core.settings import Settings
@@ -66,6 +75,7 @@ class SageMakerDeployer:
         alarm_names: tuple[str, ...] = (),
         region: str | None = None,
         client: Any = None,
+        autoscaling: VariantAutoscaling | None = None,
     ) -> None:
         self._prefix = prefix
         self._role_arn = role_arn
@@ -81,9 +91,12 @@ class SageMakerDeployer:
         self._region = region
         self._client_cache: Any = client
         self._lock = threading.Lock()
+        self._autoscaling = autoscaling
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SageMakerDeployer:
+        from functions.core.deploy.autoscaling import VariantAutoscaling
+
         return cls(
             prefix=settings.resolved_endpoint_prefix,
             role_arn=settings.sagemaker_role_arn,
@@ -97,6 +110,7 @@ class SageMakerDeployer:
             max_execution_timeout_seconds=settings.deploy_max_execution_timeout_seconds,
             alarm_names=tuple(settings.rollback_alarm_names),
             region=settings.region,
+            autoscaling=VariantAutoscaling.from_settings(settings),
         )
 
     @property
@@ -192,7 +206,17 @@ class SageMakerDeployer:
         running = self._sm.describe_endpoint_config(
             EndpointConfigName=current["EndpointConfigName"]
         )["ProductionVariants"]
+        # Variants that stay on the endpoint with their instance type keep (or get) their
+        # autoscaling; the others must lose it before UpdateEndpoint (``autoscaling.py``).
+        wanted_types = {str(v["VariantName"]): v["InstanceType"] for v in variants}
+        kept = [
+            str(v["VariantName"])
+            for v in running
+            if wanted_types.get(str(v["VariantName"])) == v.get("InstanceType")
+        ]
+        dropped = [str(v["VariantName"]) for v in running if str(v["VariantName"]) not in kept]
         if _shape(running) == _shape(variants):
+            self._scale(endpoint=endpoint, keep=kept)
             live = {
                 v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0)))
                 for v in current.get("ProductionVariants", [])
@@ -216,6 +240,13 @@ class SageMakerDeployer:
         request: dict[str, Any] = {"EndpointName": endpoint, "EndpointConfigName": config}
         if {v["VariantName"] for v in running} == {v["VariantName"] for v in variants}:
             request["DeploymentConfig"] = self.deployment_config()
+        if self._autoscaling is not None:
+            request["RetainAllVariantProperties"] = True
+            request["ExcludeRetainedVariantProperties"] = [
+                {"VariantPropertyType": "DesiredWeight"},
+                {"VariantPropertyType": "DataCaptureConfig"},
+            ]
+        self._scale(endpoint=endpoint, keep=kept, drop=dropped)
         self._sm.update_endpoint(**request)
         return "updated"
 
@@ -227,6 +258,23 @@ class SageMakerDeployer:
             EndpointName=self.endpoint_name(model=model),
             WaiterConfig={"Delay": 30, "MaxAttempts": attempts},
         )
+        self.ensure_autoscaling(model=model)
+
+    def ensure_autoscaling(self, *, model: str) -> bool:
+        """Gives every variant of the model's endpoint its autoscaling if the endpoint is
+        ``InService`` (True); an endpoint that is missing or changing is left for later (False).
+        Idempotent: what is already right is only read."""
+        if self._autoscaling is None:
+            return False
+        endpoint = self.endpoint_name(model=model)
+        current = self._describe_endpoint(endpoint)
+        if current is None or current.get("EndpointStatus") != "InService":
+            return False
+        running = self._sm.describe_endpoint_config(
+            EndpointConfigName=current["EndpointConfigName"]
+        )["ProductionVariants"]
+        self._scale(endpoint=endpoint, keep=[str(v["VariantName"]) for v in running])
+        return True
 
     # Pieces ---------------------------------------------------------------------------
     def deployment_config(self) -> dict[str, Any]:
@@ -256,6 +304,10 @@ class SageMakerDeployer:
                 "Alarms": [{"AlarmName": name} for name in self._alarms]
             }
         return config
+
+    def _scale(self, *, endpoint: str, keep: list[str], drop: list[str] | tuple[()] = ()) -> None:
+        if self._autoscaling is not None:
+            self._autoscaling.sync(endpoint=endpoint, keep=keep, drop=drop)
 
     def _describe_endpoint(self, name: str) -> dict[str, Any] | None:
         try:
