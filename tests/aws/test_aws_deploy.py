@@ -202,3 +202,33 @@ def test_backends_deploy_only_on_aws() -> None:
     assert factory(Settings(env="local")) is None
     assert factory(Settings(env="dev", sagemaker_deploy=False)) is None
     assert isinstance(factory(Settings(env="dev")), SageMakerDeployer)
+
+
+def test_a_first_publish_sets_default_while_the_endpoint_is_still_creating(
+    publish: Any, registry: Any, sagemaker: SageMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real endpoint stays Creating for minutes after CreateEndpoint: the ``default`` alias
+    of a first publish names the variant that endpoint is being created with, so it moves."""
+    create = sagemaker.client.create_endpoint
+
+    def create_then_creating(**params: Any) -> Any:
+        answer = create(**params)
+        sagemaker.set_status("Creating")
+        return answer
+
+    monkeypatch.setattr(sagemaker.client, "create_endpoint", create_then_creating)
+    result = publish(b"model one")
+    assert [a.alias for a in result.aliases] == ["default"]
+    assert registry.get_alias(model="digits", alias="default").version == 1
+    # A move the creating endpoint does not already carry still has to wait.
+    publish(b"model two", alias=None)
+    with pytest.raises(Conflict) as caught:
+        rollout.set_alias(
+            registry=registry,
+            deployer=make_deployer(sagemaker),
+            model="digits",
+            alias="default",
+            version=2,
+            actor="t",
+        )
+    assert caught.value.code == "endpoint_busy"

@@ -198,6 +198,10 @@ class SageMakerDeployer:
             return "created"
         status = current.get("EndpointStatus")
         if status != "InService":
+            if self._pending_matches(current=current, variants=variants):
+                # E.g. a model's first publish: the endpoint is still Creating with exactly
+                # these variants, and the move that follows (``default`` → v1) changes nothing.
+                return "unchanged"
             raise Conflict(
                 f"endpoint {endpoint} is {status}; try again when it is InService",
                 code=ENDPOINT_BUSY,
@@ -308,6 +312,22 @@ class SageMakerDeployer:
     def _scale(self, *, endpoint: str, keep: list[str], drop: list[str] | tuple[()] = ()) -> None:
         if self._autoscaling is not None:
             self._autoscaling.sync(endpoint=endpoint, keep=keep, drop=drop)
+
+    def _pending_matches(
+        self, *, current: Mapping[str, Any], variants: list[dict[str, Any]]
+    ) -> bool:
+        """Whether the configuration the endpoint is moving to already has these variants
+        with these traffic shares."""
+        pending = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+        name = pending or current.get("EndpointConfigName")
+        if not name:
+            return False
+        deploying = self._sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
+        if _shape(deploying) != _shape(variants):
+            return False
+        have = _shares({str(v["VariantName"]): float(v["InitialVariantWeight"]) for v in deploying})
+        want = _shares({str(v["VariantName"]): float(v["InitialVariantWeight"]) for v in variants})
+        return all(math.isclose(have.get(k, 0.0), w, abs_tol=1e-6) for k, w in want.items())
 
     def _describe_endpoint(self, name: str) -> dict[str, Any] | None:
         try:
