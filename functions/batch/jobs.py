@@ -272,7 +272,8 @@ def _claim(
         model=model,
         target=target.target if target else "?",
         version=target.version if target else None,
-        input_uri=ref.uri,
+        # Locally the "bucket" is the data directory: name the file the job really read.
+        input_uri=deps.store.object_uri(key=ref.key),
         status=RUNNING,
         created_at=now,
         updated_at=now,

@@ -51,7 +51,7 @@ def test_multi_record_event_scores_each_object_in_order(stack: Stack) -> None:
     assert {c["variant"] for c in stack.runtime.calls} == {"v1"}
     assert {c["endpoint"] for c in stack.runtime.calls} == {"modelway-test-toy"}
     jobs = {j.input_uri: j for j in stack.jobs()}
-    job = jobs[f"s3://{stack.settings.bucket_name}/inputs/toy/default/a.jsonl"]
+    job = jobs[stack.store.object_uri(key="inputs/toy/default/a.jsonl")]
     assert (job.status, job.records, job.ok, job.errors, job.version, job.target) == (
         "succeeded", 10, 10, 0, 1, "default"
     )  # fmt: skip
@@ -223,7 +223,8 @@ def test_url_encoded_keys_with_spaces_and_plus_signs(stack: Stack) -> None:
         ]}
     ]  # fmt: skip
     (job,) = stack.jobs()
-    assert job.input_uri.endswith("/inputs/toy/default/my data+more (1).jsonl")
+    # The job names the decoded key ("+" in the event is a space, "%2B" a plus).
+    assert job.input_uri == stack.store.object_uri(key="inputs/toy/default/my data+more (1).jsonl")
 
 
 def test_an_unknown_format_fails_the_job_with_a_clear_reason(stack: Stack) -> None:

@@ -57,6 +57,8 @@ def test_put_and_read_an_object(store: Any) -> None:
     uri = store.put_object(key="inputs/digits/default/a.jsonl", body=b'{"x": 1}\n')
     assert uri.startswith(("s3://", "file://"))
     assert uri.endswith("inputs/digits/default/a.jsonl")
+    # The URI a job records for its input is the one the store wrote it under.
+    assert store.object_uri(key="inputs/digits/default/a.jsonl") == uri
 
     with store.open_object(key="inputs/digits/default/a.jsonl") as stream:
         assert stream.read() == b'{"x": 1}\n'

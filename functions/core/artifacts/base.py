@@ -27,6 +27,9 @@ class ArtifactStore(Protocol):
 
     def put_object(self, *, key: str, body: bytes) -> str: ...
 
+    def object_uri(self, *, key: str) -> str:
+        """Where the data-area object ``key`` lives (s3://bucket/key or file://…)."""
+
     def open_writer(self, *, key: str) -> ObjectWriter:
         """A streaming writer (multipart on S3) that publishes the object only on ``commit``."""
 

@@ -74,6 +74,9 @@ class DirectoryArtifactStore:
             raise InvalidRequest(f"invalid object key {key!r}", code="invalid_key")
         return path
 
+    def object_uri(self, *, key: str) -> str:
+        return self._object_path(key).as_uri()
+
     def open_object(self, *, key: str) -> BinaryIO:
         path = self._object_path(key)
         try:

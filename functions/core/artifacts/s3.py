@@ -97,6 +97,9 @@ class S3ArtifactStore:
     def _uri(self, key: str) -> str:
         return f"s3://{self._bucket}/{key}"
 
+    def object_uri(self, *, key: str) -> str:
+        return self._uri(key)
+
     # Artifacts ------------------------------------------------------------------------
     def _artifact_key(self, *, model: str, version: int) -> str:
         return artifact_key(prefix=self._prefix, model=model, version=version)
