@@ -39,6 +39,16 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """A compact left-aligned table; '(none)' when empty."""
+    if not rows:
+        print("(none)")
+        return
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for row in [headers, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

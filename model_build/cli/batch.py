@@ -144,7 +144,7 @@ def _registry() -> Any:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from model_build.cli.publish import print_table
+    from model_build.cli import print_table
 
     rows = [
         [

@@ -76,7 +76,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from model_build.cli.publish import print_table
+    from model_build.cli import print_table
 
     rows = [
         [

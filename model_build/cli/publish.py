@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from model_build.cli import print_table
+
 if TYPE_CHECKING:
     from functions.core.registry.base import Alias, AliasEvent, Registry
 
@@ -303,13 +305,3 @@ def _describe_target(event: AliasEvent, side: str) -> str:
 
 def _alias_dict(alias: Alias) -> dict[str, Any]:
     return dataclasses.asdict(alias)
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    """A compact left-aligned table; '(none)' when empty."""
-    if not rows:
-        print("(none)")
-        return
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for row in [headers, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))

@@ -124,7 +124,7 @@ def start_stack(*, settings: Settings, host: str, port: int, serving_port: int) 
             sys.executable, "-m", "serving", "local",
             "--artifacts-dir", str(settings.artifacts_dir),
             "--endpoint-prefix", settings.resolved_endpoint_prefix,
-            "--host", host, "--port", str(serving_port),
+            "--host", host, "--port", str(serving_port), "--log-level", "WARNING",
         ],
         env=env,
     )  # fmt: skip
