@@ -209,8 +209,7 @@ def run(args: argparse.Namespace) -> int:
     print(_banner(router_url=stack.router_url, secret=secret, request=request, label=label,
                   settings=settings), flush=True)  # fmt: skip
 
-    # Stop on SIGTERM as on Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while all(p.poll() is None for p in stack.processes):
             time.sleep(0.5)
@@ -224,6 +223,11 @@ def run(args: argparse.Namespace) -> int:
         stack.stop()
         if watcher is not None:
             watcher.join(timeout=5)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops the stack the way Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def _banner(

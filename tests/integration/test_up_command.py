@@ -54,8 +54,8 @@ def start_up(home: Path, port: int, serving_port: int) -> tuple[subprocess.Popen
     raise AssertionError("modelway up never became ready:\n" + "".join(seen))
 
 
-def stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGINT)
+def stop(proc: subprocess.Popen[str], signum: int = signal.SIGINT) -> int:
+    proc.send_signal(signum)
     return proc.wait(timeout=30)
 
 
@@ -105,4 +105,5 @@ def test_up_serves_the_demo_model_and_its_curl_answers(
         # The rotated-away secret no longer works.
         assert httpx.get(f"{url}/v1/models", headers={"x-api-key": old_key}).status_code == 401
     finally:
-        assert stop(proc) == 0
+        # SIGTERM (a service manager's stop) is as clean as Ctrl-C.
+        assert stop(proc, signal.SIGTERM) == 0
