@@ -107,3 +107,6 @@ def test_up_serves_the_demo_model_and_its_curl_answers(
     finally:
         # SIGTERM (a service manager's stop) is as clean as Ctrl-C.
         assert stop(proc, signal.SIGTERM) == 0
+    # Both servers went down with it.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/v2/health/live", timeout=2)
