@@ -13,8 +13,9 @@ something is decided from the registry (the authorizer and the router).
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
+
+from functions.core.aws_clients import LazyClient
 
 if TYPE_CHECKING:
     from functions.core.settings import Settings
@@ -30,10 +31,8 @@ class ApiGatewayKeys:
         client: Any = None,
     ) -> None:
         self._usage_plan_id = usage_plan_id
-        self._region = region
         self._name_prefix = name_prefix
-        self._client_cache: Any = client
-        self._lock = threading.Lock()
+        self._client = LazyClient("apigateway", region=region, client=client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiGatewayKeys:
@@ -47,20 +46,7 @@ class ApiGatewayKeys:
 
     @property
     def _apigw(self) -> Any:
-        # Built on first use, never at import, so moto can be in place before it exists.
-        if self._client_cache is None:
-            with self._lock:
-                if self._client_cache is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    # Standard retry mode: API Gateway's control plane throttles at a few
-                    # requests per second; back off with jitter rather than fail a key change.
-                    config = Config(retries={"mode": "standard", "max_attempts": 5})
-                    self._client_cache = boto3.session.Session().client(
-                        "apigateway", region_name=self._region, config=config
-                    )
-        return self._client_cache
+        return self._client.get()
 
     def create_api_key(self, *, key_id: str, name: str, secret: str) -> str:
         """An enabled API key whose value is ``secret``, on the usage plan; returns its id."""

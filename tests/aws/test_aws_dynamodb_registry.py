@@ -83,11 +83,25 @@ def test_the_table_is_the_one_the_stack_creates(registry: Any) -> None:
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
 
 
-def test_no_client_is_built_until_first_use(mocked: None) -> None:
-    from functions.core.registry.dynamodb import DynamoDBRegistry
+def test_no_client_is_built_until_first_use(mocked: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
 
+    from functions.core.registry.dynamodb import DynamoDBRegistry, create_table
+
+    create_table(table_name=TABLE, region=REGION)
+    built: list[str] = []
+    real = boto3.session.Session.client
+
+    def spy(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        built.append(service)
+        return real(self, service, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "client", spy)
     reg = DynamoDBRegistry(table_name=TABLE, region=REGION)
-    assert reg._client_cache is None
+    assert built == []
+    reg.list_models()
+    reg.list_models()
+    assert built == ["dynamodb"]
 
 
 def test_items_follow_the_documented_single_table_layout(registry: Any) -> None:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from functions.core.artifacts.exceptions import ArtifactNotFound, ObjectNotFound
+from functions.core.aws_clients import LazyClient
 from functions.core.errors import InvalidRequest
 from functions.core.naming import artifact_key
 
@@ -56,11 +56,11 @@ class S3ArtifactStore:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
         self._bucket = bucket
         self._prefix = artifacts_prefix
-        self._region = region
         self._sse = sse
         self._kms_key_id = kms_key_id
-        self._client_cache: Any = client
-        self._lock = threading.Lock()
+        self._client = LazyClient(
+            "s3", region=region, connect_timeout=5, read_timeout=60, client=client
+        )
         self._part_size = part_size
 
     @property
@@ -69,24 +69,7 @@ class S3ArtifactStore:
 
     @property
     def _s3(self) -> Any:
-        # Built on first use, never at import, so moto can be in place before it exists.
-        if self._client_cache is None:
-            with self._lock:
-                if self._client_cache is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    # Standard retry mode: throttling (SlowDown) and transient 5xx are retried
-                    # with jittered backoff under a retry quota, as in every AWS SDK.
-                    config = Config(
-                        retries={"mode": "standard", "max_attempts": 5},
-                        connect_timeout=5,
-                        read_timeout=60,
-                    )
-                    self._client_cache = boto3.session.Session().client(
-                        "s3", region_name=self._region, config=config
-                    )
-        return self._client_cache
+        return self._client.get()
 
     def _encryption(self) -> dict[str, str]:
         args: dict[str, str] = {"ServerSideEncryption": self._sse}

@@ -23,9 +23,10 @@ costs two reads.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
+
+from functions.core.aws_clients import LazyClient
 
 if TYPE_CHECKING:
     from functions.core.settings import Settings
@@ -67,9 +68,7 @@ class VariantAutoscaling:
         self.target_invocations_per_instance = target_invocations_per_instance
         self.scale_in_cooldown_seconds = scale_in_cooldown_seconds
         self.scale_out_cooldown_seconds = scale_out_cooldown_seconds
-        self._region = region
-        self._client_cache: Any = client
-        self._lock = threading.Lock()
+        self._client = LazyClient("application-autoscaling", region=region, client=client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VariantAutoscaling:
@@ -84,20 +83,7 @@ class VariantAutoscaling:
 
     @property
     def _aas(self) -> Any:
-        # Built on first use, never at import, so moto can be in place before it exists.
-        if self._client_cache is None:
-            with self._lock:
-                if self._client_cache is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    # Standard retry mode: control-plane calls are throttled at low rates;
-                    # it backs off with jitter under a retry quota instead of failing.
-                    config = Config(retries={"mode": "standard", "max_attempts": 5})
-                    self._client_cache = boto3.session.Session().client(
-                        "application-autoscaling", region_name=self._region, config=config
-                    )
-        return self._client_cache
+        return self._client.get()
 
     def policy_configuration(self) -> dict[str, Any]:
         return {

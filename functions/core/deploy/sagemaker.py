@@ -37,10 +37,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from functions.core.aws_clients import LazyClient
 from functions.core.deploy.base import ENDPOINT_BUSY, Outcome
 from functions.core.errors import Conflict, InvalidRequest
 from functions.core.naming import endpoint_name
@@ -88,9 +88,7 @@ class SageMakerDeployer:
         self._termination_wait = termination_wait_seconds
         self._max_execution = max_execution_timeout_seconds
         self._alarms = tuple(alarm_names)
-        self._region = region
-        self._client_cache: Any = client
-        self._lock = threading.Lock()
+        self._client = LazyClient("sagemaker", region=region, client=client)
         self._autoscaling = autoscaling
 
     @classmethod
@@ -115,20 +113,7 @@ class SageMakerDeployer:
 
     @property
     def _sm(self) -> Any:
-        # Built on first use, never at import, so moto can be in place before it exists.
-        if self._client_cache is None:
-            with self._lock:
-                if self._client_cache is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    # Standard retry mode: control-plane calls are throttled at low rates;
-                    # it backs off with jitter under a retry quota instead of failing.
-                    config = Config(retries={"mode": "standard", "max_attempts": 5})
-                    self._client_cache = boto3.session.Session().client(
-                        "sagemaker", region_name=self._region, config=config
-                    )
-        return self._client_cache
+        return self._client.get()
 
     # Names ----------------------------------------------------------------------------
     def model_name(self, *, model: str, version: int) -> str:

@@ -68,12 +68,12 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from functions.core.aws_clients import LazyClient
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict
 from functions.core.registry.base import Alias, AliasEvent, ApiKey, Job, ModelVersion
@@ -134,30 +134,18 @@ def create_table(*, table_name: str, region: str, client: Any = None) -> None:
 
 
 def _new_client(*, region: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
+    return _lazy_client(region=region).get()
 
-    # "standard" retry mode on purpose: it retries throttling (ProvisionedThroughputExceeded,
-    # ThrottlingException) and transient 5xx/connection errors with jittered exponential
-    # backoff under a client-side retry quota, the same way in every AWS SDK; "legacy" knows
-    # fewer error codes and has no quota, so a struggling table would be hammered harder.
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=2,
-        read_timeout=5,
-    )
-    # A session per client: boto3's default session is not safe to share across threads
-    # while clients are being created.
-    return boto3.session.Session().client("dynamodb", region_name=region, config=config)
+
+def _lazy_client(*, region: str | None, client: Any = None) -> LazyClient:
+    # Short timeouts: registry reads sit on the request path, under API Gateway's 29 s.
+    return LazyClient("dynamodb", region=region, connect_timeout=2, read_timeout=5, client=client)
 
 
 class DynamoDBRegistry:
     def __init__(self, *, table_name: str, region: str | None = None, client: Any = None) -> None:
         self._table = table_name
-        self._region = region
-        self._client_override = client
-        self._client_cache: Any = client
-        self._lock = threading.Lock()
+        self._client = _lazy_client(region=region, client=client)
 
     @property
     def table_name(self) -> str:
@@ -165,13 +153,7 @@ class DynamoDBRegistry:
 
     @property
     def _ddb(self) -> Any:
-        # Built on first use, never at import: a cold start that never touches the registry
-        # pays nothing, and moto can be started before the first call.
-        if self._client_cache is None:
-            with self._lock:
-                if self._client_cache is None:
-                    self._client_cache = _new_client(region=self._region)
-        return self._client_cache
+        return self._client.get()
 
     # Low-level helpers ----------------------------------------------------------------
     def _get(self, pk: str, sk: str) -> Item | None:
