@@ -256,6 +256,38 @@ def test_a_key_revoked_mid_run_stops_working(
     assert_error(post_infer(stack, body, key=secret), 401)
 
 
+def test_a_version_the_model_server_cannot_load_is_502(
+    stack: Stack, samples: list[tuple[list[float], int]]
+) -> None:
+    """The artifact on disk is damaged after publishing: the model server fails to load it
+    (a SageMaker ModelError), the router says 502, and the good version still answers."""
+    from dataclasses import replace
+
+    from functions.core.backends import make_registry
+    from functions.core.settings import Settings
+
+    registry = make_registry(Settings(home=stack.home))
+    good = registry.get_version(model="digits", version=1)
+    number = registry.next_version(model="digits")
+    damaged = stack.home / "artifacts" / "digits" / str(number) / "model.tar.gz"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not a gzip file")
+    registry.register_version(
+        version=replace(
+            good,
+            version=number,
+            sha256="0" * 64,
+            artifact_uri=damaged.as_uri(),
+            variant_name=f"v{number}",
+        )
+    )
+    body = infer_body(samples[0][0])
+    response = post_infer(stack, body, key=stack.admin, path=f"/versions/{number}")
+    assert_error(response, 502, "model_error")
+    assert response.headers["x-model-version"] == str(number)
+    assert post_infer(stack, body, key=stack.admin).status_code == 200
+
+
 def test_model_server_down_is_503(stack: Stack, samples: list[tuple[list[float], int]]) -> None:
     """Runs last in this module: it stops the model server."""
     serving = stack.local.processes[0]
