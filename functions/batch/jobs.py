@@ -25,6 +25,15 @@ its runner died (a ``running`` job whose lease, the runner's Lambda deadline, ha
 one object version gives one job and one result, however often it is delivered; a new upload
 of the key is a new version and a new job.
 
+Ownership. Several deliveries may find the same resumable job at once (S3 redelivering while
+Lambda retries the event; a replayed continuation). Taking a job over is a compare-and-set on
+its ``updated_at`` (``registry.update_job(expected_updated_at=…)``): of the deliveries that read
+the same state exactly one write lands, the others get ``JobChanged`` and skip. The runner
+keeps conditioning every later write of the job on the stamp it last wrote, and every write
+stamps a strictly later ``updated_at``; so a runner whose lease ran out while it was still
+alive learns at its next write that the job was taken over and stops (its open result writers
+are aborted) instead of writing over the new runner's progress.
+
 Canary aliases. A file sent to an alias is scored whole by the alias's main version: a canary
 split per record would mix two models' outputs in one result file with nothing to tell them
 apart, and the output path names one version. The version is pinned on the job when first
@@ -39,7 +48,11 @@ left, commits them, checkpoints (byte offset, line, counts) on the job, and the 
 invokes itself asynchronously with a continuation event; the last slice copies the segments
 into the final objects ahead of its own results. Should a slice writing the final objects run
 short anyway (a slow endpoint), it aborts them and the next slice redoes that part into
-segments. A job gets at most ``batch_max_slices`` invocations.
+segments. A job gets at most ``batch_max_slices`` invocations. Every slice reads the input at
+the version id the job recorded (the notification's ``versionId``), so a new upload of the key
+while the job runs does not change what the job reads; on an unversioned bucket (no version
+id) a later slice reads the key as it is then, which is one reason the stack's data bucket is
+versioned. Locally the directory store has no versions: replace a file only once its job ended.
 
 This was chosen over handing big files to SageMaker batch transform or asynchronous
 inference because those need a second deployment of every model (a transform job's model, or
@@ -99,7 +112,7 @@ from functions.core.errors import (
 )
 from functions.core.manifest import Signature
 from functions.core.registry.base import Job, ModelVersion, Registry
-from functions.core.registry.exceptions import JobNotFound
+from functions.core.registry.exceptions import JobChanged, JobNotFound
 from functions.core.runtime.base import RuntimeClient
 from functions.core.settings import Settings
 
@@ -183,6 +196,11 @@ def _guarded(
     job_id = job_id_for(ref)
     try:
         return process_object(ref=ref, deps=deps, deadline=deadline, slice_index=slice_index)
+    except JobChanged:
+        # Another delivery took the job over (this runner's lease had run out): it owns the
+        # job now; whatever this one had written but not published was aborted on the way.
+        logger.warning("the job was taken over; stopping", extra={"job_id": job_id})
+        return Outcome(job_id=job_id, action="duplicate", note="taken over by another delivery")
     except Exception as exc:
         logger.exception("batch job crashed", extra={"job_id": job_id, "key": ref.key})
         try:
@@ -221,7 +239,10 @@ def process_object(
         if job.status != RUNNING or job.extra.get("next_slice") != slice_index:
             logger.info("ignoring a stale continuation", extra=log_keys)
             return Outcome(job_id=job_id, action="duplicate")
-        job = replace(job, extra={**job.extra, "next_slice": None})
+        # Lambda may deliver the same continuation twice: exactly one copy claims the slice.
+        job = _take_over(deps, replace(job, extra={**job.extra, "next_slice": None}))
+        if job is None:
+            return Outcome(job_id=job_id, action="duplicate")
 
     settings = deps.settings
     if key_error is not None or target is None:
@@ -298,7 +319,6 @@ def _claim(
     if job.status == RUNNING and float(job.extra.get("lease_until", 0)) > deps.now():
         logger.info("already running", extra={"job_id": job_id})
         return None
-    logger.info("resuming", extra={"job_id": job_id, "was": job.status})
     checkpoint = job.extra.get("checkpoint") or _zero_checkpoint()
     extra = {
         **job.extra,
@@ -309,7 +329,7 @@ def _claim(
         "retryable": None,
         "next_slice": None,
     }
-    return _save(
+    claimed = _take_over(
         deps,
         replace(
             job,
@@ -323,6 +343,19 @@ def _claim(
             extra=extra,
         ),
     )
+    if claimed is not None:
+        logger.info("resuming", extra={"job_id": job_id, "was": job.status})
+    return claimed
+
+
+def _take_over(deps: BatchDeps, job: Job) -> Job | None:
+    """Write ``job`` if nobody wrote it since it was read (``job.updated_at``); None if another
+    delivery got there first."""
+    try:
+        return _save(deps, job)
+    except JobChanged:
+        logger.info("another delivery took the job first", extra={"job_id": job.job_id})
+        return None
 
 
 def _resolve(registry: Registry, *, target: InputTarget, pinned: int | None) -> ModelVersion:
@@ -488,7 +521,6 @@ class _JobRun:
             self.deps,
             replace(
                 self.job,
-                updated_at=utc_now(),
                 extra={
                     **self.job.extra,
                     "next_slice": slices,
@@ -555,8 +587,11 @@ class _JobRun:
                     stream.close()
 
     def _open_input(self) -> BinaryIO:
+        # Every slice reads the upload the job was created for, never a later one of the key.
+        recorded = self.job.extra.get("input") or {}
+        version_id = recorded.get("version_id") or self.ref.version_id
         try:
-            stream = self.deps.store.open_object(key=self.ref.key)
+            stream = self.deps.store.open_object(key=self.ref.key, version_id=version_id)
         except ObjectNotFound:
             raise _Fatal(f"the input object {self.ref.key!r} no longer exists") from None
         if is_gzip(self.target.name):
@@ -628,7 +663,6 @@ class _JobRun:
             records=reached.records,
             ok=reached.ok,
             errors=reached.errors,
-            updated_at=utc_now(),
             extra={
                 **self.job.extra,
                 **(extra or {}),
@@ -807,12 +841,32 @@ def _terminal(job: Job, status: str, *, reason: str | None = None, retryable: bo
     extra = {**job.extra, "retryable": retryable if status == FAILED else None}
     if status != RUNNING:
         extra["next_slice"] = None
-    return replace(job, status=status, reason=reason, updated_at=utc_now(), extra=extra)
+    return replace(job, status=status, reason=reason, extra=extra)
 
 
 def _save(deps: BatchDeps, job: Job) -> Job:
-    job = replace(job, updated_at=utc_now())
-    return deps.registry.update_job(job=job)
+    """Write the job if it is still as this runner last read or wrote it (``job.updated_at``),
+    stamped anew; raises ``JobChanged`` if another delivery wrote it meanwhile."""
+    saved = replace(job, updated_at=_stamp_after(job.updated_at))
+    return deps.registry.update_job(job=saved, expected_updated_at=job.updated_at)
+
+
+def _stamp_after(previous: str) -> str:
+    """Now, or a millisecond after ``previous`` if the clock has not moved past it (two writes
+    in one millisecond, or another invocation's clock ahead of this one's): every write must
+    change the stamp, or a compare-and-set against the old one would still pass."""
+    from datetime import datetime, timedelta
+
+    now = utc_now()
+    if now > previous:
+        return now
+    try:
+        then = datetime.fromisoformat(previous.replace("Z", "+00:00"))
+    except ValueError:
+        return now
+    return (
+        (then + timedelta(milliseconds=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 def _seconds_between(start: str, end: str) -> float | None:

@@ -183,22 +183,42 @@ class Endpoints(Construct):
             resources=[self.execution_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         )
-        # Autoscaling of each variant (target tracking on invocations per instance).
+        self.grant_autoscaling(role, deregister=True)
+
+    def grant_describe(self, role: iam.IRole) -> None:
+        """Reading this environment's endpoints and their configurations, nothing more."""
         allow(
             role,
-            actions=[
-                "application-autoscaling:RegisterScalableTarget",
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+            resources=[self.endpoint_config_arns, self.endpoint_arns],
+            wildcard_reason="Endpoints and their configurations are created per model at "
+            "publish time; the name prefix limits reading to this environment's modelway ones.",
+        )
+
+    def grant_autoscaling(self, role: iam.IRole, *, deregister: bool) -> None:
+        """Giving variants their autoscaling (``functions.core.deploy.autoscaling``): target
+        tracking on invocations per instance; ``deregister`` also allows taking it off, which
+        only an endpoint update that drops or resizes a variant needs."""
+        actions = [
+            "application-autoscaling:RegisterScalableTarget",
+            "application-autoscaling:PutScalingPolicy",
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DescribeScalingPolicies",
+        ]
+        if deregister:
+            actions += [
                 "application-autoscaling:DeregisterScalableTarget",
-                "application-autoscaling:PutScalingPolicy",
                 "application-autoscaling:DeleteScalingPolicy",
-                "application-autoscaling:DescribeScalableTargets",
-                "application-autoscaling:DescribeScalingPolicies",
-            ],
+            ]
+        allow(
+            role,
+            actions=actions,
             resources=["*"],
             wildcard_reason="Application Auto Scaling identifies scalable targets and policies "
             "by ids generated on registration, so its actions cannot name them in advance; "
             "they touch no data.",
         )
+        # Target tracking creates, updates and deletes its alarms as the caller.
         allow(
             role,
             actions=[
@@ -217,6 +237,7 @@ class Endpoints(Construct):
             wildcard_reason="The alarms target tracking creates for this environment's "
             "endpoint variants, named after the endpoint.",
         )
+        # The first registration creates Application Auto Scaling's role for endpoints.
         allow(
             role,
             actions=["iam:CreateServiceLinkedRole"],

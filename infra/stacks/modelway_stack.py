@@ -1,4 +1,5 @@
-"""One modelway environment: storage, SageMaker, the API, batch scoring and monitoring."""
+"""One modelway environment: storage, SageMaker, the API, batch scoring, endpoint events
+(autoscaling for new variants) and monitoring."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from infra.config import EnvironmentConfig
 from infra.constructs.api import Api
 from infra.constructs.batch import Batch
 from infra.constructs.bundling import functions_code
+from infra.constructs.endpoint_events import EndpointEvents
 from infra.constructs.endpoints import Endpoints
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.storage import ARTIFACTS_PREFIX, Storage
@@ -92,6 +94,17 @@ class ModelwayStack(cdk.Stack):
             log_retention_days=config.log_retention_days,
             removal_policy=removal,
         )
+        self.endpoint_events = EndpointEvents(
+            self,
+            "EndpointEvents",
+            endpoint_prefix=prefix,
+            code=code,
+            environment=environment,
+            endpoints=self.endpoints,
+            log_level=config.log_level,
+            log_retention_days=config.log_retention_days,
+            removal_policy=removal,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -103,9 +116,10 @@ class ModelwayStack(cdk.Stack):
                 "api": self.api.router_function.function,
                 "authorizer": self.api.authorizer_function.function,
                 "batch": self.batch.function.function,
+                "endpoint-events": self.endpoint_events.function.function,
             },
             dead_letter_queue=self.batch.dead_letter_queue,
-            extra_alarms=[self.batch.dlq_alarm],
+            extra_alarms=[self.batch.dlq_alarm, self.endpoint_events.dlq_alarm],
             removal_policy=removal,
         )
         self._outputs()

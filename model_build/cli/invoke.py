@@ -1,11 +1,15 @@
-"""``modelway invoke api|batch EVENT.json``: run a Lambda handler locally on a sample event.
+"""``modelway invoke api|batch|endpoint-events EVENT.json``: run a Lambda handler locally on a
+sample event.
 
 ``api`` feeds an API Gateway proxy event (``events/api-*.json``) through
 ``functions.api.handler.handler`` over the local backend (the model server must be running,
 ``modelway up``, for inference) and prints the response. The events carry the placeholder
 ``${MODELWAY_API_KEY}`` wherever API Gateway would put the caller's key; it is replaced by
 ``--key`` or the ``MODELWAY_API_KEY`` environment variable. ``batch`` feeds an S3 event to
-``functions.batch.handler.handler`` and prints what it returns.
+``functions.batch.handler.handler`` and ``endpoint-events`` a SageMaker endpoint state change
+(``events/sagemaker-endpoint-in-service.json``) to ``functions.endpoint_events.handler.handler``,
+and print what they return. ``endpoint-events`` acts only with an AWS environment's settings
+(``python -m infra.outputs``): the local stack deploys nothing, so there it only says so.
 
 The handlers' own output (Powertools JSON logs, EMF metrics) goes to stderr, the response to
 stdout; the exit status is 1 for an HTTP error response.
@@ -58,7 +62,9 @@ def register(subparsers: Subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("target", choices=("api", "batch"), help="which Lambda to run")
+    parser.add_argument(
+        "target", choices=("api", "batch", "endpoint-events"), help="which Lambda to run"
+    )
     parser.add_argument("event", type=Path, help="the event file, e.g. events/api-infer.json")
     parser.add_argument(
         "--key",
@@ -81,13 +87,12 @@ def load_event(path: Path, *, api_key: str | None) -> dict[str, Any]:
 def _invoke(args: argparse.Namespace) -> int:
     api_key = args.key if args.key is not None else os.environ.get(API_KEY_ENV)
     event = load_event(args.event, api_key=api_key)
-    context = LocalLambdaContext(
-        function_name="modelway-api" if args.target == "api" else "modelway-batch"
-    )
+    context = LocalLambdaContext(function_name=f"modelway-{args.target}")
     # Imported under the redirect: Powertools binds its log stream when the module loads.
     with contextlib.redirect_stdout(sys.stderr):
-        # functions/batch is optional to this command: imported only when asked for.
-        handler = importlib.import_module(f"functions.{args.target}.handler").handler
+        # Each function's package is imported only when asked for.
+        package = args.target.replace("-", "_")
+        handler = importlib.import_module(f"functions.{package}.handler").handler
         result = handler(event, context)
     if args.target == "api":
         return _print_http_response(result)

@@ -7,6 +7,7 @@ import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -16,6 +17,7 @@ from functions.core.errors import Conflict
 from functions.core.registry.base import ApiKey, Job, ModelVersion
 from functions.core.registry.exceptions import (
     DuplicateArtifact,
+    JobChanged,
     NothingToRollBack,
     VersionExists,
     VersionInUse,
@@ -90,7 +92,7 @@ def test_no_client_is_built_until_first_use(mocked: None, monkeypatch: pytest.Mo
 
     create_table(table_name=TABLE, region=REGION)
     built: list[str] = []
-    real = boto3.session.Session.client
+    real: Any = boto3.session.Session.client  # overloaded per service: call it untyped
 
     def spy(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
         built.append(service)
@@ -296,3 +298,30 @@ def test_racing_job_creations_record_one_job(registry: Any) -> None:
     assert registry.list_jobs() == [job]
     assert registry.list_jobs(model="digits") == [job]
     assert registry.list_jobs(model="other") == []
+
+
+def test_racing_conditional_job_updates_have_one_winner(registry: Any) -> None:
+    stamp = "2025-01-01T00:00:00.000Z"
+    registry.create_job(
+        job=Job(
+            job_id="job-1",
+            model="digits",
+            target="default",
+            version=None,
+            input_uri="s3://b/inputs/digits/default/a.jsonl",
+            status="failed",
+            created_at=stamp,
+            updated_at=stamp,
+        )
+    )
+    read = registry.get_job(job_id="job-1")
+
+    def take_over(i: int) -> Any:
+        claim = replace(read, status="running", updated_at=f"2025-01-01T00:00:01.{i:03d}Z")
+        return registry.update_job(job=claim, expected_updated_at=read.updated_at)
+
+    results = race(6, take_over)
+    won = [r for r in results if isinstance(r, Job)]
+    assert len(won) == 1
+    assert sum(isinstance(r, JobChanged) for r in results) == 5
+    assert registry.get_job(job_id="job-1") == won[0]

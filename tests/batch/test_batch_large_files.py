@@ -216,3 +216,27 @@ def test_an_in_process_continuation_that_fails_keeps_the_real_reason(local_stack
     assert job.status == "failed"
     assert "kept failing (1 attempt)" in (job.reason or "")
     assert job.extra["retryable"] is True
+
+
+@pytest.mark.parametrize("backend", ["aws"])  # S3 keeps versions; local files have none
+def test_every_slice_reads_the_upload_the_job_was_made_for(stack: Stack) -> None:
+    stack.hand_on = True
+    stack.settings.batch_max_records_per_request = 10
+    stack.settings.batch_estimated_bytes_per_second = 1
+    key = "inputs/toy/default/moving.jsonl"
+    event = stack.upload(key, jsonl([row(n) for n in range(1, 61)]))
+    stack.run(event, after_calls(stack, 2))
+    (job,) = stack.jobs()
+    assert job.extra["checkpoint"]["records"] == 20
+
+    # The key is overwritten between two slices of the job (its own event is another job).
+    stack.upload(key, jsonl([row(n) for n in range(500, 700)]))
+    (last,) = drain(stack)
+
+    assert last["jobs"][0]["status"] == "succeeded"
+    lines = stack.read_lines(f"outputs/{MODEL}/1/moving.jsonl") or []
+    assert [line["record"] for line in lines] == list(range(1, 61))
+    assert [line["outputs"][0]["data"][0] for line in lines] == [row_sum(n) for n in range(1, 61)]
+    assert stack.runtime.records_sent == 60
+    job = stack.registry.get_job(job_id=job.job_id)
+    assert (job.records, job.ok) == (60, 60)

@@ -74,6 +74,39 @@ def test_reading_an_unknown_object(store: Any) -> None:
         store.open_object(key="inputs/digits/default/missing.jsonl")
 
 
+def test_an_object_can_be_read_at_the_version_a_reader_started_with(
+    store: Any, backend: str
+) -> None:
+    """S3 (versioning on, as the stack's bucket is) reads the version asked for; the directory
+    store keeps no versions and reads the file as it is now."""
+    key = "inputs/digits/default/versioned.jsonl"
+    s3 = None
+    if backend == "aws":
+        import boto3
+
+        s3 = boto3.client("s3")
+        s3.put_bucket_versioning(Bucket=store.bucket, VersioningConfiguration={"Status": "Enabled"})
+    store.put_object(key=key, body=b"first upload\n")
+    first = s3.head_object(Bucket=store.bucket, Key=key)["VersionId"] if s3 else "v-first"
+
+    store.put_object(key=key, body=b"second upload\n")
+
+    with store.open_object(key=key) as stream:
+        assert stream.read() == b"second upload\n"
+    with store.open_object(key=key, version_id=first) as stream:
+        older = stream.read()
+    with store.open_object(key=key, version_id=None) as stream:
+        assert stream.read() == b"second upload\n"
+    if s3 is None:
+        assert older == b"second upload\n"  # local files are not versioned
+        return
+    assert older == b"first upload\n"
+    # A version id of another key names no version of this one.
+    other = s3.put_object(Bucket=store.bucket, Key="inputs/digits/default/other.jsonl", Body=b"")
+    with pytest.raises(ObjectNotFound):
+        store.open_object(key=key, version_id=other["VersionId"])
+
+
 def test_objects_stream_in_chunks(store: Any) -> None:
     line = b'{"inputs": [0.5, 0.25, 0.125]}\n'
     store.put_object(key="inputs/m/default/big.jsonl", body=line * 20_000)

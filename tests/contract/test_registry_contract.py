@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from functions.core.errors import NotFound
+from functions.core.errors import Conflict, NotFound
 from functions.core.registry.base import ApiKey, Job, ModelVersion
 from functions.core.registry.exceptions import (
     AliasNotFound,
     DuplicateArtifact,
     InvalidAliasTarget,
+    JobChanged,
     JobNotFound,
     KeyNotFound,
     ModelNotFound,
@@ -409,3 +410,29 @@ def test_jobs_update_get_list(registry: Any) -> None:
         registry.get_job(job_id="nope")
     with pytest.raises(JobNotFound):
         registry.update_job(job=job("nope"))
+
+
+def test_a_conditional_job_update_lands_only_on_the_state_it_read(registry: Any) -> None:
+    registry.create_job(job=job("j1", status="failed", extra={"retryable": True}))
+    read = registry.get_job(job_id="j1")
+    # Two deliveries read the same failed job and both try to take it over.
+    mine = replace(read, status="running", updated_at="2025-01-01T00:00:05.000Z", extra={"a": 1})
+    theirs = replace(read, status="running", updated_at="2025-01-01T00:00:05.001Z", extra={"b": 2})
+
+    assert registry.update_job(job=mine, expected_updated_at=read.updated_at) == mine
+    with pytest.raises(JobChanged) as refused:
+        registry.update_job(job=theirs, expected_updated_at=read.updated_at)
+
+    assert isinstance(refused.value, Conflict)
+    assert refused.value.code == "job_changed"
+    assert registry.get_job(job_id="j1") == mine  # the loser wrote nothing
+    # The winner goes on writing against the stamp it wrote last.
+    progress = replace(mine, records=7, updated_at="2025-01-01T00:00:06.000Z")
+    assert registry.update_job(job=progress, expected_updated_at=mine.updated_at) == progress
+    assert registry.get_job(job_id="j1").records == 7
+    # Without an expectation an update stays unconditional, as before.
+    forced = replace(progress, status="failed", updated_at=read.updated_at)
+    assert registry.update_job(job=forced) == forced
+    assert registry.get_job(job_id="j1") == forced
+    with pytest.raises(JobNotFound):
+        registry.update_job(job=job("nope"), expected_updated_at="2025-01-01T00:00:00.000Z")

@@ -51,7 +51,7 @@ def test_bundle_has_no_numeric_stack(bundle: Path) -> None:
 
 
 def test_bundle_holds_the_handlers_and_their_dependencies(bundle: Path) -> None:
-    for handler in ("api", "authorizer", "batch"):
+    for handler in ("api", "authorizer", "batch", "endpoint_events"):
         assert (bundle / "functions" / handler / "handler.py").is_file(), handler
     assert (bundle / "functions" / "core" / "settings.py").is_file()
     for package in ("fastapi", "mangum", "pydantic", "pydantic_settings", "aws_lambda_powertools"):

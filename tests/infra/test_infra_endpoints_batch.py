@@ -56,7 +56,12 @@ def test_inputs_prefix_notifies_the_batch_function(each_env: Synthesized) -> Non
 def test_failed_events_land_in_an_encrypted_dead_letter_queue(each_env: Synthesized) -> None:
     config = environment_config(each_env.name).batch
     dlq = each_env.logical_id(each_env.stack.batch.dead_letter_queue)
-    invoke = each_env.one("AWS::Lambda::EventInvokeConfig")["Properties"]
+    batch = {"Ref": each_env.logical_id(each_env.stack.batch.function.function)}
+    (invoke,) = [
+        r["Properties"]
+        for r in each_env.of_type("AWS::Lambda::EventInvokeConfig").values()
+        if r["Properties"]["FunctionName"] == batch
+    ]
     assert invoke["MaximumRetryAttempts"] == config.retry_attempts
     assert invoke["MaximumEventAgeInSeconds"] == config.max_event_age_seconds
     assert invoke["DestinationConfig"] == {
@@ -65,7 +70,11 @@ def test_failed_events_land_in_an_encrypted_dead_letter_queue(each_env: Synthesi
     queue = each_env.resources[dlq]["Properties"]
     assert queue["SqsManagedSseEnabled"] is True
     assert queue["MessageRetentionPeriod"] == config.dlq_retention_days * 86400
-    (policy,) = each_env.of_type("AWS::SQS::QueuePolicy").values()
+    (policy,) = [
+        r
+        for r in each_env.of_type("AWS::SQS::QueuePolicy").values()
+        if r["Properties"]["Queues"] == [{"Ref": dlq}]
+    ]
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

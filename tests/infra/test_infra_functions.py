@@ -14,6 +14,7 @@ HANDLERS = {
     "api": "functions.api.handler.handler",
     "authorizer": "functions.authorizer.handler.handler",
     "batch": "functions.batch.handler.handler",
+    "endpoint-events": "functions.endpoint_events.handler.handler",
 }
 
 
@@ -31,6 +32,8 @@ def test_functions_are_python_arm64_traced_with_their_handler(
 
 
 def test_memory_and_timeouts_come_from_the_environment(each_env: Synthesized) -> None:
+    from infra.constructs import endpoint_events
+
     config = environment_config(each_env.name)
     expected = {
         "api": (config.lambdas.api.memory_mb, config.lambdas.api.timeout_seconds),
@@ -39,6 +42,7 @@ def test_memory_and_timeouts_come_from_the_environment(each_env: Synthesized) ->
             config.lambdas.authorizer.timeout_seconds,
         ),
         "batch": (config.batch.memory_mb, config.batch.timeout_seconds),
+        "endpoint-events": (endpoint_events.MEMORY_MB, endpoint_events.TIMEOUT_SECONDS),
     }
     for role, (memory, timeout) in expected.items():
         props = function_named(each_env, f"modelway-{each_env.name}-{role}")["Properties"]
@@ -129,6 +133,7 @@ def test_function_roles_start_empty(each_env: Synthesized) -> None:
         each_env.stack.api.router_function.role,
         each_env.stack.api.authorizer_function.role,
         each_env.stack.batch.function.role,
+        each_env.stack.endpoint_events.function.role,
     ):
         props = each_env.resources[each_env.logical_id(role)]["Properties"]
         assert "ManagedPolicyArns" not in props

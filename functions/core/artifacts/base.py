@@ -22,8 +22,11 @@ class ArtifactStore(Protocol):
     def artifact_uri(self, *, model: str, version: int) -> str: ...
 
     # Data area (batch inputs/outputs): keys are relative, e.g. "inputs/digits/default/a.jsonl".
-    def open_object(self, *, key: str) -> BinaryIO:
-        """A streaming reader. Raises ``ObjectNotFound``."""
+    def open_object(self, *, key: str, version_id: str | None = None) -> BinaryIO:
+        """A streaming reader of the object, or of its version ``version_id`` where the store
+        keeps versions (S3 with versioning on); ``None`` reads the latest. A store without
+        versions (the directory) ignores ``version_id`` and reads what is there. Raises
+        ``ObjectNotFound`` (also for an unknown version)."""
 
     def put_object(self, *, key: str, body: bytes) -> str: ...
 

@@ -77,7 +77,9 @@ class DirectoryArtifactStore:
     def object_uri(self, *, key: str) -> str:
         return self._object_path(key).as_uri()
 
-    def open_object(self, *, key: str) -> BinaryIO:
+    def open_object(self, *, key: str, version_id: str | None = None) -> BinaryIO:
+        # Local files are not versioned: ``version_id`` is accepted (one interface) and
+        # ignored, so a file replaced while it is read is read as it is now.
         path = self._object_path(key)
         try:
             return open(path, "rb")

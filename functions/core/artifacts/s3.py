@@ -36,7 +36,7 @@ MULTIPART_CHUNK = 16 * 1024 * 1024
 WRITER_PART_SIZE = 8 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024
 
-_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_NOT_FOUND = {"404", "NoSuchKey", "NoSuchVersion", "NotFound"}
 _READ_BUFFER = 1024 * 1024
 
 
@@ -132,15 +132,19 @@ class S3ArtifactStore:
         return self._uri(self._artifact_key(model=model, version=version))
 
     # Data area ------------------------------------------------------------------------
-    def open_object(self, *, key: str) -> BinaryIO:
+    def open_object(self, *, key: str, version_id: str | None = None) -> BinaryIO:
         from botocore.exceptions import ClientError
 
         _check_key(key)
+        # A version id pins one upload: a reader that comes back later (a batch job's next
+        # invocation) reads the same bytes even if the key was overwritten meanwhile.
+        version = {"VersionId": version_id} if version_id else {}
         try:
-            resp = self._s3.get_object(Bucket=self._bucket, Key=key)
+            resp = self._s3.get_object(Bucket=self._bucket, Key=key, **version)
         except ClientError as exc:
             if _code(exc) in _NOT_FOUND:
-                raise ObjectNotFound(f"no object {key!r}") from None
+                suffix = f" version {version_id!r}" if version_id else ""
+                raise ObjectNotFound(f"no object {key!r}{suffix}") from None
             raise
         # A buffered file over the response stream: read(n), readline(), line iteration and
         # ``with``, as the directory store's open(path, "rb") gives.

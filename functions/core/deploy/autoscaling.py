@@ -12,8 +12,10 @@ in the SageMaker developer guide), and what ``SageMakerDeployer`` does about eac
 - a variant is registered once the endpoint carrying it is ``InService`` (the guide's order:
   update, wait for ``InService``, then register). A Lambda cannot wait minutes for a GPU fleet,
   so registration happens wherever the deployer finds the endpoint ``InService``: after
-  ``wait`` (the CLI waits), and at the start of every ``apply`` (the router's next publish or
-  alias move). Until then a new variant serves at its initial instance count.
+  ``wait`` (the CLI waits), when SageMaker reports the endpoint ``IN_SERVICE`` (EventBridge →
+  the endpoint-events function, ``functions.endpoint_events``: what the router's moves rely
+  on), and at the start of every ``apply``. Until then a new variant serves at its initial
+  instance count.
 
 ``RegisterScalableTarget`` and ``PutScalingPolicy`` are upserts; ``sync`` reads first and writes
 only what differs, so a settings change updates bounds and policies and an unchanged endpoint

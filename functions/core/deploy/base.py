@@ -28,6 +28,12 @@ class Deployer(Protocol):
         """Block until the model's endpoint is serving its latest configuration (SageMaker:
         then gives its variants their autoscaling)."""
 
+    def ensure_autoscaling(self, *, model: str) -> bool:
+        """Give every variant of the model's endpoint its autoscaling if the endpoint is
+        serving (True); one that is missing or changing is left for later (False).
+        Idempotent. Called after ``wait`` and when SageMaker reports the endpoint
+        ``InService`` (``functions.endpoint_events``)."""
+
 
 class NoopDeployer:
     """The local stack: the model server serves every version on disk, nothing to deploy."""
@@ -40,3 +46,6 @@ class NoopDeployer:
 
     def wait(self, *, model: str) -> None:
         return None
+
+    def ensure_autoscaling(self, *, model: str) -> bool:
+        return False

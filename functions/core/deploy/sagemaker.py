@@ -26,10 +26,12 @@ endpoint already changing answers ``Conflict`` with ``Retry-After``. ``wait`` is
 Autoscaling (``autoscaling.py`` holds SageMaker's rules): while the endpoint is ``InService``,
 each apply first gives the variants it keeps their scalable targets and policies (registering
 variants a previous update added), and deregisters the variants it is about to remove or move
-to another instance type, before ``UpdateEndpoint``; ``wait`` registers the rest once the
-update is done. With autoscaling on, an update retains each kept variant's current instance
-count (``RetainAllVariantProperties``, weights excluded): the new configuration's initial
-count would otherwise undo what the autoscaler scaled out to.
+to another instance type, before ``UpdateEndpoint``; ``wait`` (the CLI) or the
+endpoint-events function (when SageMaker reports the endpoint ``IN_SERVICE``) registers the
+rest once the update is done, through ``ensure_autoscaling``. With autoscaling on, an update
+retains each kept variant's current instance count (``RetainAllVariantProperties``, weights
+excluded): the new configuration's initial count would otherwise undo what the autoscaler
+scaled out to.
 """
 
 from __future__ import annotations

@@ -171,7 +171,11 @@ class Registry(Protocol):
     def create_job(self, *, job: Job) -> tuple[Job, bool]:
         """Conditional create: returns (job, True) or (the existing job, False)."""
 
-    def update_job(self, *, job: Job) -> Job: ...
+    def update_job(self, *, job: Job, expected_updated_at: str | None = None) -> Job:
+        """Overwrite the job. With ``expected_updated_at``, a compare-and-set: the write
+        happens only if the stored job's ``updated_at`` is still that value (it is read and
+        written atomically), else ``JobChanged``; writers that use it must give every write a
+        new ``updated_at``. Raises ``JobNotFound``."""
 
     def get_job(self, *, job_id: str) -> Job:
         """Raises ``JobNotFound``."""

@@ -55,8 +55,12 @@ Access patterns
   in the same instant the new one starts; revoke/touch = ``UpdateItem``; list = ``Query gsi1
   (gsi1pk = KEYS)``.
 - Jobs: create = transaction Put job (``attribute_not_exists``) + Put feed entry; a cancelled
-  job put returns the existing job. list_jobs(model) = ``Query gsi1 (gsi1pk = JOBS#{model})``
-  newest first; list_jobs() = ``Query pk = JOBS`` newest first, then ``BatchGetItem``.
+  job put returns the existing job. update = ``PutItem`` (``attribute_exists``); given the
+  ``updated_at`` the caller read, also ``updated_at = :expected`` (compare-and-set: of two
+  deliveries taking over one job, exactly one wins; the loser's failed condition returns the
+  item, ``ALL_OLD``, telling ``JobChanged`` from ``JobNotFound``).
+  list_jobs(model) = ``Query gsi1 (gsi1pk = JOBS#{model})`` newest first; list_jobs() =
+  ``Query pk = JOBS`` newest first, then ``BatchGetItem``.
 
 Every ``Query`` follows ``LastEvaluatedKey``; ``BatchGetItem`` re-sends ``UnprocessedKeys``.
 GSI reads are eventually consistent (listing only); every read that decides a write is a
@@ -80,6 +84,7 @@ from functions.core.registry.base import Alias, AliasEvent, ApiKey, Job, ModelVe
 from functions.core.registry.exceptions import (
     AliasNotFound,
     DuplicateArtifact,
+    JobChanged,
     JobNotFound,
     KeyNotFound,
     ModelNotFound,
@@ -716,19 +721,34 @@ class DynamoDBRegistry:
             raise Conflict(f"could not record job {job.job_id}: {reasons}")
         return _job(existing), False
 
-    def update_job(self, *, job: Job) -> Job:
+    def update_job(self, *, job: Job, expected_updated_at: str | None = None) -> Job:
         from botocore.exceptions import ClientError
 
+        condition = "attribute_exists(pk)"
+        values: dict[str, Any] = {}
+        if expected_updated_at is not None:
+            condition += " AND updated_at = :expected"
+            values[":expected"] = _s(expected_updated_at)
         try:
             self._ddb.put_item(
                 TableName=self._table,
                 Item=_job_item(job),
-                ConditionExpression="attribute_exists(pk)",
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            # Which condition failed: the item (if any) comes back with the error.
+            returned: Any = exc.response.get("Item")
+            old: Item | None = returned or self._get(_job_pk(job.job_id), "JOB")
+            if not old:
                 raise JobNotFound(f"unknown job {job.job_id!r}") from exc
-            raise
+            raise JobChanged(
+                f"job {job.job_id!r} changed at {_str(old, 'updated_at')}, "
+                f"after the read of {expected_updated_at}"
+            ) from exc
         return job
 
     def get_job(self, *, job_id: str) -> Job:

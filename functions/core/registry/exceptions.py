@@ -54,5 +54,12 @@ class NothingToRollBack(Conflict):
     code = "nothing_to_roll_back"
 
 
+class JobChanged(Conflict):
+    """A conditional job update found the job changed since it was read (another runner or
+    delivery wrote it first); re-read it before deciding anything."""
+
+    code = "job_changed"
+
+
 class InvalidAliasTarget(InvalidInput):
     code = "invalid_alias"

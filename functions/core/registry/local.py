@@ -25,6 +25,7 @@ from functions.core.registry.base import Alias, AliasEvent, ApiKey, Job, ModelVe
 from functions.core.registry.exceptions import (
     AliasNotFound,
     DuplicateArtifact,
+    JobChanged,
     JobNotFound,
     KeyNotFound,
     ModelNotFound,
@@ -553,8 +554,20 @@ class SqliteRegistry:
             ).fetchone()
         return _job(row), False
 
-    def update_job(self, *, job: Job) -> Job:
+    def update_job(self, *, job: Job, expected_updated_at: str | None = None) -> Job:
         with self._write() as tx:
+            if expected_updated_at is not None:
+                # Read and write under the one write lock: no writer can come in between.
+                row = tx.execute(
+                    "SELECT updated_at FROM jobs WHERE job_id = ?", (job.job_id,)
+                ).fetchone()
+                if row is None:
+                    raise JobNotFound(f"unknown job {job.job_id!r}")
+                if row["updated_at"] != expected_updated_at:
+                    raise JobChanged(
+                        f"job {job.job_id!r} changed at {row['updated_at']}, "
+                        f"after the read of {expected_updated_at}"
+                    )
             values = _job_row(job)
             cursor = tx.execute(
                 "UPDATE jobs SET model = ?, target = ?, version = ?, input_uri = ?, status = ?, "

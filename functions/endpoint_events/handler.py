@@ -1,0 +1,59 @@
+"""Lambda entry point for EventBridge "SageMaker Endpoint State Change" events.
+
+Thin on purpose: logging context, the deployer (built once per container, lazily, from the
+settings the stack sets), then ``in_service.handle_event``. A failure (SageMaker or
+Application Auto Scaling unreachable, throttled) propagates so that Lambda retries the event
+and, after its retries, hands it to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+from functions.endpoint_events.in_service import handle_event
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from functions.core.deploy.base import Deployer
+
+logger = Logger(service="modelway-endpoint-events")
+
+# (deployer,) once built: make_deployer answers None where nothing is deployed (local).
+_deployer: tuple[Deployer | None] | None = None
+_lock = threading.Lock()
+
+
+def get_deployer() -> Deployer | None:
+    """The settings' deployer; built on the first invocation and kept for the container."""
+    global _deployer
+    if _deployer is None:
+        with _lock:
+            if _deployer is None:
+                from functions.core.backends import make_deployer
+                from functions.core.settings import get_settings
+
+                _deployer = (make_deployer(get_settings()),)
+    return _deployer[0]
+
+
+def reset_deployer() -> None:
+    """Forget the deployer (tests; a settings change)."""
+    global _deployer
+    _deployer = None
+
+
+@logger.inject_lambda_context(correlation_id_path="id")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from functions.core.settings import get_settings
+
+    result = handle_event(
+        event=event,
+        prefix=get_settings().resolved_endpoint_prefix,
+        deployer=get_deployer(),
+    )
+    logger.info("endpoint state change", extra=result)
+    return result

@@ -1,0 +1,141 @@
+"""Autoscaling for variants the router adds: EventBridge → the endpoint-events function.
+
+A production variant can be registered with Application Auto Scaling only once its endpoint
+is ``InService``, minutes after the ``UpdateEndpoint`` that added it; the router cannot wait
+that long. SageMaker sends "SageMaker Endpoint State Change" to the default event bus on every
+status change; a rule passes this environment's endpoints (name prefix) going ``IN_SERVICE``
+to the function, which registers every variant's target and policy
+(``functions.endpoint_events``). The function may read endpoints and register autoscaling,
+and nothing else: no table, no bucket, no invocation, no deregistration.
+
+Delivery: EventBridge retries a failed delivery and then dead-letters it; Lambda retries a
+failed run and then sends it to the same queue. A message there means a variant may still
+serve at its initial instance count (the next publish or alias move also registers it), so
+the queue raises an alarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.constructs.endpoints import Endpoints
+from infra.constructs.lambdas import ModelwayFunction
+from infra.constructs.nag import acknowledge
+
+# The event SageMaker sends ("Events that Amazon SageMaker AI sends to Amazon EventBridge").
+EVENT_SOURCE = "aws.sagemaker"
+EVENT_DETAIL_TYPE = "SageMaker Endpoint State Change"
+IN_SERVICE = "IN_SERVICE"
+# Two describes and at most a few writes per variant: small and quick.
+MEMORY_MB = 256
+TIMEOUT_SECONDS = 60
+# Retries of a failed run (Lambda) or delivery (EventBridge), and how long an event stays
+# worth delivering: after an hour the next move has likely registered the variant anyway.
+RETRY_ATTEMPTS = 2
+MAX_EVENT_AGE = cdk.Duration.hours(1)
+DLQ_RETENTION = cdk.Duration.days(14)
+
+
+class EndpointEvents(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_prefix: str,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        endpoints: Endpoints,
+        log_level: str,
+        log_retention_days: int,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            queue_name=f"{endpoint_prefix}-endpoint-events-dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DLQ_RETENTION,
+            removal_policy=removal_policy,
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            rule="AwsSolutions-SQS3",
+            reason="This queue is the dead-letter destination of the endpoint-events rule and "
+            "function; a dead-letter queue of its own would have nothing to catch.",
+        )
+        self.function = ModelwayFunction(
+            self,
+            "Function",
+            function_name=f"{endpoint_prefix}-endpoint-events",
+            handler="functions.endpoint_events.handler.handler",
+            code=code,
+            description="Gives endpoint variants their autoscaling when SageMaker reports "
+            "the endpoint InService",
+            memory_mb=MEMORY_MB,
+            timeout=cdk.Duration.seconds(TIMEOUT_SECONDS),
+            environment=environment,
+            service_name="modelway-endpoint-events",
+            log_level=log_level,
+            log_retention_days=log_retention_days,
+            removal_policy=removal_policy,
+        )
+        fn = self.function.function
+        fn.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            retry_attempts=RETRY_ATTEMPTS,
+            max_event_age=MAX_EVENT_AGE,
+        )
+        endpoints.grant_describe(self.function.role)
+        endpoints.grant_autoscaling(self.function.role, deregister=False)
+
+        self.rule = events.Rule(
+            self,
+            "InServiceRule",
+            rule_name=f"{endpoint_prefix}-endpoint-in-service",
+            description=f"SageMaker reports a {endpoint_prefix}- endpoint InService: give its "
+            "variants their autoscaling",
+            event_pattern=events.EventPattern(
+                source=[EVENT_SOURCE],
+                detail_type=[EVENT_DETAIL_TYPE],
+                detail={
+                    "EndpointName": events.Match.prefix(f"{endpoint_prefix}-"),
+                    "EndpointStatus": [IN_SERVICE],
+                },
+            ),
+        )
+        self.rule.add_target(
+            targets.LambdaFunction(
+                fn,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=RETRY_ATTEMPTS,
+                max_event_age=MAX_EVENT_AGE,
+            )
+        )
+
+        self.dlq_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLetterAlarm",
+            alarm_name=f"{endpoint_prefix}-endpoint-events-dead-letters",
+            alarm_description="An endpoint InService event failed after its retries: a new "
+            "variant may serve at its initial instance count until the next publish or alias "
+            "move registers its autoscaling.",
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=cdk.Duration.minutes(1), statistic="Maximum"
+            ),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )

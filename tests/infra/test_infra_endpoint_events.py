@@ -1,0 +1,148 @@
+"""Autoscaling for new variants: SageMaker's InService event → the endpoint-events function."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from infra_testkit import REPO_ROOT, Synthesized, function_named
+
+pytestmark = pytest.mark.infra
+
+SAMPLE = REPO_ROOT / "events" / "sagemaker-endpoint-in-service.json"
+
+
+def _rule(synth: Synthesized) -> dict[str, Any]:
+    rule = synth.resources[synth.logical_id(synth.stack.endpoint_events.rule)]
+    return dict(rule["Properties"])
+
+
+def test_the_rule_passes_this_environments_endpoints_going_in_service(
+    each_env: Synthesized,
+) -> None:
+    rule = _rule(each_env)
+    assert rule["State"] == "ENABLED"
+    assert rule["Name"] == f"modelway-{each_env.name}-endpoint-in-service"
+    assert "EventBusName" not in rule  # SageMaker sends to the default bus
+    assert rule["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Endpoint State Change"],
+        "detail": {
+            "EndpointName": [{"prefix": f"modelway-{each_env.name}-"}],
+            "EndpointStatus": ["IN_SERVICE"],
+        },
+    }
+
+
+def _matches(pattern: Any, event: Any) -> bool:
+    """EventBridge matching for the pattern forms the rule uses (exact values, prefix)."""
+    if isinstance(pattern, dict):
+        return isinstance(event, dict) and all(
+            key in event and _matches(value, event[key]) for key, value in pattern.items()
+        )
+    assert isinstance(pattern, list)
+    return any(
+        event.startswith(p["prefix"]) if isinstance(p, dict) else event == p for p in pattern
+    )
+
+
+def test_the_sample_event_matches_the_dev_rule_only(synthesized: dict[str, Synthesized]) -> None:
+    """events/sagemaker-endpoint-in-service.json (dev's digits endpoint) is what the rule
+    passes; the same event for another status or environment is not."""
+    event = json.loads(Path(SAMPLE).read_text())
+    assert _matches(_rule(synthesized["dev"])["EventPattern"], event)
+    assert not _matches(_rule(synthesized["prod"])["EventPattern"], event)
+    updating = {**event, "detail": {**event["detail"], "EndpointStatus": "UPDATING"}}
+    assert not _matches(_rule(synthesized["dev"])["EventPattern"], updating)
+
+
+def test_the_rule_targets_the_function_with_retries_and_a_dead_letter_queue(
+    each_env: Synthesized,
+) -> None:
+    from infra.constructs import endpoint_events as construct
+
+    stack = each_env.stack
+    fn = each_env.logical_id(stack.endpoint_events.function.function)
+    dlq = each_env.logical_id(stack.endpoint_events.dead_letter_queue)
+    (target,) = _rule(each_env)["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [fn, "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq, "Arn"]}}
+    assert target["RetryPolicy"] == {
+        "MaximumRetryAttempts": construct.RETRY_ATTEMPTS,
+        "MaximumEventAgeInSeconds": construct.MAX_EVENT_AGE.to_seconds(),
+    }
+    rule = each_env.logical_id(stack.endpoint_events.rule)
+    each_env.assertions.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "FunctionName": {"Fn::GetAtt": [fn, "Arn"]},
+            "SourceArn": {"Fn::GetAtt": [rule, "Arn"]},
+        },
+    )
+    # A run that fails after Lambda's retries lands in the same queue.
+    (invoke,) = [
+        r["Properties"]
+        for r in each_env.of_type("AWS::Lambda::EventInvokeConfig").values()
+        if r["Properties"]["FunctionName"] == {"Ref": fn}
+    ]
+    assert invoke["MaximumRetryAttempts"] == construct.RETRY_ATTEMPTS
+    assert invoke["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": [dlq, "Arn"]}}
+    }
+
+
+def test_only_the_rule_may_dead_letter_into_the_encrypted_queue(each_env: Synthesized) -> None:
+    stack = each_env.stack
+    dlq = each_env.logical_id(stack.endpoint_events.dead_letter_queue)
+    assert each_env.resources[dlq]["Properties"]["SqsManagedSseEnabled"] is True
+    (policy,) = [
+        r["Properties"]["PolicyDocument"]
+        for r in each_env.of_type("AWS::SQS::QueuePolicy").values()
+        if r["Properties"]["Queues"] == [{"Ref": dlq}]
+    ]
+    deny, allow = policy["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == (
+        "Deny",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+    rule = each_env.logical_id(stack.endpoint_events.rule)
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}}
+
+
+def test_a_dead_letter_raises_an_alarm_on_the_alarm_topic(each_env: Synthesized) -> None:
+    dlq = each_env.logical_id(each_env.stack.endpoint_events.dead_letter_queue)
+    topic = each_env.logical_id(each_env.stack.monitoring.topic)
+    each_env.assertions.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": f"modelway-{each_env.name}-endpoint-events-dead-letters",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}],
+            "Threshold": 0,
+            "AlarmActions": [{"Ref": topic}],
+        },
+    )
+
+
+def test_the_function_is_told_the_environment_it_serves(each_env: Synthesized) -> None:
+    props = function_named(each_env, f"modelway-{each_env.name}-endpoint-events")["Properties"]
+    variables = props["Environment"]["Variables"]
+    assert variables["MODELWAY_ENV"] == each_env.name
+    assert variables["MODELWAY_ENDPOINT_PREFIX"] == f"modelway-{each_env.name}"
+    config = each_env.stack.config.sagemaker
+    # The bounds and policy every variant gets (Settings -> VariantAutoscaling.from_settings).
+    assert variables["MODELWAY_MIN_INSTANCE_COUNT"] == str(config.min_instance_count)
+    assert variables["MODELWAY_MAX_INSTANCE_COUNT"] == str(config.max_instance_count)
+    assert variables["MODELWAY_TARGET_INVOCATIONS_PER_INSTANCE"] == str(
+        config.target_invocations_per_instance
+    )
+    assert variables["MODELWAY_SCALE_IN_COOLDOWN_SECONDS"] == str(config.scale_in_cooldown_seconds)
+    assert variables["MODELWAY_SCALE_OUT_COOLDOWN_SECONDS"] == str(
+        config.scale_out_cooldown_seconds
+    )
