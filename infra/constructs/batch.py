@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import aws_cdk as cdk
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import BatchConfig
+from infra.constructs.dead_letters import dead_letter_queue
 from infra.constructs.endpoints import Endpoints
 from infra.constructs.lambdas import ModelwayFunction
 from infra.constructs.nag import acknowledge, allow
@@ -47,20 +46,15 @@ class Batch(Construct):
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue, self.dlq_alarm = dead_letter_queue(
             self,
-            "DeadLetterQueue",
             queue_name=f"{endpoint_prefix}-batch-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(settings.dlq_retention_days),
+            retention=cdk.Duration.days(settings.dlq_retention_days),
             removal_policy=removal_policy,
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            rule="AwsSolutions-SQS3",
-            reason="This queue is the dead-letter destination of the batch function; a "
-            "dead-letter queue of its own would have nothing to catch.",
+            catches="the batch function",
+            alarm_name=f"{endpoint_prefix}-batch-dead-letters",
+            alarm_description="A batch event failed after its retries and waits in the "
+            "dead-letter queue: the upload it names was not scored.",
         )
         self.function = ModelwayFunction(
             self,
@@ -92,21 +86,6 @@ class Batch(Construct):
             s3.NotificationKeyFilter(prefix=INPUTS_PREFIX),
         )
         _acknowledge_notifications_handler(cdk.Stack.of(self))
-
-        self.dlq_alarm = cloudwatch.Alarm(
-            self,
-            "DeadLetterAlarm",
-            alarm_name=f"{endpoint_prefix}-batch-dead-letters",
-            alarm_description="A batch event failed after its retries and waits in the "
-            "dead-letter queue: the upload it names was not scored.",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=cdk.Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
 
     def _grant(self, *, storage: Storage, endpoints: Endpoints) -> None:
         role = self.function.role

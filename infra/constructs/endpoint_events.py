@@ -19,17 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import aws_cdk as cdk
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.dead_letters import dead_letter_queue
 from infra.constructs.endpoints import Endpoints
 from infra.constructs.lambdas import ModelwayFunction
-from infra.constructs.nag import acknowledge
 
 # The event SageMaker sends ("Events that Amazon SageMaker AI sends to Amazon EventBridge").
 EVENT_SOURCE = "aws.sagemaker"
@@ -60,20 +58,16 @@ class EndpointEvents(Construct):
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue, self.dlq_alarm = dead_letter_queue(
             self,
-            "DeadLetterQueue",
             queue_name=f"{endpoint_prefix}-endpoint-events-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
+            retention=DLQ_RETENTION,
             removal_policy=removal_policy,
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            rule="AwsSolutions-SQS3",
-            reason="This queue is the dead-letter destination of the endpoint-events rule and "
-            "function; a dead-letter queue of its own would have nothing to catch.",
+            catches="the endpoint-events rule and function",
+            alarm_name=f"{endpoint_prefix}-endpoint-events-dead-letters",
+            alarm_description="An endpoint InService event failed after its retries: a new "
+            "variant may serve at its initial instance count until the next publish or alias "
+            "move registers its autoscaling.",
         )
         self.function = ModelwayFunction(
             self,
@@ -122,20 +116,4 @@ class EndpointEvents(Construct):
                 retry_attempts=RETRY_ATTEMPTS,
                 max_event_age=MAX_EVENT_AGE,
             )
-        )
-
-        self.dlq_alarm = cloudwatch.Alarm(
-            self,
-            "DeadLetterAlarm",
-            alarm_name=f"{endpoint_prefix}-endpoint-events-dead-letters",
-            alarm_description="An endpoint InService event failed after its retries: a new "
-            "variant may serve at its initial instance count until the next publish or alias "
-            "move registers its autoscaling.",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=cdk.Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
