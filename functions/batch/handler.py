@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import replace
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from functions.batch.jobs import BatchDeps, handle_event
+from functions.core.aws_clients import LazyClient
 from functions.core.settings import get_settings
 
 logger = Logger(service="modelway-batch", level=get_settings().log_level)
@@ -65,9 +66,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return handle_event(event=event, context=context, deps=deps)
 
 
-def _invoke_async(event: dict[str, Any], *, function_arn: str) -> None:
-    import boto3
+@cache
+def _lambda_client() -> LazyClient:
+    return LazyClient("lambda", region=get_settings().region)
 
-    boto3.client("lambda", region_name=get_settings().region).invoke(
+
+def _invoke_async(event: dict[str, Any], *, function_arn: str) -> None:
+    _lambda_client().get().invoke(
         FunctionName=function_arn, InvocationType="Event", Payload=json.dumps(event).encode()
     )
