@@ -16,7 +16,7 @@ from pathlib import Path
 
 from functions.core.errors import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, Manifest, Signature, TensorSpec
-from functions.core.naming import MODEL_NAME_RE
+from functions.core.naming import is_model_name
 from functions.core.publishing import (
     MAX_MANIFEST_BYTES,
     check_artifact,
@@ -54,7 +54,7 @@ def _read_directory(root: Path) -> tuple[Manifest, bytes]:
     """The same light checks as ``check_artifact``, for files on disk."""
     manifest = parse_manifest(_read_file(root, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES))
     check_parity_report(manifest)
-    if not MODEL_NAME_RE.match(manifest.name):
+    if not is_model_name(manifest.name):
         raise InvalidArtifact(f"invalid model name {manifest.name!r} in {MANIFEST_NAME}")
     model_file = safe_member_name(manifest.model_file)
     model_bytes = _read_file(root, model_file, limit=None)

@@ -173,7 +173,7 @@ def create_hosting_app(
 def _parse_variant(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    match = _VARIANT_RE.match(raw)
+    match = _VARIANT_RE.fullmatch(raw)
     if match is None:
         raise UnknownTarget(f"Target variant {raw!r} is not a version variant (v<N>).")
     return int(match.group(1))

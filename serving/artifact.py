@@ -111,7 +111,7 @@ def _load_unpacked(root: Path) -> Artifact:
     if not model_path.is_file():
         raise ArtifactError(f"artifact has no {model_file}")
     expected = manifest.get("sha256")
-    if not isinstance(expected, str) or not _SHA256_RE.match(expected):
+    if not isinstance(expected, str) or not _SHA256_RE.fullmatch(expected):
         raise ArtifactError("manifest sha256 must be 64 lowercase hex characters")
     actual = _sha256(model_path)
     if actual != expected:

@@ -48,7 +48,7 @@ class LocalRepository:
     def scan(self, model: str) -> dict[int, Path]:
         """The versions of ``model`` on disk now; unloads versions that disappeared."""
         found: dict[int, Path] = {}
-        if MODEL_NAME_RE.match(model):
+        if MODEL_NAME_RE.fullmatch(model):
             try:
                 with os.scandir(self.artifacts_dir / model) as entries:
                     for entry in entries:

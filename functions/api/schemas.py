@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+
+from functions.core.naming import MAX_VERSION
+
+# A version in a path: a number past MAX_VERSION (or below 1) can never name a version, so it
+# is a bad request (400), not a lookup that overflows the registry.
+VersionPath = Annotated[
+    int, Path(ge=1, le=MAX_VERSION, description="A version number, 1 to 2**63-1.")
+]
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
 
 class _Body(BaseModel):
@@ -17,8 +29,8 @@ class RegisterVersion(_Body):
 
 
 class SetAlias(_Body):
-    version: int = Field(ge=1)
-    canary_version: int | None = Field(default=None, ge=1)
+    version: VersionNumber
+    canary_version: VersionNumber | None = None
     canary_weight: int = Field(default=0, ge=0, le=100)
 
 

@@ -15,7 +15,7 @@ from urllib.parse import quote_plus, unquote_plus
 
 from functions.core.clock import utc_now
 from functions.core.errors import InvalidRequest
-from functions.core.naming import ALIAS_NAME_RE, MODEL_NAME_RE
+from functions.core.naming import is_alias_name, is_model_name, is_version_number
 
 INPUTS_PREFIX = "inputs/"
 OUTPUTS_PREFIX = "outputs/"
@@ -121,7 +121,7 @@ def parse_input_key(key: str) -> InputTarget:
         raise InvalidInputKey(f"key {key!r} is not under {INPUTS_PREFIX}")
     parts = key[len(INPUTS_PREFIX) :].split("/", 2)
     model = parts[0]
-    if not MODEL_NAME_RE.match(model):
+    if not is_model_name(model):
         raise InvalidInputKey(f"key {key!r} does not name a model after {INPUTS_PREFIX}")
     if len(parts) < 3 or not parts[1] or not parts[2]:
         raise InvalidInputKey(
@@ -131,10 +131,10 @@ def parse_input_key(key: str) -> InputTarget:
     digits = target[1:] if target[:1] == "v" else target
     if digits.isascii() and digits.isdigit():
         version = int(digits)
-        if version < 1:
+        if not is_version_number(version):
             raise InvalidInputKey(f"version {target!r} in key {key!r} is not valid", model=model)
         return InputTarget(model=model, target=target, version=version, alias=None, name=name)
-    if not ALIAS_NAME_RE.match(target):
+    if not is_alias_name(target):
         raise InvalidInputKey(f"{target!r} in key {key!r} is no alias or version", model=model)
     return InputTarget(model=model, target=target, version=None, alias=target, name=name)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from functions.core.auth import hash_secret, new_key_id, new_secret
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict, Forbidden, InvalidRequest, Unauthenticated
-from functions.core.naming import MODEL_NAME_RE
+from functions.core.naming import is_model_name
 from functions.core.registry.base import ApiKey
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def _check_models(models: list[str]) -> tuple[str, ...]:
     scopes = tuple(dict.fromkeys(m.strip() for m in models if m.strip()))
     if not scopes:
         raise InvalidRequest("a key needs at least one model, or '*' for all", code="invalid_key")
-    bad = [m for m in scopes if m != ALL_MODELS and not MODEL_NAME_RE.match(m)]
+    bad = [m for m in scopes if m != ALL_MODELS and not is_model_name(m)]
     if bad:
         raise InvalidRequest(f"invalid model name(s) {bad} in key scopes", code="invalid_key")
     return (ALL_MODELS,) if ALL_MODELS in scopes else scopes

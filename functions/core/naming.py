@@ -1,11 +1,43 @@
-"""How versions map onto SageMaker names and artifact keys; the model server parses the same."""
+"""How versions map onto SageMaker names and artifact keys; the model server parses the same.
+
+Names are checked with ``is_model_name`` / ``is_alias_name`` (a full match: with ``re.match``
+a pattern ending in ``$`` also accepts a trailing newline). The ``*_PATTERN`` strings are the
+same rules for JSON Schema / OpenAPI, where ``$`` means the end of the text.
+"""
 
 from __future__ import annotations
 
 import re
 
-MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-ALIAS_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_MODEL_NAME = r"[a-z0-9][a-z0-9-]{0,39}"
+_ALIAS_NAME = r"[a-z][a-z0-9_-]{0,31}"
+_TENANT_NAME = r"[a-z0-9][a-z0-9_-]{0,63}"
+MODEL_NAME_PATTERN = f"^{_MODEL_NAME}$"
+ALIAS_NAME_PATTERN = f"^{_ALIAS_NAME}$"
+TENANT_NAME_PATTERN = f"^{_TENANT_NAME}$"
+# ``\Z``, not ``$``: safe even under ``re.match``.
+MODEL_NAME_RE = re.compile(rf"{_MODEL_NAME}\Z")
+ALIAS_NAME_RE = re.compile(rf"{_ALIAS_NAME}\Z")
+TENANT_NAME_RE = re.compile(rf"{_TENANT_NAME}\Z")
+# Version numbers are positive and fit a signed 64-bit integer (SQLite's INTEGER; DynamoDB
+# and SageMaker names hold them too): a larger number names no version and never will.
+MAX_VERSION = 2**63 - 1
+
+
+def is_model_name(value: str) -> bool:
+    return MODEL_NAME_RE.fullmatch(value) is not None
+
+
+def is_alias_name(value: str) -> bool:
+    return ALIAS_NAME_RE.fullmatch(value) is not None
+
+
+def is_tenant_name(value: str) -> bool:
+    return TENANT_NAME_RE.fullmatch(value) is not None
+
+
+def is_version_number(value: int) -> bool:
+    return 1 <= value <= MAX_VERSION
 
 
 def endpoint_name(*, prefix: str, model: str) -> str:

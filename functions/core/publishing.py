@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from functions.core.clock import utc_now
 from functions.core.errors import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, Manifest
-from functions.core.naming import MODEL_NAME_RE, endpoint_name, variant_name
+from functions.core.naming import endpoint_name, is_model_name, variant_name
 from functions.core.registry.base import DEFAULT_ALIAS, Alias, ModelVersion
 from functions.core.registry.exceptions import AliasNotFound, DuplicateArtifact
 from functions.core.registry.rules import check_alias_name
@@ -97,7 +97,7 @@ def publish_artifact(
         check_alias_name(alias)
     manifest = verify(path=path)
     model = manifest.name
-    if not MODEL_NAME_RE.match(model):
+    if not is_model_name(model):
         raise InvalidArtifact(
             f"invalid model name {model!r}: lowercase letters, digits and '-', "
             "starting with a letter or digit, at most 40 characters"
@@ -183,7 +183,7 @@ def check_artifact(*, path: Path) -> Manifest:
             read_member(tar, members, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES)
         )
         check_parity_report(manifest)
-        if not MODEL_NAME_RE.match(manifest.name):
+        if not is_model_name(manifest.name):
             raise InvalidArtifact(f"invalid model name {manifest.name!r} in {MANIFEST_NAME}")
         model_file = safe_member_name(manifest.model_file)
         member = members.get(model_file)

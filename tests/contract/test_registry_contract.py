@@ -100,6 +100,26 @@ def test_unknown_models_and_versions(registry: Any) -> None:
     assert registry.list_models() == ["digits"]
 
 
+# Past 64 bits (issue 10: SQLite overflowed into a 500), zero and negatives name no version.
+@pytest.mark.parametrize("number", [0, -1, 2**63, 37758839676792876302336, 10**40])
+def test_a_version_number_of_any_size_is_just_not_found(registry: Any, number: int) -> None:
+    publish(registry, "digits", 1)
+    registry.set_alias(model="digits", alias="default", version=1, actor="a")
+    with pytest.raises(VersionNotFound):
+        registry.get_version(model="digits", version=number)
+    with pytest.raises(VersionNotFound):
+        registry.retire_version(model="digits", version=number, actor="a")
+    with pytest.raises(VersionNotFound):
+        registry.set_alias(model="digits", alias="default", version=number, actor="a")
+    with pytest.raises(VersionNotFound):
+        registry.set_alias(
+            model="digits", alias="default", version=1, actor="a", canary_version=number
+        )
+    with pytest.raises(ModelNotFound):
+        registry.get_version(model="nope", version=number)
+    assert registry.get_alias(model="digits", alias="default").version == 1
+
+
 def test_versions_are_immutable(registry: Any) -> None:
     (original,) = publish(registry, "digits", 1)
 

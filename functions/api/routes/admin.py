@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from functions.api.deps import AdminDep, RegistryDep, StateDep, StoreDep
-from functions.api.schemas import CreateKey, RegisterVersion, SetAlias
+from functions.api.schemas import CreateKey, RegisterVersion, SetAlias, VersionPath
 from functions.api.services.access import KeyService
 from functions.api.services.catalog import CatalogService
 from functions.core.registry.base import ApiKey
@@ -68,12 +68,12 @@ def register_version(
 
 
 @router.get("/models/{model}/versions/{version}")
-def get_version(model: str, version: int, catalog: CatalogDep) -> dict[str, Any]:
+def get_version(model: str, version: VersionPath, catalog: CatalogDep) -> dict[str, Any]:
     return catalog.get_version(model=model, version=version)
 
 
 @router.delete("/models/{model}/versions/{version}")
-def retire_version(model: str, version: int, catalog: CatalogDep) -> dict[str, Any]:
+def retire_version(model: str, version: VersionPath, catalog: CatalogDep) -> dict[str, Any]:
     return catalog.retire(model=model, version=version)
 
 

@@ -20,6 +20,7 @@ from functions.api.deps import (
     StateDep,
 )
 from functions.api.errors import VERSION_HEADER
+from functions.api.schemas import VersionPath
 from functions.api.services.inference import InferenceResult, InferenceService
 from functions.api.services.lookup import CachedRegistryReads
 
@@ -62,14 +63,14 @@ def model_ready(
 
 @router.get("/{model}/versions/{version}")
 def version_metadata(
-    model: str, version: int, caller: ModelCallerDep, service: ServiceDep
+    model: str, version: VersionPath, caller: ModelCallerDep, service: ServiceDep
 ) -> dict[str, Any]:
     return service.version_metadata(model=model, version=version)
 
 
 @router.get("/{model}/versions/{version}/ready")
 def version_ready(
-    model: str, version: int, caller: ModelCallerDep, service: ServiceDep
+    model: str, version: VersionPath, caller: ModelCallerDep, service: ServiceDep
 ) -> dict[str, Any]:
     service.pinned(model=model, version=version)
     return {"name": model, "version": str(version), "ready": True}
@@ -95,7 +96,7 @@ def infer(
 @router.post("/{model}/versions/{version}/infer")
 def infer_version(
     model: str,
-    version: int,
+    version: VersionPath,
     request: Request,
     caller: ModelCallerDep,
     body: BodyDep,

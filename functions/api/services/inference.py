@@ -11,7 +11,7 @@ from functions.api.services.lookup import CachedRegistryReads
 from functions.api.views import model_metadata
 from functions.core.errors import NotFound
 from functions.core.manifest import Signature
-from functions.core.naming import ALIAS_NAME_RE
+from functions.core.naming import is_alias_name
 from functions.core.registry.base import DEFAULT_ALIAS, ModelVersion
 from functions.core.registry.exceptions import AliasNotFound, InvalidAliasTarget
 from functions.core.runtime.base import BINARY_JSON, RuntimeClient, RuntimeResponse
@@ -50,7 +50,7 @@ class InferenceService:
     def by_alias(self, *, model: str, alias: str | None) -> Target:
         """The alias's version, or its canary for ``canary_weight`` percent of requests."""
         name = alias or DEFAULT_ALIAS
-        if not ALIAS_NAME_RE.match(name):
+        if not is_alias_name(name):
             raise InvalidAliasTarget(f"invalid alias name {name!r}")
         try:
             record = self.reads.get_alias(model=model, alias=name)
@@ -121,7 +121,7 @@ class InferenceService:
 
 
 def _answered_by(response: RuntimeResponse, *, fallback: int) -> int:
-    match = _VARIANT.match(response.variant or "")
+    match = _VARIANT.fullmatch(response.variant or "")
     return int(match.group(1)) if match else fallback
 
 

@@ -80,6 +80,7 @@ from typing import Any
 from functions.core.aws_clients import LazyClient
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict
+from functions.core.naming import is_version_number
 from functions.core.registry.base import Alias, AliasEvent, ApiKey, Job, ModelVersion
 from functions.core.registry.exceptions import (
     AliasNotFound,
@@ -317,6 +318,7 @@ class DynamoDBRegistry:
                 raise
 
     def get_version(self, *, model: str, version: int) -> ModelVersion:
+        self._check_number(model=model, version=version)
         item = self._get(_model_pk(model), _version_sk(version))
         if item is None:
             self._require_model(model)
@@ -339,6 +341,12 @@ class DynamoDBRegistry:
             raise ModelNotFound(f"unknown model {model!r}")
         return versions
 
+    def _check_number(self, *, model: str, version: int) -> None:
+        """A number no version can have (past 64 bits, say) is simply not found."""
+        if not is_version_number(version):
+            self._require_model(model)
+            raise VersionNotFound(f"model {model!r} has no version {version}")
+
     def _require_model(self, model: str) -> None:
         resp = self._ddb.query(
             TableName=self._table,
@@ -351,6 +359,7 @@ class DynamoDBRegistry:
             raise ModelNotFound(f"unknown model {model!r}")
 
     def retire_version(self, *, model: str, version: int, actor: str) -> ModelVersion:
+        self._check_number(model=model, version=version)
         from botocore.exceptions import ClientError
 
         try:

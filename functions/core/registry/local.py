@@ -21,6 +21,7 @@ from typing import Any
 
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict
+from functions.core.naming import is_version_number
 from functions.core.registry.base import Alias, AliasEvent, ApiKey, Job, ModelVersion
 from functions.core.registry.exceptions import (
     AliasNotFound,
@@ -250,6 +251,7 @@ class SqliteRegistry:
         return v
 
     def get_version(self, *, model: str, version: int) -> ModelVersion:
+        self._check_number(model=model, version=version)
         row = self._one(
             f"SELECT {_VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?",
             (model, version),
@@ -278,6 +280,7 @@ class SqliteRegistry:
         return [_version(r) for r in rows]
 
     def retire_version(self, *, model: str, version: int, actor: str) -> ModelVersion:
+        self._check_number(model=model, version=version)
         with self._write() as tx:
             row = tx.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?",
@@ -304,6 +307,12 @@ class SqliteRegistry:
                 (model, version),
             )
         return replace(_version(row), status="retired")
+
+    def _check_number(self, *, model: str, version: int) -> None:
+        """A number no version can have (past 64 bits, say) is simply not found."""
+        if not is_version_number(version):
+            self._require_model(model)
+            raise VersionNotFound(f"model {model!r} has no version {version}")
 
     def _require_model(self, model: str, conn: sqlite3.Connection | None = None) -> None:
         conn = conn or self._conn()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from functions.core.naming import ALIAS_NAME_RE
-from functions.core.registry.exceptions import InvalidAliasTarget
+from functions.core.naming import is_alias_name, is_version_number
+from functions.core.registry.exceptions import InvalidAliasTarget, VersionNotFound
 
 
 def check_alias_target(
     *, alias: str, version: int, canary_version: int | None, canary_weight: int
 ) -> None:
     """Raises ``InvalidAliasTarget`` for a bad alias name, a weight outside 0..100, a weight
-    without a canary, or a canary equal to the main version."""
+    without a canary, or a canary equal to the main version; ``VersionNotFound`` for a number
+    no version can have (past 64 bits, say)."""
     check_alias_name(alias)
+    for number in (version, canary_version):
+        if number is not None and not is_version_number(number):
+            raise VersionNotFound(f"model has no version {number}")
     if not 0 <= canary_weight <= 100:
         raise InvalidAliasTarget(f"canary weight must be 0..100, got {canary_weight}")
     if canary_version is None and canary_weight:
@@ -21,7 +25,7 @@ def check_alias_target(
 
 
 def check_alias_name(alias: str) -> None:
-    if not ALIAS_NAME_RE.match(alias):
+    if not is_alias_name(alias):
         raise InvalidAliasTarget(
             f"invalid alias name {alias!r}: lowercase letters, digits, '-' and '_', "
             "starting with a letter, at most 32 characters"

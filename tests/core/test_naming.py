@@ -1,0 +1,57 @@
+"""Names and version numbers are checked by full match, everywhere (issue 10: patterns ending in
+``$`` let ``"digits\\n"`` through ``re.match``), and a version number past 64 bits is refused
+where it enters, never passed on to a store that overflows on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions.batch.events import InvalidInputKey, parse_input_key
+from functions.core.naming import (
+    MAX_VERSION,
+    is_alias_name,
+    is_model_name,
+    is_tenant_name,
+    is_version_number,
+)
+from functions.core.registry.exceptions import InvalidAliasTarget
+from functions.core.registry.rules import check_alias_name
+from serving.app import _parse_variant
+from serving.errors import UnknownTarget
+
+TRAILING = ["digits\n", "digits\r\n", "\ndigits", "digits\n\n", "dig\nits", "digits "]
+
+
+@pytest.mark.parametrize("name", TRAILING)
+def test_a_name_with_a_newline_or_space_is_no_name(name: str) -> None:
+    assert not is_model_name(name)
+    assert not is_alias_name(name)
+    assert not is_tenant_name(name)
+
+
+def test_good_names_and_numbers() -> None:
+    assert is_model_name("digits")
+    assert is_alias_name("prod")
+    assert is_tenant_name("acme")
+    assert is_version_number(1)
+    assert is_version_number(MAX_VERSION)
+    assert not is_version_number(0)
+    assert not is_version_number(MAX_VERSION + 1)
+
+
+def test_every_entry_point_refuses_a_trailing_newline() -> None:
+    with pytest.raises(InvalidAliasTarget):
+        check_alias_name("default\n")
+    with pytest.raises(InvalidInputKey):
+        parse_input_key("inputs/digits\n/default/a.jsonl")
+    with pytest.raises(InvalidInputKey):
+        parse_input_key("inputs/digits/default\n/a.jsonl")
+    with pytest.raises(UnknownTarget):
+        _parse_variant("v1\n")
+
+
+@pytest.mark.parametrize("segment", ["99999999999999999999", "v37758839676792876302336", "0"])
+def test_an_input_key_naming_an_impossible_version_is_refused(segment: str) -> None:
+    with pytest.raises(InvalidInputKey):
+        parse_input_key(f"inputs/digits/{segment}/a.jsonl")
+    assert parse_input_key(f"inputs/digits/{MAX_VERSION}/a.jsonl").version == MAX_VERSION
