@@ -14,8 +14,9 @@ import hashlib
 import sys
 from pathlib import Path
 
+from functions.core import oip
 from functions.core.errors import InvalidArtifact
-from functions.core.manifest import MANIFEST_NAME, Manifest, Signature, TensorSpec
+from functions.core.manifest import MANIFEST_NAME, Manifest, Signature
 from functions.core.naming import is_model_name
 from functions.core.publishing import (
     MAX_MANIFEST_BYTES,
@@ -98,34 +99,9 @@ def _graph_signature(model_bytes: bytes) -> Signature:
 
 
 def _compare_signatures(*, declared: Signature, actual: Signature) -> None:
-    problems = [
-        *_compare_specs("input", declared.inputs, actual.inputs),
-        *_compare_specs("output", declared.outputs, actual.outputs),
-    ]
-    if problems:
-        raise InvalidArtifact(
-            "manifest signature does not match the ONNX graph: " + "; ".join(problems)
-        )
-
-
-def _compare_specs(kind: str, declared: list[TensorSpec], actual: list[TensorSpec]) -> list[str]:
-    problems: list[str] = []
-    names = [spec.name for spec in declared]
-    if len(names) != len(set(names)):
-        problems.append(f"manifest lists an {kind} name twice: {names}")
-    declared_by_name = {spec.name: spec for spec in declared}
-    actual_by_name = {spec.name: spec for spec in actual}
-    graph_names = sorted(actual_by_name)
-    for name in sorted(declared_by_name.keys() - actual_by_name.keys()):
-        problems.append(f"manifest {kind} {name!r} is not a graph {kind} (graph has {graph_names})")
-    for name in sorted(actual_by_name.keys() - declared_by_name.keys()):
-        problems.append(f"graph {kind} {name!r} is missing from the manifest")
-    for name in sorted(declared_by_name.keys() & actual_by_name.keys()):
-        want, got = declared_by_name[name], actual_by_name[name]
-        if want.datatype != got.datatype:
-            problems.append(
-                f"{kind} {name!r} datatype: manifest {want.datatype}, graph {got.datatype}"
-            )
-        if want.shape != got.shape:
-            problems.append(f"{kind} {name!r} shape: manifest {want.shape}, graph {got.shape}")
-    return problems
+    # The model server runs the same reconcile at load (non-exact): an exact match here
+    # means what publishes is what loads.
+    try:
+        oip.reconcile(declared.to_codec(), actual.to_codec(), exact=True)
+    except oip.SignatureError as exc:
+        raise InvalidArtifact(str(exc)) from None

@@ -1,57 +1,69 @@
 """The artifact manifest (``modelway.json``) and the tensor signature it carries.
 
-Pure pydantic: the router validates requests against it without numpy, and publishing reads
-it to refuse bad artifacts before anything is stored.
+Pydantic over the codec's rules (``functions.core.oip``): publishing reads it to refuse bad
+artifacts before anything is stored; the router and the model server read the same signature
+with the codec itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
+
+from functions.core import oip
+from functions.core.oip.datatypes import DATATYPE_SIZES
 
 MANIFEST_NAME = "modelway.json"
 MODEL_FILE_NAME = "model.onnx"
 ARTIFACT_NAME = "model.tar.gz"
 
-# Open Inference Protocol datatypes, with the byte size of one element (BYTES is variable).
-DATATYPE_SIZES: dict[str, int] = {
-    "BOOL": 1,
-    "UINT8": 1,
-    "UINT16": 2,
-    "UINT32": 4,
-    "UINT64": 8,
-    "INT8": 1,
-    "INT16": 2,
-    "INT32": 4,
-    "INT64": 8,
-    "FP16": 2,
-    "FP32": 4,
-    "FP64": 8,
-}
+__all__ = ["DATATYPE_SIZES", "Manifest", "ParityReport", "Signature", "TensorSpec"]
 
 
 class TensorSpec(BaseModel):
+    """One tensor of the signature, as the manifest stores it. The rules (datatypes, shapes,
+    bounds) are ``functions.core.oip.signature``'s: the model server and the router read the
+    same manifest with that module, so a manifest that validates here is one they accept."""
+
     model_config = ConfigDict(frozen=True)
 
     name: str = Field(min_length=1)
     datatype: str
     # -1 marks a dynamic axis (the batch axis, at least).
     shape: list[int]
+    # Optional bounds on dynamic axes (-1: unbounded), e.g. at most 256 tokens.
+    min_shape: list[int] | None = None
+    max_shape: list[int] | None = None
+    # BYTES only: the longest element, in UTF-8 bytes.
+    max_bytes: int | None = None
 
-    @field_validator("datatype")
-    @classmethod
-    def _known_datatype(cls, value: str) -> str:
-        if value not in DATATYPE_SIZES and value != "BYTES":
-            raise ValueError(f"unknown datatype {value!r}")
-        return value
+    @model_validator(mode="after")
+    def _follows_the_codec_rules(self) -> TensorSpec:
+        self.to_codec()
+        return self
 
-    @field_validator("shape")
-    @classmethod
-    def _valid_shape(cls, value: list[int]) -> list[int]:
-        if any(d < -1 or d == 0 for d in value):
-            raise ValueError(f"shape dimensions must be positive or -1, got {value}")
-        return value
+    def to_codec(self) -> oip.TensorSpec:
+        try:
+            return oip.TensorSpec.from_dict(self.model_dump())
+        except oip.SignatureError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Manifests without bounds stay byte for byte what they were before bounds existed.
+        data: dict[str, Any] = handler(self)
+        for key in ("min_shape", "max_shape", "max_bytes"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class Signature(BaseModel):
@@ -59,6 +71,21 @@ class Signature(BaseModel):
 
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[TensorSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _follows_the_codec_rules(self) -> Signature:
+        self.to_codec()
+        return self
+
+    def to_codec(self) -> oip.Signature:
+        """The codec's (dependency-free) form, which requests are checked against."""
+        try:
+            return oip.Signature(
+                inputs=tuple(t.to_codec() for t in self.inputs),
+                outputs=tuple(t.to_codec() for t in self.outputs),
+            )
+        except oip.SignatureError as exc:
+            raise ValueError(str(exc)) from None
 
     def input(self, name: str) -> TensorSpec | None:
         return next((t for t in self.inputs if t.name == name), None)

@@ -158,14 +158,14 @@ def test_missing_manifest(tmp_path: Path, classifier_bytes: bytes) -> None:
                 **CLASSIFIER_SIGNATURE,
                 "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 64]}],
             },
-            "not in the model graph",
+            "'x' is not a graph input",
         ),
         (
             {
                 **CLASSIFIER_SIGNATURE,
                 "inputs": [{"name": "input", "datatype": "INT64", "shape": [-1, 1, 8, 8]}],
             },
-            "the graph says",
+            "manifest INT64, graph FP32",
         ),
         (
             {
@@ -174,7 +174,7 @@ def test_missing_manifest(tmp_path: Path, classifier_bytes: bytes) -> None:
             },
             "shape",
         ),
-        (DOUBLER_SIGNATURE, "not in the model graph"),
+        (DOUBLER_SIGNATURE, "is not a graph input"),
     ],
 )
 def test_manifest_that_disagrees_with_the_graph_fails_at_load(
