@@ -21,6 +21,10 @@ INPUTS_PREFIX = "inputs/"
 OUTPUTS_PREFIX = "outputs/"
 # The marker the batch function puts on the events it sends itself to continue a job.
 CONTINUATION_SOURCE = "modelway.batch"
+# S3's limit on a key; an input key must leave room for its result key (a longer prefix, the
+# job id and a suffix), or the job could read its input and never write its result.
+S3_MAX_KEY_BYTES = 1024
+MAX_INPUT_KEY_BYTES = S3_MAX_KEY_BYTES - 128
 
 
 class InvalidInputKey(InvalidRequest):
@@ -128,9 +132,22 @@ def parse_input_key(key: str) -> InputTarget:
             f"key {key!r} must be inputs/{{model}}/{{alias-or-version}}/{{name}}", model=model
         )
     target, name = parts[1], parts[2]
+    if any(segment in ("", ".", "..") for segment in name.split("/")) or "\\" in name:
+        # S3 stores such a key, but no result can be written beside it on every backend (the
+        # directory store has no empty or relative path segments): it can never be scored.
+        raise InvalidInputKey(
+            f"key {key!r} has an empty, '.' or '..' path segment; rename the file", model=model
+        )
+    if len(key.encode()) > MAX_INPUT_KEY_BYTES:
+        raise InvalidInputKey(
+            f"key {key!r} is longer than {MAX_INPUT_KEY_BYTES} bytes: its result key would be "
+            f"over S3's {S3_MAX_KEY_BYTES}; use a shorter name",
+            model=model,
+        )
     digits = target[1:] if target[:1] == "v" else target
     if digits.isascii() and digits.isdigit():
-        version = int(digits)
+        # Past 20 digits it is no version (and past 4300, int() would refuse the string).
+        version = int(digits) if len(digits) <= 20 else 0
         if not is_version_number(version):
             raise InvalidInputKey(f"version {target!r} in key {key!r} is not valid", model=model)
         return InputTarget(model=model, target=target, version=version, alias=None, name=name)

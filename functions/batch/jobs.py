@@ -4,17 +4,22 @@ outlast one Lambda invocation.
 Lifecycle. ``running`` → ``succeeded`` (every record scored), ``partial`` (some records bad:
 they are in the error file, the rest scored) or ``failed`` (no usable result: the endpoint kept
 failing, the file's format or header is unknown, the key names no model/version, or no record
-is valid). The job records counts (records read, ok, errors), timings and output locations.
+is valid). A failure says whether another delivery may fix it (``retryable``: the endpoint, the
+store, the registry) or not (anything about the object itself: its key, format, header,
+encoding or compression); only the first kind is retried by Lambda (then dead-lettered).
+The job records counts (records read, ok, errors), timings and output locations.
 
-Results. ``outputs/{model}/{version}/{stem}.jsonl`` holds one line per valid record, in input
-order: ``{"record": n, "id": …, "outputs": [one-sample output tensors]}``; beside it
+Results. ``outputs/{model}/{version}/{job_id}/{stem}.jsonl`` holds one line per valid record,
+in input order: ``{"record": n, "id": …, "outputs": [one-sample output tensors]}``; beside it
 ``{stem}.errors.jsonl`` holds ``{"record": n, "error": reason, "code": code}`` per bad record.
 Both are written through ``store.open_writer`` (multipart on S3) and published with
 ``commit`` only once the whole input was read and every valid record scored; both are always
 published together (the error file possibly empty), so that a result never sits beside the
 error file of an older upload. When scoring stops (the endpoint keeps failing), both writers
 are aborted: nothing half-written ever appears under the result's name, and the job says how
-far it got (counts, the first record not scored) and why.
+far it got (counts, the first record not scored) and why. The job id in the key keeps every
+job's results its own: ``a.jsonl`` and ``a.csv``, one file sent to an alias and to a version,
+or a new upload of a key, never share a result.
 
 Idempotency. S3 delivers at least once. The job id is derived from (bucket, key, version id —
 or ETag and sequencer on an unversioned bucket), and ``registry.create_job`` is a conditional
@@ -64,9 +69,11 @@ Locally there is no deadline, so a file is always one slice.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
@@ -202,13 +209,32 @@ def _guarded(
         logger.warning("the job was taken over; stopping", extra={"job_id": job_id})
         return Outcome(job_id=job_id, action="duplicate", note="taken over by another delivery")
     except Exception as exc:
-        logger.exception("batch job crashed", extra={"job_id": job_id, "key": ref.key})
+        retryable = _retryable(exc)
+        logger.exception(
+            "batch job crashed", extra={"job_id": job_id, "key": ref.key, "retryable": retryable}
+        )
+        reason = exc.message if isinstance(exc, ModelwayError) else f"internal error: {exc}"
         try:
             job = deps.registry.get_job(job_id=job_id)
-            _save(deps, _terminal(job, FAILED, reason=f"internal error: {exc}", retryable=True))
+            _save(deps, _terminal(job, FAILED, reason=reason, retryable=retryable))
         except Exception:
             logger.exception("could not record the failure", extra={"job_id": job_id})
-        return Outcome(job_id=job_id, action="finished", retryable=True)
+        return Outcome(job_id=job_id, action="finished", retryable=retryable)
+
+
+def _retryable(exc: Exception) -> bool:
+    """Whether another delivery of the same object could end differently.
+
+    The expected outcomes are classified where they happen (a bad record goes to the error
+    file, an unreadable format or header fails the job for good, an endpoint that keeps
+    failing fails it retryably); this is the net for the rest. A request error (4xx) or a
+    parse error is a property of the object and fails the same way every time: retrying it
+    only walks the event to the dead-letter queue. Anything else (the registry, the store,
+    the network, a bug fixed by the next deploy) may pass next time.
+    """
+    if isinstance(exc, ModelwayError):
+        return exc.status >= 500
+    return not isinstance(exc, csv.Error | UnicodeError | RecursionError)
 
 
 def process_object(
@@ -293,8 +319,7 @@ def _claim(
         model=model,
         target=target.target if target else "?",
         version=target.version if target else None,
-        # Locally the "bucket" is the data directory: name the file the job really read.
-        input_uri=deps.store.object_uri(key=ref.key),
+        input_uri=_input_uri(deps.store, ref),
         status=RUNNING,
         created_at=now,
         updated_at=now,
@@ -348,6 +373,15 @@ def _claim(
     return claimed
 
 
+def _input_uri(store: ArtifactStore, ref: ObjectRef) -> str:
+    # Locally the "bucket" is the data directory: name the file the job really read. A key
+    # the store refuses (the job then fails on it) is named as the notification gave it.
+    try:
+        return store.object_uri(key=ref.key)
+    except InvalidRequest:
+        return ref.uri
+
+
 def _take_over(deps: BatchDeps, job: Job) -> Job | None:
     """Write ``job`` if nobody wrote it since it was read (``job.updated_at``); None if another
     delivery got there first."""
@@ -356,6 +390,14 @@ def _take_over(deps: BatchDeps, job: Job) -> Job | None:
     except JobChanged:
         logger.info("another delivery took the job first", extra={"job_id": job.job_id})
         return None
+
+
+def result_keys(*, model: str, version: int, job_id: str, name: str) -> tuple[str, str]:
+    """Where a job's results and its error file go: under the job's own id, so two jobs never
+    share a result (``a.jsonl`` and ``a.csv``; one file sent to an alias and to a version; a
+    new upload of a key while the old job's results are still read)."""
+    base = f"{OUTPUTS_PREFIX}{model}/{version}/{job_id}/{output_stem(name)}"
+    return f"{base}.jsonl", f"{base}.errors.jsonl"
 
 
 def _resolve(registry: Registry, *, target: InputTarget, pinned: int | None) -> ModelVersion:
@@ -450,9 +492,12 @@ class _JobRun:
             backoff_max=settings.batch_backoff_max_seconds,
             sleep=self.deps.sleep,
         )
-        stem = output_stem(self.target.name)
-        base = f"{OUTPUTS_PREFIX}{self.version.model}/{self.version.version}/{stem}"
-        self.results_key, self.errors_key = f"{base}.jsonl", f"{base}.errors.jsonl"
+        self.results_key, self.errors_key = result_keys(
+            model=self.version.model,
+            version=self.version.version,
+            job_id=self.job.job_id,
+            name=self.target.name,
+        )
 
     # Slices ---------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -625,7 +670,10 @@ class _JobRun:
             except _SliceEnd:
                 return state.reached, False
             return state.reached, True
-        except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            # The content is broken (truncated or corrupt gzip): the same every time. Other
+            # OSErrors (a read timing out or a connection reset mid-object) are the store's
+            # and may pass on another delivery, so they are left to fail the job retryably.
             raise _Fatal(f"the input could not be read: {exc}") from None
         finally:
             stream.close()
@@ -649,6 +697,8 @@ class _JobRun:
                     return lines, parser, first.number
             except InvalidRequest as exc:
                 raise _Fatal(exc.message) from None
+            except csv.Error as exc:  # a header field over the csv module's limit, a NUL
+                raise _Fatal(f"the CSV header cannot be read: {exc}") from None
             replay = [first]
         self.job = replace(self.job, extra={**self.job.extra, "format": fmt.value})
         parser = make_parser(fmt, signature=self.signature)

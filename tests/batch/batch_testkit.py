@@ -187,9 +187,28 @@ class Stack:
             return None
         return [json.loads(line) for line in body.decode().splitlines()]
 
+    def output(self, stem: str, *, version: int = 1, errors: bool = False) -> str:
+        """The key of the one job's results (or error file) named ``stem`` under ``version``;
+        results live under their job's id, so they are found by listing."""
+        suffix = f"/{stem}.errors.jsonl" if errors else f"/{stem}.jsonl"
+        return output_key(self.store, stem=stem, version=version, suffix=suffix)
+
     def jobs(self) -> list[Job]:
         return list(self.registry.list_jobs(model=MODEL))
 
 
 def merge_events(*events: dict[str, Any]) -> dict[str, Any]:
     return {"Records": [r for e in events for r in e["Records"]]}
+
+
+def output_key(store: Any, *, stem: str, version: int, suffix: str, model: str = MODEL) -> str:
+    """``outputs/{model}/{version}/{job_id}/{stem}{suffix}`` for the single job that wrote one;
+    a key that cannot exist when none did (so reading it finds nothing)."""
+    prefix = f"outputs/{model}/{version}/"
+    found = [
+        key
+        for key in store.list_objects(prefix=prefix)
+        if key.endswith(suffix) and key[len(prefix) :].count("/") == 1 + stem.count("/")
+    ]
+    assert len(found) <= 1, f"several jobs wrote {stem}{suffix}: {found}"
+    return found[0] if found else f"{prefix}no-job/{stem}{suffix}"

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from batch_testkit import MODEL, FakeContext, Stack, jsonl, row
+from batch_testkit import FakeContext, Stack, jsonl, row
 
 from functions.batch.events import job_id_for, parse_notification
 from functions.batch.jobs import RetryableBatchFailure
@@ -58,7 +58,7 @@ def racing(stack: Stack, backend: str, monkeypatch: pytest.MonkeyPatch) -> Stack
 
 
 def scored_records(stack: Stack, stem: str) -> list[int]:
-    return [line["record"] for line in stack.read_lines(f"outputs/{MODEL}/1/{stem}.jsonl") or []]
+    return [line["record"] for line in stack.read_lines(stack.output(stem)) or []]
 
 
 def test_concurrent_deliveries_of_a_retryable_failed_job_run_it_once(racing: Stack) -> None:
@@ -146,7 +146,7 @@ def test_a_runner_that_lost_its_job_stops_without_publishing(stack: Stack) -> No
 
     assert summary["jobs"][0]["action"] == "duplicate"
     assert len(stack.runtime.calls) == 1
-    assert stack.read(f"outputs/{MODEL}/1/lost.jsonl") is None
-    assert stack.read(f"outputs/{MODEL}/1/lost.errors.jsonl") is None
+    assert stack.read(stack.output("lost")) is None
+    assert stack.read(stack.output("lost", errors=True)) is None
     job = real.get_job(job_id=job_id_for(ref))
     assert (job.status, job.extra["attempt"], job.records) == ("running", 2, 0)

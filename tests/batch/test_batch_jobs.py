@@ -19,11 +19,11 @@ OUT = f"outputs/{MODEL}/1"
 
 
 def results(stack: Stack, stem: str, version: int = 1) -> list[dict[str, Any]] | None:
-    return stack.read_lines(f"outputs/{MODEL}/{version}/{stem}.jsonl")
+    return stack.read_lines(stack.output(stem, version=version))
 
 
 def errors(stack: Stack, stem: str, version: int = 1) -> list[dict[str, Any]] | None:
-    return stack.read_lines(f"outputs/{MODEL}/{version}/{stem}.errors.jsonl")
+    return stack.read_lines(stack.output(stem, version=version, errors=True))
 
 
 def test_multi_record_event_scores_each_object_in_order(stack: Stack) -> None:
@@ -56,9 +56,9 @@ def test_multi_record_event_scores_each_object_in_order(stack: Stack) -> None:
         "succeeded", 10, 10, 0, 1, "default"
     )  # fmt: skip
     assert job.output_uri is not None
-    assert job.output_uri.endswith(f"{OUT}/a.jsonl")
+    assert job.output_uri.endswith(f"{OUT}/{job.job_id}/a.jsonl")
     assert job.errors_uri is not None
-    assert job.errors_uri.endswith(f"{OUT}/a.errors.jsonl")
+    assert job.errors_uri.endswith(f"{OUT}/{job.job_id}/a.errors.jsonl")
     assert job.extra["format"] == "jsonl"
     assert job.extra["duration_seconds"] >= 0
 
@@ -66,7 +66,8 @@ def test_multi_record_event_scores_each_object_in_order(stack: Stack) -> None:
 def test_duplicate_delivery_makes_one_job_and_one_result(stack: Stack) -> None:
     event = stack.upload("inputs/toy/default/dup.jsonl", jsonl([row(n) for n in range(1, 6)]))
     stack.run(event)
-    first_result = stack.read(f"{OUT}/dup.jsonl")
+    first_result = stack.read(stack.output("dup"))
+    assert first_result is not None
     calls = len(stack.runtime.calls)
 
     again = stack.run(event)
@@ -75,17 +76,19 @@ def test_duplicate_delivery_makes_one_job_and_one_result(stack: Stack) -> None:
     assert again["jobs"][0]["status"] == "succeeded"
     assert len(stack.runtime.calls) == calls  # nothing scored twice
     assert len(stack.jobs()) == 1
-    assert stack.read(f"{OUT}/dup.jsonl") == first_result
+    assert stack.read(stack.output("dup")) == first_result
 
 
 def test_a_new_upload_of_the_same_key_is_a_new_job(stack: Stack) -> None:
     body = jsonl([row(1)])
-    first = stack.upload("inputs/toy/default/same.jsonl", body)
+    one = stack.run(stack.upload("inputs/toy/default/same.jsonl", body))["jobs"][0]
     second = stack.upload("inputs/toy/default/same.jsonl", jsonl([row(1), row(2)]))
-    stack.run(first)
-    stack.run(second)
+    two = stack.run(second)["jobs"][0]
     assert len(stack.jobs()) == 2
-    assert len(results(stack, "same") or []) == 2
+    # Each job's results are its own: the first still points at its one record.
+    for summary, records in ((one, 1), (two, 2)):
+        key = summary["output_uri"].split(f"/{OUT}/", 1)[1]
+        assert len(stack.read_lines(f"{OUT}/{key}") or []) == records
 
 
 def test_bad_records_go_to_the_error_file_and_good_ones_are_scored(stack: Stack) -> None:

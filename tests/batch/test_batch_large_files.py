@@ -38,7 +38,7 @@ def drain(stack: Stack, context: Any = None) -> list[dict[str, Any]]:
 
 
 def scored_records(stack: Stack, stem: str, version: int = 1) -> list[int]:
-    lines = stack.read_lines(f"outputs/{MODEL}/{version}/{stem}.jsonl") or []
+    lines = stack.read_lines(stack.output(stem, version=version)) or []
     return [line["record"] for line in lines]
 
 
@@ -54,7 +54,7 @@ def test_a_file_too_big_for_one_invocation_continues_from_a_checkpoint(stack: St
 
     assert first["jobs"][0]["action"] == "continued"
     assert first["jobs"][0]["status"] == "running"
-    assert stack.read(f"outputs/{MODEL}/1/big.jsonl") is None  # nothing final yet
+    assert stack.read(stack.output("big")) is None  # nothing final yet
     (job,) = stack.jobs()
     checkpoint = job.extra["checkpoint"]
     assert (checkpoint["records"], checkpoint["segments"]) == (40, 1)
@@ -69,11 +69,9 @@ def test_a_file_too_big_for_one_invocation_continues_from_a_checkpoint(stack: St
 
     assert last["jobs"][0]["status"] == "partial"
     assert scored_records(stack, "big") == [n for n in range(1, 121) if n != 101]
-    lines = stack.read_lines(f"outputs/{MODEL}/1/big.jsonl") or []
+    lines = stack.read_lines(stack.output("big")) or []
     assert [line["outputs"][0]["data"][0] for line in lines[:3]] == [row_sum(n) for n in (1, 2, 3)]
-    assert [e["record"] for e in stack.read_lines(f"outputs/{MODEL}/1/big.errors.jsonl") or []] == [
-        101
-    ]
+    assert [e["record"] for e in stack.read_lines(stack.output("big", errors=True)) or []] == [101]
     assert {c["variant"] for c in stack.runtime.calls} == {"v1"}
     assert stack.runtime.records_sent == 119  # each record scored once
     (job,) = stack.jobs()
@@ -91,7 +89,7 @@ def test_a_final_write_that_runs_short_is_dropped_and_redone_from_the_checkpoint
     first = stack.run(event, after_calls(stack, 2))
 
     assert first["jobs"][0]["action"] == "continued"
-    assert stack.read(f"outputs/{MODEL}/1/slow.jsonl") is None  # never half-written
+    assert stack.read(stack.output("slow")) is None  # never half-written
     # A duplicate S3 delivery meanwhile finds the job held by the continuation.
     assert stack.run(event)["jobs"][0]["action"] == "duplicate"
 
@@ -116,7 +114,7 @@ def test_a_job_that_never_gets_time_fails_after_the_slice_limit(stack: Stack) ->
     assert job.status == "failed"
     assert "more than 3 invocations" in (job.reason or "")
     assert stack.runtime.calls == []
-    assert stack.read(f"outputs/{MODEL}/1/starved.jsonl") is None
+    assert stack.read(stack.output("starved")) is None
 
 
 def test_records_of_an_event_not_reached_in_time_are_handed_on(stack: Stack) -> None:
@@ -234,7 +232,7 @@ def test_every_slice_reads_the_upload_the_job_was_made_for(stack: Stack) -> None
     (last,) = drain(stack)
 
     assert last["jobs"][0]["status"] == "succeeded"
-    lines = stack.read_lines(f"outputs/{MODEL}/1/moving.jsonl") or []
+    lines = stack.read_lines(stack.output("moving")) or []
     assert [line["record"] for line in lines] == list(range(1, 61))
     assert [line["outputs"][0]["data"][0] for line in lines] == [row_sum(n) for n in range(1, 61)]
     assert stack.runtime.records_sent == 60

@@ -162,7 +162,9 @@ def test_batch_submit_scores_a_file_through_the_real_model_server(
     ).read_bytes() == source.read_bytes()
     results = [
         json.loads(line)
-        for line in (data_dir / "outputs/digits/1/digits batch.jsonl").read_text().splitlines()
+        for line in (data_dir / f"outputs/digits/1/{job['job_id']}/digits batch.jsonl")
+        .read_text()
+        .splitlines()
     ]
     good = np.delete(images, 41, axis=0)
     logits, labels = expected(good, local_stack["weight"], local_stack["bias"])
@@ -174,7 +176,7 @@ def test_batch_submit_scores_a_file_through_the_real_model_server(
     assert np.allclose([r["outputs"][0]["data"] for r in results], logits, atol=1e-4)
     (error,) = [
         json.loads(line)
-        for line in (data_dir / "outputs/digits/1/digits batch.errors.jsonl")
+        for line in (data_dir / f"outputs/digits/1/{job['job_id']}/digits batch.errors.jsonl")
         .read_text()
         .splitlines()
     ]
@@ -187,13 +189,17 @@ def test_batch_submit_scores_a_file_through_the_real_model_server(
     assert "partial" in listing
     assert main(["jobs", "show", job["job_id"]]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["output_uri"].endswith("outputs/digits/1/digits%20batch.jsonl")
+    assert shown["output_uri"].endswith(f"outputs/digits/1/{job['job_id']}/digits%20batch.jsonl")
     # Another submit is another upload (here pinned to version 1): another job.
     assert main(["batch", "submit", str(source), "--model", "digits", "--version", "1"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["job_id"] != job["job_id"]
     assert again["version"] == 1
     assert again["status"] == "partial"
+    # Each job keeps its own results: the alias job still points at a complete file.
+    assert again["output_uri"] != job["output_uri"]
+    assert main(["jobs", "show", job["job_id"]]) == 0
+    assert json.loads(capsys.readouterr().out)["output_uri"] == shown["output_uri"]
 
 
 def test_invoke_batch_runs_the_sample_event_against_the_local_stack(
@@ -211,7 +217,8 @@ def test_invoke_batch_runs_the_sample_event_against_the_local_stack(
     summary = json.loads(capsys.readouterr().out)
     (job,) = summary["jobs"]
     assert (job["status"], job["records"], job["ok"]) == ("succeeded", 5, 5)
-    results = (local_stack["settings"].data_dir / "outputs/digits/1/sample.jsonl").read_text()
+    data_dir = local_stack["settings"].data_dir
+    results = (data_dir / f"outputs/digits/1/{job['job_id']}/sample.jsonl").read_text()
     assert [json.loads(line)["record"] for line in results.splitlines()] == [1, 2, 3, 4, 5]
     assert json.loads(results.splitlines()[3])["id"] == "sample-4"
 
@@ -235,7 +242,7 @@ def test_the_watcher_scores_a_dropped_file_once(local_stack: dict[str, Any]) -> 
     registry = get_deps().registry
     (job,) = registry.list_jobs(model="digits")
     assert (job.status, job.records, job.extra["format"]) == ("succeeded", 1, "csv")
-    assert (settings.data_dir / "outputs/digits/1/dropped.jsonl").is_file()
+    assert (settings.data_dir / f"outputs/digits/1/{job.job_id}/dropped.jsonl").is_file()
     # A restarted watcher fires the file again: the same job, nothing re-scored.
     restarted = InputsWatcher(deps=get_deps())
     restarted.poll()
