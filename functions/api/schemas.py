@@ -7,7 +7,12 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.core.naming import MAX_VERSION
+from functions.core.naming import (
+    ALIAS_NAME_PATTERN,
+    MAX_VERSION,
+    MODEL_SCOPE_PATTERN,
+    TENANT_NAME_PATTERN,
+)
 
 # A version in a path: a number past MAX_VERSION (or below 1) can never name a version, so it
 # is a bad request (400), not a lookup that overflows the registry.
@@ -22,10 +27,10 @@ class _Body(BaseModel):
 
 
 class RegisterVersion(_Body):
-    # A key in the data area, e.g. "uploads/digits/model.tar.gz".
-    artifact_key: str = Field(min_length=1, max_length=1024)
+    # A key in the data area's uploads, e.g. "uploads/digits/model.tar.gz".
+    artifact_key: str = Field(min_length=1, max_length=1024, pattern=r"^uploads/")
     # Point this alias at the new version too (a model's first version always gets "default").
-    alias: str | None = None
+    alias: str | None = Field(default=None, pattern=ALIAS_NAME_PATTERN)
 
 
 class SetAlias(_Body):
@@ -34,8 +39,14 @@ class SetAlias(_Body):
     canary_weight: int = Field(default=0, ge=0, le=100)
 
 
+ModelScope = Annotated[str, Field(pattern=MODEL_SCOPE_PATTERN)]
+
+
 class CreateKey(_Body):
-    name: str = Field(min_length=1, max_length=128)
-    models: list[str] = Field(min_length=1)
+    # Shown in listings; anything printable but blank.
+    name: str = Field(min_length=1, max_length=128, pattern=r"\S")
+    # At most the creating key's own models ("*" only from a key that has "*").
+    models: list[ModelScope] = Field(min_length=1)
     admin: bool = False
-    tenant: str = Field(default="default", min_length=1, max_length=64)
+    # The creating key's own tenant when omitted; no other is allowed.
+    tenant: str | None = Field(default=None, pattern=TENANT_NAME_PATTERN)

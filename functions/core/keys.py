@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from functions.core.auth import hash_secret, new_key_id, new_secret
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict, Forbidden, InvalidRequest, Unauthenticated
-from functions.core.naming import is_model_name
+from functions.core.naming import is_model_name, is_tenant_name
 from functions.core.registry.base import ApiKey
 
 if TYPE_CHECKING:
@@ -49,6 +49,11 @@ def create_key(
     name = name.strip()
     if not name:
         raise InvalidRequest("a key needs a name", code="invalid_key")
+    if not is_tenant_name(tenant):
+        raise InvalidRequest(
+            f"invalid tenant {tenant!r}: lowercase letters, digits, '-' and '_', at most 64",
+            code="invalid_key",
+        )
     scopes = _check_models(models)
     key_id = new_key_id()
     secret = new_secret(key_id=key_id)
@@ -137,6 +142,37 @@ def authorize_model(key: ApiKey, model: str) -> None:
 def authorize_admin(key: ApiKey) -> None:
     if not key.admin:
         raise Forbidden(f"API key {key.key_id} has no admin scope")
+
+
+# What an admin key administers -----------------------------------------------------------
+# Models: those in its scope ("*": every model); the same rule as calling them.
+# Keys: those of its own tenant whose model scope lies within its own. Anything else is
+# invisible to it (404, as if it did not exist), so one tenant never learns of another's keys,
+# and no admin can rotate (and so obtain) a key broader than itself.
+def covers(holder: ApiKey, models: tuple[str, ...] | list[str]) -> bool:
+    """Whether every model in ``models`` is within ``holder``'s scope."""
+    if ALL_MODELS in holder.models:
+        return True
+    return ALL_MODELS not in models and set(models) <= set(holder.models)
+
+
+def administers(admin: ApiKey, key: ApiKey) -> bool:
+    return admin.admin and key.tenant == admin.tenant and covers(admin, key.models)
+
+
+def authorize_grant(admin: ApiKey, *, models: list[str], tenant: str) -> None:
+    """An admin mints keys for its own tenant, with at most its own model scope."""
+    authorize_admin(admin)
+    if tenant != admin.tenant:
+        raise Forbidden(
+            f"API key {admin.key_id} administers tenant {admin.tenant!r}, not {tenant!r}"
+        )
+    scopes = [m.strip() for m in models]
+    if not covers(admin, scopes):
+        raise Forbidden(
+            f"API key {admin.key_id} may not grant {sorted(set(scopes) - set(admin.models))}: "
+            f"a key can grant at most its own models {list(admin.models)}"
+        )
 
 
 def key_summary(key: ApiKey) -> dict[str, Any]:

@@ -15,6 +15,8 @@ _TENANT_NAME = r"[a-z0-9][a-z0-9_-]{0,63}"
 MODEL_NAME_PATTERN = f"^{_MODEL_NAME}$"
 ALIAS_NAME_PATTERN = f"^{_ALIAS_NAME}$"
 TENANT_NAME_PATTERN = f"^{_TENANT_NAME}$"
+# A key's model scope: a model name, or "*" for every model.
+MODEL_SCOPE_PATTERN = rf"^(\*|{_MODEL_NAME})$"
 # ``\Z``, not ``$``: safe even under ``re.match``.
 MODEL_NAME_RE = re.compile(rf"{_MODEL_NAME}\Z")
 ALIAS_NAME_RE = re.compile(rf"{_ALIAS_NAME}\Z")

@@ -93,7 +93,7 @@ def test_register_a_version_from_an_upload(
     [
         ({"artifact_key": "uploads/iris/model.tar.gz"}, 422, "invalid_artifact"),
         ({"artifact_key": "uploads/none/model.tar.gz"}, 404, "object_not_found"),
-        ({"artifact_key": "outputs/digits/x.tar.gz"}, 400, "invalid_artifact_key"),
+        ({"artifact_key": "outputs/digits/x.tar.gz"}, 422, "validation_error"),
         ({"artifact_key": "uploads/../registry.db"}, 400, "invalid_key"),
         ({}, 422, "validation_error"),
         ({"artifact_key": "uploads/a", "unexpected": 1}, 422, "validation_error"),

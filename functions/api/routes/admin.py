@@ -31,12 +31,15 @@ async def get_catalog(
         settings=state.settings,
         lookups=state.lookups,
         actor=actor_of(admin),
+        caller=admin,
         deployer=state.deployer,
     )
 
 
 async def get_key_service(admin: AdminDep, state: StateDep, registry: RegistryDep) -> KeyService:
-    return KeyService(registry=registry, key_cache=state.key_cache, gateway=state.key_gateway)
+    return KeyService(
+        registry=registry, key_cache=state.key_cache, gateway=state.key_gateway, caller=admin
+    )
 
 
 CatalogDep = Annotated[CatalogService, Depends(get_catalog)]

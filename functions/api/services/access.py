@@ -8,20 +8,36 @@ from functions.api.callers import KeyCache
 from functions.api.views import job_view
 from functions.core import keys
 from functions.core.registry.base import ApiKey, Registry
+from functions.core.registry.exceptions import KeyNotFound
 
 
 class KeyService:
-    """Key administration. Revoking or rotating drops the key from this container's cache
-    at once; other containers stop accepting the old secret within the key cache TTL."""
+    """Key administration, for one admin key: it sees and manages only the keys it
+    administers (``keys.administers``: its tenant, within its model scope); any other key is
+    404, as an unknown one. Revoking or rotating drops the key from this container's cache at
+    once; other containers stop accepting the old secret within the key cache TTL.
+
+    A revoked key stays readable (``active: false``, ``revoked_at``) for audit; revoking it
+    again answers the same record."""
 
     def __init__(
-        self, *, registry: Registry, key_cache: KeyCache, gateway: keys.KeyGateway | None
+        self,
+        *,
+        registry: Registry,
+        key_cache: KeyCache,
+        gateway: keys.KeyGateway | None,
+        caller: ApiKey,
     ) -> None:
         self.registry = registry
         self.key_cache = key_cache
         self.gateway = gateway
+        self.caller = caller
 
-    def create(self, *, name: str, models: list[str], admin: bool, tenant: str) -> dict[str, Any]:
+    def create(
+        self, *, name: str, models: list[str], admin: bool, tenant: str | None
+    ) -> dict[str, Any]:
+        tenant = tenant if tenant is not None else self.caller.tenant
+        keys.authorize_grant(self.caller, models=models, tenant=tenant)
         key, secret = keys.create_key(
             registry=self.registry,
             name=name,
@@ -33,20 +49,32 @@ class KeyService:
         return {**keys.key_summary(key), "secret": secret}
 
     def list(self) -> list[dict[str, Any]]:
-        return [keys.key_summary(k) for k in self.registry.list_keys()]
+        return [
+            keys.key_summary(k)
+            for k in self.registry.list_keys()
+            if keys.administers(self.caller, k)
+        ]
 
     def get(self, *, key_id: str) -> dict[str, Any]:
-        return keys.key_summary(self.registry.get_key(key_id=key_id))
+        return keys.key_summary(self._administered(key_id))
 
     def revoke(self, *, key_id: str) -> dict[str, Any]:
+        self._administered(key_id)
         key = keys.revoke_key(registry=self.registry, key_id=key_id, gateway=self.gateway)
         self.key_cache.forget(key_id=key_id)
         return keys.key_summary(key)
 
     def rotate(self, *, key_id: str) -> dict[str, Any]:
+        self._administered(key_id)
         key, secret = keys.rotate_key(registry=self.registry, key_id=key_id, gateway=self.gateway)
         self.key_cache.forget(key_id=key_id)
         return {**keys.key_summary(key), "secret": secret}
+
+    def _administered(self, key_id: str) -> ApiKey:
+        key = self.registry.get_key(key_id=key_id)
+        if not keys.administers(self.caller, key):
+            raise KeyNotFound(f"unknown key {key_id!r}")
+        return key
 
 
 class JobService:

@@ -1,7 +1,8 @@
 """The control plane over models: versions, registration, aliases, history.
 
-Every write clears the router's lookup cache, so this container serves the change at once
-(others within ``registry_cache_ttl_seconds``).
+An admin key administers the models in its scope (``*``: all): other models are 403, and
+``list_models`` shows only its own. Every write clears the router's lookup cache, so this
+container serves the change at once (others within ``registry_cache_ttl_seconds``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any
 
 from functions.api.services.lookup import LookupCache
 from functions.api.views import alias_event_view, alias_view, version_view
-from functions.core import publishing
+from functions.core import keys, publishing
 from functions.core.artifacts.base import ArtifactStore
 from functions.core.deploy import rollout
 from functions.core.deploy.base import Deployer
 from functions.core.errors import InvalidArtifact, InvalidRequest
-from functions.core.registry.base import Registry
+from functions.core.registry.base import ApiKey, Registry
 from functions.core.settings import Settings
 
 # Admins register what they uploaded to the data area under this prefix, nothing else in it.
@@ -34,6 +35,7 @@ class CatalogService:
         settings: Settings,
         lookups: LookupCache,
         actor: str,
+        caller: ApiKey,
         deployer: Deployer | None = None,
     ) -> None:
         self.registry = registry
@@ -42,11 +44,15 @@ class CatalogService:
         self.settings = settings
         self.lookups = lookups
         self.actor = actor
+        self.caller = caller
 
     # Reads ----------------------------------------------------------------------------
     def list_models(self) -> list[dict[str, Any]]:
+        """The models in the caller's scope."""
         models = []
         for name in self.registry.list_models():
+            if not self.caller.may_call(name):
+                continue
             versions = self.registry.list_versions(model=name)
             active = [v.version for v in versions if v.status == "active"]
             aliases = self.registry.list_aliases(model=name)
@@ -61,17 +67,21 @@ class CatalogService:
         return models
 
     def list_versions(self, *, model: str) -> list[dict[str, Any]]:
+        keys.authorize_model(self.caller, model)
         return [version_view(v) for v in self.registry.list_versions(model=model)]
 
     def get_version(self, *, model: str, version: int) -> dict[str, Any]:
+        keys.authorize_model(self.caller, model)
         record = self.registry.get_version(model=model, version=version)
         return version_view(record, with_manifest=True)
 
     def list_aliases(self, *, model: str) -> list[dict[str, Any]]:
+        keys.authorize_model(self.caller, model)
         self.registry.list_versions(model=model)  # 404 for an unknown model, not an empty list
         return [alias_view(a) for a in self.registry.list_aliases(model=model)]
 
     def history(self, *, model: str, alias: str | None) -> list[dict[str, Any]]:
+        keys.authorize_model(self.caller, model)
         self.registry.list_versions(model=model)
         return [alias_event_view(e) for e in self.registry.alias_history(model=model, alias=alias)]
 
@@ -86,6 +96,7 @@ class CatalogService:
         (``publishing.check_artifact``): manifest, checksum, parity report, and that the
         manifest names ``model``.
         """
+        keys.authorize_model(self.caller, model)
         if not artifact_key.startswith(UPLOADS_PREFIX):
             raise InvalidRequest(
                 f"artifact_key must name an object under {UPLOADS_PREFIX!r}",
@@ -121,6 +132,7 @@ class CatalogService:
         return view, result.created
 
     def retire(self, *, model: str, version: int) -> dict[str, Any]:
+        keys.authorize_model(self.caller, model)
         record = self.registry.retire_version(model=model, version=version, actor=self.actor)
         self.lookups.clear()
         return version_view(record)
@@ -134,6 +146,7 @@ class CatalogService:
         canary_version: int | None,
         canary_weight: int,
     ) -> dict[str, Any]:
+        keys.authorize_model(self.caller, model)
         record = rollout.set_alias(
             registry=self.registry,
             deployer=self.deployer,
@@ -148,6 +161,7 @@ class CatalogService:
         return alias_view(record)
 
     def rollback(self, *, model: str, alias: str) -> dict[str, Any]:
+        keys.authorize_model(self.caller, model)
         record = rollout.rollback_alias(
             registry=self.registry,
             deployer=self.deployer,
