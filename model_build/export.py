@@ -1,4 +1,4 @@
-"""torch → ONNX, one exporter and one opset for every model modelway builds.
+"""torch → ONNX, one exporter and one opset for every model modelway packages.
 
 The torch.export-based ("dynamo") exporter: it is torch's default since 2.9, the TorchScript
 exporter is deprecated and slated for removal, and it names dynamic axes from ``Dim`` objects.
@@ -11,39 +11,76 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from functions.core.errors import InvalidArtifact
+from model_build.errors import ExportFailed
 
 if TYPE_CHECKING:
+    import onnx
     import torch
 
 OPSET = 18
 EXPORTER = "torch.onnx.dynamo"
 BATCH_AXIS = "batch"
 
+# input name → {axis: dimension name}. Axes of different inputs that share a name are one
+# dimension (token ids and their attention mask share "sequence").
+DynamicAxes = Mapping[str, Mapping[int, str]]
+
 
 def export_onnx(
     *,
     model: torch.nn.Module,
-    example: torch.Tensor,
+    inputs: Mapping[str, torch.Tensor],
     path: Path,
-    input_name: str,
     output_names: Sequence[str],
+    dynamic_axes: DynamicAxes | None = None,
+    max_lengths: Mapping[str, int] | None = None,
 ) -> Path:
-    """Export a one-input model with a dynamic batch axis (axis 0 of every tensor) and check it.
+    """Export ``model`` called as ``model(**inputs)`` and check the file.
 
-    ``example`` must have a batch of at least 2, or torch.export specializes the axis to 1.
+    Axis 0 of every input is the dynamic batch axis; ``dynamic_axes`` names more (e.g.
+    ``{"token_ids": {1: "sequence"}}``), and ``max_lengths`` bounds a named dimension
+    (``{"sequence": 256}``). Every dynamic axis of the example must be at least 2 long, or
+    torch.export specializes it to its example size.
     """
     import onnx
     import torch
 
-    if example.shape[0] < 2:
-        raise ValueError("export needs an example batch of at least 2 to keep the axis dynamic")
+    dimensions: dict[str, torch.export.Dim] = {}
+
+    def dim(name: str) -> torch.export.Dim:
+        if name not in dimensions:
+            upper = (max_lengths or {}).get(name)
+            dimensions[name] = (
+                torch.export.Dim(name) if upper is None else torch.export.Dim(name, max=upper)
+            )
+        return dimensions[name]
+
+    unknown = sorted(set(dynamic_axes or {}) - set(inputs))
+    if unknown:
+        raise ExportFailed(f"dynamic axes name unknown input(s) {unknown}; inputs: {list(inputs)}")
+    named = {dim_name for axes in (dynamic_axes or {}).values() for dim_name in axes.values()}
+    unbound = sorted(set(max_lengths or {}) - named)
+    if unbound:
+        raise ExportFailed(f"max lengths name no dynamic axis: {unbound} (named: {sorted(named)})")
+    shapes: dict[str, dict[int, torch.export.Dim]] = {}
+    for name, tensor in inputs.items():
+        axes = {0: BATCH_AXIS, **dict((dynamic_axes or {}).get(name, {}))}
+        for axis, dim_name in axes.items():
+            if not 0 <= axis < tensor.ndim:
+                raise ExportFailed(f"input {name!r} has no axis {axis} (rank {tensor.ndim})")
+            if tensor.shape[axis] < 2:
+                raise ExportFailed(
+                    f"input {name!r} axis {axis} ({dim_name}) is {tensor.shape[axis]} long in "
+                    "the samples; give at least 2 so the axis stays dynamic"
+                )
+        shapes[name] = {axis: dim(dim_name) for axis, dim_name in axes.items()}
+
     model.eval()
-    batch = torch.export.Dim(BATCH_AXIS)
     # The exporter narrates its progress on stdout and warns about its own internals; neither
     # is news to someone running a build, and stdout belongs to the CLI's JSON.
     exporter_log = logging.getLogger("torch.onnx")
@@ -54,20 +91,70 @@ def export_onnx(
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model,
-                (example,),
+                (),
                 str(path),
-                input_names=[input_name],
-                output_names=list(output_names),
+                kwargs=dict(inputs),
+                input_names=list(inputs),
                 opset_version=OPSET,
                 dynamo=True,
                 external_data=False,
-                dynamic_shapes=({0: batch},),
+                dynamic_shapes=shapes,
                 verbose=False,
             )
+    except Exception as exc:  # torch.export raises many kinds (UserError, RuntimeError, ...)
+        first = " ".join(str(exc).split())[:600]
+        raise ExportFailed(f"torch.onnx.export failed: {type(exc).__name__}: {first}") from exc
     finally:
         exporter_log.setLevel(previous_level)
+    model_proto = onnx.load(str(path))
+    graph_outputs = [value.name for value in model_proto.graph.output]
+    if len(graph_outputs) != len(output_names):
+        raise ExportFailed(
+            f"the exported graph has {len(graph_outputs)} output(s), but {len(output_names)} "
+            f"output name(s) were given: {list(output_names)}"
+        )
+    rename_values(model_proto.graph, dict(zip(graph_outputs, output_names, strict=True)))
+    onnx.save(model_proto, str(path))
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as exc:
         raise InvalidArtifact(f"the exported ONNX model does not pass onnx.checker: {exc}") from exc
     return path
+
+
+def rename_values(graph: onnx.GraphProto, renames: Mapping[str, str]) -> None:
+    """Rename values of ``graph`` (``old → new``) everywhere they occur.
+
+    The exporter names internal values after the modules that make them (an ``nn.Embedding``
+    attribute ``embedding`` yields a value ``embedding``), so naming an output the same would
+    break single assignment; a value already holding a wanted name is moved aside first.
+    """
+    taken = _value_names(graph)
+    wanted = {new for old, new in renames.items() if old != new}
+    moves: dict[str, str] = {}
+    for name in sorted(wanted & taken - set(renames)):
+        fresh, n = f"{name}__internal", 1
+        while fresh in taken or fresh in wanted:
+            fresh, n = f"{name}__internal{n}", n + 1
+        moves[name] = fresh
+    moves.update({old: new for old, new in renames.items() if old != new})
+    if not moves:
+        return
+
+    def swap(name: str) -> str:
+        return moves.get(name, name)
+
+    for node in graph.node:
+        node.input[:] = [swap(n) for n in node.input]
+        node.output[:] = [swap(n) for n in node.output]
+    for collection in (graph.input, graph.output, graph.value_info):
+        for value in collection:
+            value.name = swap(value.name)
+    for initializer in graph.initializer:
+        initializer.name = swap(initializer.name)
+
+
+def _value_names(graph: onnx.GraphProto) -> set[str]:
+    names = {n for node in graph.node for n in (*node.input, *node.output)}
+    names |= {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
+    return names | {i.name for i in graph.initializer}

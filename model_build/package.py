@@ -1,23 +1,305 @@
-"""Write ``model.tar.gz``: the model file and its manifest at the archive root, the layout
-SageMaker's ``ModelDataUrl`` unpacks into ``/opt/ml/model``.
+"""Any model in, one verified ``model.tar.gz`` out: the packaging API.
 
-The archive is deterministic for given contents (sorted members, fixed mtimes and owners,
-no gzip timestamp), so the bytes of an artifact depend only on what is in it.
+``package_onnx`` wraps an ONNX file from any exporter; ``package_torch`` exports an
+``nn.Module``; ``package_hf`` (``model_build.hf``) a Hugging Face directory. All end in
+``assemble``: load the graph in ONNX Runtime, run it, check parity with the reference, measure
+latency, write the manifest and the archive, and verify the archive as publishing will. A
+model that cannot serve is refused here, with a one-line reason (``model_build.errors``).
+
+The archive (``write_artifact``) holds the model file and its manifest at the root, the layout
+SageMaker's ``ModelDataUrl`` unpacks into ``/opt/ml/model``. It is deterministic for given
+contents (sorted members, fixed mtimes and owners, no gzip timestamp), so the bytes of an
+artifact depend only on what is in it.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import inspect
 import io
 import os
+import shutil
 import tarfile
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from functions.core.manifest import MANIFEST_NAME, Manifest
+from functions.core.clock import utc_now
+from functions.core.manifest import ARTIFACT_NAME, MANIFEST_NAME, MODEL_FILE_NAME, Manifest
+from functions.core.naming import MODEL_NAME_RE
 from functions.core.publishing import manifest_bytes
+from model_build.errors import (
+    ExportFailed,
+    InvalidModel,
+    InvalidSamples,
+    PackagingError,
+    ParityFailed,
+    SourceNotFound,
+)
+from model_build.parity import DEFAULT_TOLERANCE
+from model_build.result import BuildResult
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from functions.core.manifest import ParityReport, Signature
+    from model_build.export import DynamicAxes
 
 _CHUNK = 1024 * 1024
+
+# Named arrays, or the .npz file that holds them.
+ArraysOrFile = Mapping[str, "np.ndarray"] | Path | str
+
+
+def package_onnx(
+    model: Path | str,
+    *,
+    name: str,
+    out_dir: Path,
+    samples: ArraysOrFile | None = None,
+    expected: ArraysOrFile | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    scores_output: str | None = None,
+    labels: Sequence[str] | None = None,
+    description: str = "",
+) -> BuildResult:
+    """Package the ONNX file ``model`` (from any exporter) as ``out_dir/model.tar.gz``.
+
+    The signature is read from the graph. ``samples`` (named as the graph's inputs, at least 2
+    rows) are run and timed; without them, inputs are generated from the signature and run
+    once. ``expected`` (named as the graph's outputs, one row per sample row: what the
+    original framework gave) is compared with ONNX Runtime's answer, and a difference over
+    ``tolerance`` (absolute) refuses the model. Raises a ``PackagingError`` subclass.
+    """
+    import onnx
+
+    from model_build.parity import compare_outputs, unchecked
+    from model_build.samples import check_expected, check_inputs, generate_inputs
+    from model_build.signature import signature_from_model
+
+    started = time.perf_counter()
+    _check_name(name)
+    source = Path(model)
+    if not source.is_file():
+        raise SourceNotFound(f"ONNX file {source} does not exist")
+    if expected is not None and samples is None:
+        raise InvalidSamples("expected outputs need the samples they were computed from")
+    try:
+        # Loads external weight files beside the model too, so they can be packed inline.
+        graph = onnx.load(str(source))
+        onnx.checker.check_model(graph)
+    except Exception as exc:  # DecodeError, ValidationError, OSError: not a usable model
+        raise InvalidModel(f"{source.name} is not a valid ONNX model: {_one_line(exc)}") from exc
+    signature = signature_from_model(graph)
+    with tempfile.TemporaryDirectory(prefix="modelway-package-") as work:
+        onnx_path = Path(work) / MODEL_FILE_NAME
+        if any(t.data_location == t.EXTERNAL for t in graph.graph.initializer):
+            _save_inline(graph, onnx_path)
+        else:
+            shutil.copyfile(source, onnx_path)  # the user's bytes, unchanged
+        if samples is not None:
+            feeds = check_inputs(_arrays(samples, what="samples"), signature)
+            origin = "sample"
+        else:
+            feeds = generate_inputs(signature)
+            origin = "generated"
+        session, outputs = _load_and_run(onnx_path, signature, feeds, origin=origin)
+        del session
+        if expected is not None:
+            reference = check_expected(
+                _arrays(expected, what="expected outputs"),
+                signature,
+                batch=_rows(feeds),
+            )
+            if not reference:
+                raise InvalidSamples("the expected outputs file names none of the model's outputs")
+            if scores_output is not None and scores_output not in reference:
+                raise InvalidSamples(
+                    f"scores output {scores_output!r} is not in the expected outputs"
+                )
+            parity = compare_outputs(
+                expected=reference,
+                actual=outputs,
+                tolerance=tolerance,
+                reference="expected",
+                scores_output=scores_output,
+            )
+        else:
+            parity = unchecked(rows=_rows(feeds))
+        producer = " ".join(p for p in (graph.producer_name, graph.producer_version) if p)
+        return assemble(
+            onnx_path=onnx_path,
+            name=name,
+            out_dir=out_dir,
+            feeds=feeds,
+            parity=parity,
+            frameworks={"producer": producer or "unknown", **_onnx_frameworks(graph)},
+            source={"kind": "onnx", "file": source.name, "inputs": origin},
+            labels=labels,
+            description=description,
+            started=started,
+        )
+
+
+def package_torch(
+    module: torch.nn.Module,
+    *,
+    name: str,
+    samples: ArraysOrFile,
+    out_dir: Path,
+    dynamic_axes: DynamicAxes | None = None,
+    max_lengths: Mapping[str, int] | None = None,
+    output_names: Sequence[str] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    scores_output: str | None = None,
+    labels: Sequence[str] | None = None,
+    description: str = "",
+    metrics: Mapping[str, float] | None = None,
+    source: Mapping[str, str] | None = None,
+) -> BuildResult:
+    """Export ``module`` to ONNX and package it as ``out_dir/model.tar.gz``.
+
+    ``samples`` are named as ``forward``'s parameters (they become the graph's input names),
+    at least 2 rows. Axis 0 of every input is a dynamic batch axis; ``dynamic_axes`` names
+    more (``{"token_ids": {1: "sequence"}, "mask": {1: "sequence"}}``) and ``max_lengths``
+    bounds them (``{"sequence": 256}``). Outputs are named by ``output_names``, else by the
+    keys of a returned dict, else ``output`` (``output_0``, ``output_1``, ... for several).
+    Parity with eager torch is checked on the samples, on the first row alone, and with every
+    named dynamic dimension one shorter; any difference over ``tolerance`` refuses the model.
+    """
+    import torch
+
+    from model_build.export import EXPORTER, OPSET, export_onnx
+    from model_build.parity import merge_reports, torch_outputs
+    from model_build.signature import signature_from_onnx
+
+    started = time.perf_counter()
+    _check_name(name)
+    if not isinstance(module, torch.nn.Module):
+        raise ExportFailed(f"expected a torch.nn.Module, got {type(module).__name__}")
+    module.eval()
+    arrays = _forward_arguments(module, _arrays(samples, what="samples"))
+    names = list(output_names) if output_names else _output_names(module, arrays)
+    with tempfile.TemporaryDirectory(prefix="modelway-package-") as work:
+        onnx_path = export_onnx(
+            model=module,
+            inputs={key: torch.from_numpy(value) for key, value in arrays.items()},
+            path=Path(work) / MODEL_FILE_NAME,
+            output_names=names,
+            dynamic_axes=dynamic_axes,
+            max_lengths=max_lengths,
+        )
+        signature = signature_from_onnx(onnx_path)
+        graph_inputs = [spec.name for spec in signature.inputs]
+        if sorted(graph_inputs) != sorted(arrays):
+            # torch.export drops a parameter forward never reads.
+            raise ExportFailed(
+                f"the exported graph takes inputs {graph_inputs}, the samples give "
+                f"{sorted(arrays)}: drop the samples forward does not use"
+            )
+        session, _ = _load_and_run(onnx_path, signature, arrays, origin="sample")
+        reports = []
+        for label, feeds in _parity_variants(arrays, dynamic_axes or {}):
+            actual = dict(zip(names, session.run(names, feeds), strict=True))
+            expected = torch_outputs(model=module, inputs=feeds, output_names=names)
+            reports.append(
+                (
+                    label,
+                    _compare(expected, actual, tolerance=tolerance, scores_output=scores_output),
+                )
+            )
+        del session
+        parity = merge_reports(reports)
+        return assemble(
+            onnx_path=onnx_path,
+            name=name,
+            out_dir=out_dir,
+            feeds=arrays,
+            parity=parity,
+            frameworks={
+                "torch": torch.__version__,
+                "exporter": EXPORTER,
+                **_onnx_frameworks(None, opset=OPSET),
+            },
+            source={"kind": "torch", "module": type(module).__name__, **(source or {})},
+            labels=labels,
+            description=description,
+            metrics=metrics,
+            started=started,
+        )
+
+
+def package_hf(*args: Any, **kwargs: Any) -> BuildResult:
+    """A Hugging Face model directory (see ``model_build.hf``)."""
+    from model_build.hf import package_hf as package
+
+    return package(*args, **kwargs)
+
+
+def assemble(
+    *,
+    onnx_path: Path,
+    name: str,
+    out_dir: Path,
+    feeds: Mapping[str, np.ndarray],
+    parity: ParityReport,
+    frameworks: Mapping[str, str],
+    source: Mapping[str, Any],
+    labels: Sequence[str] | None = None,
+    description: str = "",
+    metrics: Mapping[str, float] | None = None,
+    signature: Signature | None = None,
+    extra_files: Mapping[str, Path] | None = None,
+    extra_manifest: Mapping[str, Any] | None = None,
+    started: float | None = None,
+) -> BuildResult:
+    """The common end of every packaging: refuse a failed parity, measure latency on
+    ``feeds``, write ``out_dir/model.tar.gz`` and verify it as publishing will.
+
+    ``signature`` is the graph's unless given (a model whose server-side pre-processing
+    changes what a client sends); ``extra_files`` are packed beside the model (e.g.
+    ``tokenizer.json``) and ``extra_manifest`` merged into the manifest.
+    """
+    import onnxruntime
+
+    from model_build.latency import measure_latency
+    from model_build.parity import describe_failure
+    from model_build.signature import signature_from_onnx
+    from model_build.verify import verify_artifact
+
+    started = time.perf_counter() if started is None else started
+    if not parity.passed:
+        raise ParityFailed(describe_failure(parity))
+    manifest = Manifest(
+        name=name,
+        sha256=sha256_file(onnx_path),
+        signature=signature if signature is not None else signature_from_onnx(onnx_path),
+        frameworks={**frameworks, "onnxruntime": onnxruntime.__version__},
+        parity=parity,
+        metrics=dict(metrics or {}),
+        latency_ms=measure_latency(onnx_path=onnx_path, feeds=feeds),
+        labels=list(labels) if labels is not None else None,
+        description=description,
+        created_at=utc_now(),
+        **{"source": dict(source), **dict(extra_manifest or {})},
+    )
+    artifact = write_artifact(
+        model_path=onnx_path,
+        manifest=manifest,
+        dest=out_dir / ARTIFACT_NAME,
+        extra_files=extra_files,
+    )
+    try:
+        # The same gate publishing applies; a package that cannot pass it claims no success.
+        verify_artifact(path=artifact)
+    except Exception:
+        artifact.unlink(missing_ok=True)
+        raise
+    return BuildResult(artifact=artifact, manifest=manifest, seconds=time.perf_counter() - started)
 
 
 def sha256_file(path: Path) -> str:
@@ -28,13 +310,24 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_artifact(*, model_path: Path, manifest: Manifest, dest: Path) -> Path:
-    """Package ``model_path`` (stored as ``manifest.model_file``) and the manifest into
-    ``dest``. All or nothing: the file appears at ``dest`` only once it is complete."""
+def write_artifact(
+    *,
+    model_path: Path,
+    manifest: Manifest,
+    dest: Path,
+    extra_files: Mapping[str, Path] | None = None,
+) -> Path:
+    """Package ``model_path`` (stored as ``manifest.model_file``), the manifest and
+    ``extra_files`` (archive name → file) into ``dest``. All or nothing: the file appears at
+    ``dest`` only once it is complete."""
     members = {
         manifest.model_file: model_path.read_bytes(),
         MANIFEST_NAME: manifest_bytes(manifest),
     }
+    for member, path in (extra_files or {}).items():
+        if member in members:
+            raise ValueError(f"{member} is already in the artifact")
+        members[member] = Path(path).read_bytes()
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial")
     try:
@@ -56,3 +349,167 @@ def write_artifact(*, model_path: Path, manifest: Manifest, dest: Path) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return dest
+
+
+# Helpers -----------------------------------------------------------------------------------
+def _check_name(name: str) -> None:
+    if not MODEL_NAME_RE.match(name):
+        raise PackagingError(
+            f"invalid model name {name!r}: lowercase letters, digits and '-', at most 40, "
+            "starting with a letter or digit",
+            code="invalid_name",
+        )
+
+
+def _arrays(value: ArraysOrFile, *, what: str) -> Mapping[str, np.ndarray]:
+    from model_build.samples import load_npz
+
+    if isinstance(value, str | Path):
+        return load_npz(Path(value), what=what)
+    return value
+
+
+def _rows(feeds: Mapping[str, np.ndarray]) -> int:
+    return int(next(iter(feeds.values())).shape[0])
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500]
+
+
+def _load_and_run(
+    onnx_path: Path, signature: Signature, feeds: Mapping[str, np.ndarray], *, origin: str
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """Refuse what the model server could not serve, then run ``feeds`` once."""
+    from model_build.runner import open_session, run_rows
+    from model_build.signature import require_batch_axis
+
+    require_batch_axis(signature)
+    session = open_session(onnx_path)
+    return session, run_rows(session, feeds, source=origin)
+
+
+def _save_inline(graph: Any, path: Path) -> None:
+    """Re-save a model whose weights were in external files with the weights inside: the
+    artifact carries one model file. Protobuf caps that at 2 GB."""
+    import onnx
+
+    try:
+        onnx.save_model(graph, str(path), save_as_external_data=False)
+    except ValueError as exc:  # "Message onnx.ModelProto exceeds maximum protobuf size of 2GB"
+        raise InvalidModel(
+            f"the model's weights do not fit in one ONNX file: {_one_line(exc)}"
+        ) from exc
+
+
+def _onnx_frameworks(graph: Any, *, opset: int | None = None) -> dict[str, str]:
+    import onnx
+
+    if opset is None:
+        opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return {"onnx": onnx.__version__, "opset": str(opset)}
+
+
+def _forward_arguments(
+    module: torch.nn.Module, arrays: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The samples as ``forward``'s keyword arguments, in its parameter order. float64 arrays
+    become float32: numpy's default float is rarely what a torch module computes in."""
+    import numpy as np
+
+    parameters = inspect.signature(module.forward).parameters
+    names = [
+        p.name for p in parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    unknown = sorted(set(arrays) - set(names))
+    if unknown:
+        raise InvalidSamples(
+            f"sample array(s) {unknown} are not parameters of {type(module).__name__}.forward "
+            f"{names}: name each sample array after the parameter it feeds"
+        )
+    required = [
+        p.name
+        for p in parameters.values()
+        if p.name in names and p.default is inspect.Parameter.empty
+    ]
+    missing = [name for name in required if name not in arrays]
+    if missing:
+        raise InvalidSamples(f"no sample array for forward's parameter(s) {missing}")
+    ordered = {}
+    for name in names:
+        if name in arrays:
+            array = np.asarray(arrays[name])
+            if array.dtype.kind not in "biuf":
+                raise InvalidSamples(
+                    f"sample {name!r} is {array.dtype}; a torch module takes numeric tensors"
+                )
+            ordered[name] = array.astype(np.float32) if array.dtype == np.float64 else array
+    rows = {name: (a.shape[0] if a.ndim else 0) for name, a in ordered.items()}
+    if len(set(rows.values())) != 1 or min(rows.values()) < 2:
+        raise InvalidSamples(
+            f"samples need one batch of at least 2 rows shared by every input, got {rows}"
+        )
+    return {name: np.ascontiguousarray(array) for name, array in ordered.items()}
+
+
+def _output_names(module: torch.nn.Module, arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """Names for the outputs of one eager run: a returned dict's keys, else ``output``."""
+    import torch
+
+    from model_build.parity import flatten_outputs
+
+    first = {name: torch.from_numpy(array[:2]) for name, array in arrays.items()}
+    try:
+        with torch.no_grad():
+            result = module(**first)
+    except Exception as exc:
+        raise ExportFailed(
+            f"{type(module).__name__} fails on the samples in eager torch: "
+            f"{type(exc).__name__}: {_one_line(exc)}"
+        ) from exc
+    if isinstance(result, Mapping) and all(isinstance(v, torch.Tensor) for v in result.values()):
+        return [str(key) for key in result]
+    count = len(flatten_outputs(result))
+    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
+
+
+def _parity_variants(
+    arrays: Mapping[str, np.ndarray], dynamic_axes: DynamicAxes
+) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The inputs parity runs on: all samples; the first row alone (a graph that only works
+    for the example's batch fails here); and each named dynamic dimension one shorter (a
+    graph that baked in the example's length fails here)."""
+    variants = [
+        ("samples", dict(arrays)),
+        ("first row alone", {name: array[:1] for name, array in arrays.items()}),
+    ]
+    dims: dict[str, list[tuple[str, int]]] = {}
+    for name, axes in dynamic_axes.items():
+        for axis, dim_name in axes.items():
+            if axis != 0:
+                dims.setdefault(dim_name, []).append((name, axis))
+    for dim_name, members in sorted(dims.items()):
+        shorter = dict(arrays)
+        for name, axis in members:
+            length = arrays[name].shape[axis]
+            shorter[name] = arrays[name].take(range(length - 1), axis=axis)
+        variants.append((f"{dim_name} one shorter", shorter))
+    return variants
+
+
+def _compare(
+    expected: Mapping[str, np.ndarray],
+    actual: Mapping[str, np.ndarray],
+    *,
+    tolerance: float,
+    scores_output: str | None,
+) -> ParityReport:
+    from model_build.parity import compare_outputs
+
+    return compare_outputs(
+        expected=expected,
+        actual=actual,
+        tolerance=tolerance,
+        reference="torch",
+        scores_output=scores_output,
+    )

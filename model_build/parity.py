@@ -1,13 +1,17 @@
-"""Does the ONNX graph compute what the torch model computes? Checked on held-out inputs."""
+"""Does the ONNX graph compute what the original framework computes? Checked on real inputs.
+
+The reference is whatever the model came from: eager torch (``torch_outputs``), or the outputs
+a user saved from their own framework next to an ONNX file they exported themselves.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from functions.core.manifest import ParityReport
+from model_build.errors import ExportFailed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,59 +20,137 @@ if TYPE_CHECKING:
 DEFAULT_TOLERANCE = 1e-4
 
 
-def check_parity(
+def compare_outputs(
     *,
-    model: torch.nn.Module,
-    onnx_path: Path,
-    inputs: np.ndarray,
-    input_name: str,
-    output_names: Sequence[str],
-    scores_output: str,
+    expected: Mapping[str, np.ndarray],
+    actual: Mapping[str, np.ndarray],
     tolerance: float = DEFAULT_TOLERANCE,
+    reference: str,
+    scores_output: str | None = None,
 ) -> ParityReport:
-    """Run both on ``inputs`` (one batch) and compare every output.
+    """Compare each expected output with ONNX Runtime's.
 
-    ``max_abs_diff`` covers all outputs, integer ones included, so a single flipped label
-    (a difference of at least 1) fails the tolerance on its own. ``argmax_agreement`` is the
-    share of samples whose top class from ``scores_output`` is the same in both.
+    ``max_abs_diff`` covers every compared output, integer ones included, so a single flipped
+    label (a difference of at least 1) fails the tolerance on its own; string outputs count
+    as infinitely far apart when they differ. ``argmax_agreement`` (only with
+    ``scores_output``) is the share of rows whose top class is the same in both.
     """
     import numpy as np
-    import onnxruntime as ort
+
+    per_output: dict[str, float] = {}
+    rows = 0
+    for name, want in expected.items():
+        got = actual[name]
+        rows = max(rows, int(want.shape[0]) if want.ndim else 1)
+        if got.shape != want.shape:
+            per_output[name] = math.inf
+        elif want.dtype == object or got.dtype == object or want.dtype.kind in "USb":
+            per_output[name] = 0.0 if bool(np.array_equal(got, want)) else math.inf
+        else:
+            diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+            worst = float(diff.max(initial=0.0))
+            per_output[name] = math.inf if math.isnan(worst) else worst
+    max_abs_diff = max(per_output.values(), default=0.0)
+
+    agreement: float | None = None
+    if scores_output is not None:
+        want_scores = expected[scores_output].reshape(rows, -1)
+        got_scores = actual[scores_output].reshape(rows, -1)
+        agreement = float(np.mean(want_scores.argmax(axis=1) == got_scores.argmax(axis=1)))
+
+    return ParityReport(
+        samples=rows,
+        max_abs_diff=max_abs_diff,
+        argmax_agreement=agreement,
+        tolerance=tolerance,
+        passed=max_abs_diff <= tolerance and agreement in (None, 1.0),
+        reference=reference,
+        outputs=per_output,
+    )
+
+
+def unchecked(*, rows: int) -> ParityReport:
+    """The report for a model with nothing to compare ONNX Runtime with: it ran on ``rows``
+    rows, and no more is claimed (``max_abs_diff`` is absent, not zero)."""
+    return ParityReport(
+        samples=rows,
+        max_abs_diff=None,
+        argmax_agreement=None,
+        tolerance=0.0,
+        passed=True,
+        reference="none",
+    )
+
+
+def merge_reports(reports: Sequence[tuple[str, ParityReport]]) -> ParityReport:
+    """One report for several runs of the same model on different inputs (named by their
+    label): the worst figures of all, the rows of the first, each run's max abs diff under
+    ``checks``."""
+    first = reports[0][1]
+    outputs: dict[str, float] = {}
+    for _, report in reports:
+        for name, diff in report.outputs.items():
+            outputs[name] = max(outputs.get(name, 0.0), diff)
+    # Extra field (the report allows them): each run's figure, by label.
+    extra: dict[str, Any] = {"checks": {label: r.max_abs_diff for label, r in reports}}
+    agreements = [r.argmax_agreement for _, r in reports if r.argmax_agreement is not None]
+    diffs = [r.max_abs_diff for _, r in reports if r.max_abs_diff is not None]
+    return ParityReport(
+        samples=first.samples,
+        max_abs_diff=max(diffs) if diffs else None,
+        argmax_agreement=min(agreements) if agreements else None,
+        tolerance=first.tolerance,
+        passed=all(r.passed for _, r in reports),
+        reference=first.reference,
+        outputs=outputs,
+        **extra,
+    )
+
+
+def describe_failure(report: ParityReport) -> str:
+    """One line: which output (and which run) is furthest from the reference, and by how
+    much."""
+    worst = max(report.outputs, key=lambda name: report.outputs[name], default=None)
+    where = f" on output {worst!r}" if worst is not None else ""
+    checks = getattr(report, "checks", None) or {}
+    if len(checks) > 1:
+        run = max(checks, key=lambda label: checks[label] or 0.0)
+        where += f" ({run})"
+    line = (
+        f"ONNX Runtime disagrees with {report.reference} on {report.samples} rows{where}: "
+        f"max abs diff {report.max_abs_diff:.3g} (tolerance {report.tolerance:g})"
+    )
+    if report.argmax_agreement is not None:
+        line += f", argmax agreement {report.argmax_agreement:.4f}"
+    return line
+
+
+def torch_outputs(
+    *, model: torch.nn.Module, inputs: Mapping[str, np.ndarray], output_names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Eager torch on ``inputs`` (keyword arguments of ``forward``), outputs by name."""
     import torch
 
     model.eval()
     with torch.no_grad():
-        torch_out = model(torch.from_numpy(inputs))
-    torch_outputs = torch_out if isinstance(torch_out, tuple | list) else (torch_out,)
-    if len(torch_outputs) != len(output_names):
-        raise ValueError(f"torch returned {len(torch_outputs)} outputs, expected {output_names}")
-    expected = {
-        name: tensor.numpy() for name, tensor in zip(output_names, torch_outputs, strict=True)
-    }
+        result = model(**{name: torch.from_numpy(array) for name, array in inputs.items()})
+    values = flatten_outputs(result)
+    if len(values) != len(output_names):
+        raise ExportFailed(
+            f"the module returned {len(values)} output(s), but {len(output_names)} output "
+            f"name(s) were given: {list(output_names)}"
+        )
+    return {name: value.detach().numpy() for name, value in zip(output_names, values, strict=True)}
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    actual = dict(
-        zip(output_names, session.run(list(output_names), {input_name: inputs}), strict=True)
-    )
 
-    max_abs_diff = 0.0
-    for name in output_names:
-        if actual[name].shape != expected[name].shape:
-            max_abs_diff = math.inf
-            break
-        diff = np.abs(actual[name].astype(np.float64) - expected[name].astype(np.float64))
-        max_abs_diff = max(max_abs_diff, float(diff.max(initial=0.0)))
-    if math.isnan(max_abs_diff):
-        max_abs_diff = math.inf  # NaN compares False with everything; make failure explicit
+def flatten_outputs(result: object) -> list[torch.Tensor]:
+    """A forward's return value as the flat list of tensors the ONNX graph outputs."""
+    import torch
 
-    scores_onnx = actual[scores_output].reshape(len(inputs), -1)
-    scores_torch = expected[scores_output].reshape(len(inputs), -1)
-    agreement = float(np.mean(scores_onnx.argmax(axis=1) == scores_torch.argmax(axis=1)))
-
-    return ParityReport(
-        samples=len(inputs),
-        max_abs_diff=max_abs_diff,
-        argmax_agreement=agreement,
-        tolerance=tolerance,
-        passed=max_abs_diff <= tolerance and agreement == 1.0,
-    )
+    if isinstance(result, torch.Tensor):
+        return [result]
+    if isinstance(result, Mapping):
+        return [tensor for value in result.values() for tensor in flatten_outputs(value)]
+    if isinstance(result, list | tuple):
+        return [tensor for value in result for tensor in flatten_outputs(value)]
+    raise ExportFailed(f"the module returned a {type(result).__name__}, not tensors")

@@ -25,6 +25,13 @@ class BuildResult:
             "artifact": str(self.artifact),
             "name": self.manifest.name,
             "sha256": self.manifest.sha256,
+            "signature": {
+                side: [
+                    f"{spec.name} {spec.datatype} {spec.shape}"
+                    for spec in getattr(self.manifest.signature, side)
+                ]
+                for side in ("inputs", "outputs")
+            },
             "metrics": self.manifest.metrics,
             "parity": self.manifest.parity.model_dump(),
             "latency_ms": self.manifest.latency_ms,

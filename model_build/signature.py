@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from functions.core.errors import InvalidArtifact
 from functions.core.manifest import Signature, TensorSpec
+from model_build.errors import NoBatchAxis, UnsupportedDatatype
 
 if TYPE_CHECKING:
     import onnx
@@ -57,18 +58,34 @@ def signature_from_model(model: onnx.ModelProto) -> Signature:
     return Signature(inputs=inputs, outputs=outputs)
 
 
+def require_batch_axis(signature: Signature) -> None:
+    """Refuse a signature whose inputs do not all start with a dynamic axis.
+
+    The protocol's requests carry rows along axis 0, and the model server stacks requests
+    along it; a fixed first axis (or a scalar input) allows neither."""
+    for spec in signature.inputs:
+        if not spec.shape or spec.shape[0] != -1:
+            raise NoBatchAxis(
+                f"input {spec.name!r} has shape {spec.shape}: its first axis is not a dynamic "
+                "batch axis; export the model with a dynamic first axis (torch: dynamic_shapes "
+                "or --dynamic; skl2onnx: initial_types=[(name, FloatTensorType([None, ...]))])"
+            )
+
+
 def _tensor_spec(value: onnx.ValueInfoProto) -> TensorSpec:
     import onnx
 
-    if value.type.WhichOneof("value") != "tensor_type":
-        raise InvalidArtifact(f"graph value {value.name!r} is not a tensor")
+    kind = value.type.WhichOneof("value")
+    if kind != "tensor_type":
+        raise UnsupportedDatatype(_not_a_tensor(value, kind))
     tensor_type = value.type.tensor_type
     onnx_name = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
     datatype = ONNX_TO_V2_DATATYPE.get(onnx_name)
     if datatype is None:
-        raise InvalidArtifact(
+        raise UnsupportedDatatype(
             f"graph value {value.name!r} has ONNX type {onnx_name}, "
-            "which the Open Inference Protocol cannot carry"
+            "which the Open Inference Protocol cannot carry; cast it in the graph "
+            "(e.g. to FLOAT or FLOAT16)"
         )
     if not tensor_type.HasField("shape"):
         raise InvalidArtifact(f"graph value {value.name!r} has no shape (rank unknown)")
@@ -78,3 +95,22 @@ def _tensor_spec(value: onnx.ValueInfoProto) -> TensorSpec:
         for dim in tensor_type.shape.dim
     ]
     return TensorSpec(name=value.name, datatype=datatype, shape=shape)
+
+
+def _not_a_tensor(value: onnx.ValueInfoProto, kind: str | None) -> str:
+    described = {"sequence_type": "a sequence", "map_type": "a map", "optional_type": "an optional"}
+    what = described.get(kind or "", "not a tensor")
+    if kind == "sequence_type" and value.type.sequence_type.elem_type.WhichOneof("value") == (
+        "map_type"
+    ):
+        # What scikit-learn converters emit by default for a classifier's probabilities.
+        return (
+            f"graph value {value.name!r} is a sequence of maps (scikit-learn's ZipMap), which "
+            "the Open Inference Protocol cannot carry; convert without it to get a "
+            "[batch, classes] tensor: skl2onnx.to_onnx(clf, X, "
+            "options={id(clf): {'zipmap': False}})"
+        )
+    return (
+        f"graph value {value.name!r} is {what}, not a tensor: the Open Inference Protocol "
+        "carries only tensors"
+    )

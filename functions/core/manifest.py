@@ -92,13 +92,24 @@ class Signature(BaseModel):
 
 
 class ParityReport(BaseModel):
-    """torch vs ONNX Runtime on held-out inputs."""
+    """The original framework (``reference``) vs ONNX Runtime on real inputs.
+
+    ``reference`` is ``torch`` (eager torch), ``expected`` (outputs the user's own framework
+    gave, packaged with an ONNX file), or ``none``: an ONNX file packaged without expected
+    outputs ran on ``samples`` rows, and nothing was compared (``max_abs_diff`` is null).
+    """
+
+    # Room for figures a kind of model adds (cosine similarity for embeddings, ...).
+    model_config = ConfigDict(extra="allow")
 
     samples: int = Field(gt=0)
-    max_abs_diff: float
-    argmax_agreement: float
+    max_abs_diff: float | None = None
+    argmax_agreement: float | None = None
     tolerance: float
     passed: bool
+    reference: str = "torch"
+    # Max abs diff per compared output.
+    outputs: dict[str, float] = Field(default_factory=dict)
 
 
 class Manifest(BaseModel):

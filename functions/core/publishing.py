@@ -324,6 +324,13 @@ def check_parity_report(manifest: Manifest) -> None:
             f"parity check failed at build time: max abs diff {parity.max_abs_diff} "
             f"(tolerance {parity.tolerance}), argmax agreement {parity.argmax_agreement}"
         )
+    if parity.max_abs_diff is None:
+        # Only a model packaged with nothing to compare against may say so.
+        if parity.reference != "none":
+            raise InvalidArtifact(
+                f"parity report compares with {parity.reference!r} but has no max abs diff"
+            )
+        return
     # A hand-edited report could say passed while its own numbers say otherwise.
     if not math.isfinite(parity.max_abs_diff) or parity.max_abs_diff > parity.tolerance:
         raise InvalidArtifact(

@@ -16,7 +16,7 @@ from typing import Any
 from functions.core.errors import ModelwayError
 
 # Each names a module in this package with ``register(subparsers)``.
-COMMAND_MODULES = ("build", "publish", "keys", "up", "invoke", "batch")
+COMMAND_MODULES = ("build", "package", "publish", "keys", "up", "invoke", "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ class DigitsNet(nn.Module):
             nn.Linear(64, NUM_CLASSES),
         )
 
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.classifier(self.features(pixels / PIXEL_MAX))
+    # The parameter's name is the graph's input name (INPUT_NAME), which clients send.
+    def forward(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.classifier(self.features(input / PIXEL_MAX))
         return logits, torch.argmax(logits, dim=1)

@@ -40,6 +40,8 @@ def test_parity_holds_on_the_whole_test_split(digits_build: BuildResult) -> None
     assert parity.passed
     assert parity.samples == 360
     assert parity.argmax_agreement == 1.0
+    assert parity.reference == "torch"
+    assert parity.max_abs_diff is not None
     assert parity.max_abs_diff <= parity.tolerance <= 1e-4
 
 
@@ -129,31 +131,31 @@ def test_a_model_below_the_accuracy_floor_is_not_packaged(
 
 
 def test_parity_check_catches_a_graph_that_computes_something_else(tmp_path: Path) -> None:
+    import onnxruntime as ort
     import torch
 
     from model_build.digits.net import DigitsNet
     from model_build.export import export_onnx
-    from model_build.parity import check_parity
+    from model_build.parity import compare_outputs, torch_outputs
 
     torch.manual_seed(0)
     model = DigitsNet().eval()
     images = load_split().test_images[:64]
     onnx_path = export_onnx(
         model=model,
-        example=torch.from_numpy(images[:2]),
+        inputs={"input": torch.from_numpy(images[:2])},
         path=tmp_path / "model.onnx",
-        input_name="input",
         output_names=("logits", "label"),
     )
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    actual = dict(zip(("logits", "label"), session.run(None, {"input": images}), strict=True))
 
     def parity() -> ParityReport:
-        return check_parity(
-            model=model,
-            onnx_path=onnx_path,
-            inputs=images,
-            input_name="input",
-            output_names=("logits", "label"),
-            scores_output="logits",
+        expected = torch_outputs(
+            model=model, inputs={"input": images}, output_names=("logits", "label")
+        )
+        return compare_outputs(
+            expected=expected, actual=actual, reference="torch", scores_output="logits"
         )
 
     assert parity().passed
@@ -164,9 +166,12 @@ def test_parity_check_catches_a_graph_that_computes_something_else(tmp_path: Pat
         last.bias[3] += 5.0  # the torch side now favours "3"
     report = parity()
     assert not report.passed
+    assert report.max_abs_diff is not None
     assert report.max_abs_diff >= 5.0 - 1e-4
+    assert report.argmax_agreement is not None
     assert report.argmax_agreement < 1.0
     assert report.samples == 64
+    assert report.outputs["label"] >= 1.0  # flipped labels count too
 
 
 def test_a_retrain_with_another_seed_is_a_new_model_file(

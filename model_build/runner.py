@@ -1,0 +1,73 @@
+"""ONNX Runtime as packaging uses it: load a graph and run it, with a one-line reason when
+either fails, so a model that cannot serve is refused before it becomes an artifact."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from model_build.errors import ModelRunFailed, UnsupportedOperator
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# What ONNX Runtime says when the graph needs an operator (or an opset of one) it lacks.
+_MISSING_OPERATOR = re.compile(
+    r"not a registered function/op|Could not find an implementation|NOT_IMPLEMENTED|"
+    r"is under development|Unsupported ONNX opset|opset .* is not supported",
+    re.IGNORECASE,
+)
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
+
+
+def open_session(path: Path, *, threads: int = 1) -> Any:
+    """An ``InferenceSession`` on the CPU provider (the one every machine has)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: the refusal says what went wrong
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... classes
+        message = ort_message(exc)
+        if _MISSING_OPERATOR.search(message):
+            raise UnsupportedOperator(
+                f"ONNX Runtime {ort.__version__} cannot run this model: {message}"
+            ) from exc
+        raise ModelRunFailed(
+            f"ONNX Runtime {ort.__version__} cannot load this model: {message}"
+        ) from exc
+
+
+def run_rows(
+    session: Any, feeds: Mapping[str, np.ndarray], *, source: str
+) -> dict[str, np.ndarray]:
+    """Every output for ``feeds`` (one batch), checked to hold one row per input row: the
+    model server splits a batched answer along axis 0."""
+    try:
+        values = session.run(None, dict(feeds))
+    except Exception as exc:
+        raise ModelRunFailed(
+            f"ONNX Runtime fails on the {source} inputs: {ort_message(exc)}"
+        ) from exc
+    outputs = {arg.name: value for arg, value in zip(session.get_outputs(), values, strict=True)}
+    batch = next(iter(feeds.values())).shape[0]
+    for name, value in outputs.items():
+        if getattr(value, "ndim", 0) == 0 or value.shape[0] != batch:
+            raise ModelRunFailed(
+                f"output {name!r} has shape {list(getattr(value, 'shape', []))} for "
+                f"{batch} input rows: every output needs one row per input row (axis 0)"
+            )
+    return outputs
+
+
+def ort_message(exc: BaseException) -> str:
+    """ONNX Runtime's message on one line, without its ``[ONNXRuntimeError] : 1 : FAIL :``."""
+    first = " ".join(str(exc).split())
+    return _ORT_PREFIX.sub("", first)[:500]

@@ -1,0 +1,133 @@
+"""The packaging API on users' own models: what ends up in the artifact."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from byom_testkit import IrisFiles
+
+from functions.core.errors import InvalidArtifact
+from functions.core.manifest import MANIFEST_NAME, MODEL_FILE_NAME, Manifest
+from model_build import package_onnx
+from model_build.package import sha256_file
+
+
+def _manifest(artifact: Path) -> Manifest:
+    with tarfile.open(artifact, "r:gz") as tar:
+        member = tar.extractfile(MANIFEST_NAME)
+        assert member is not None
+        return Manifest.model_validate(json.loads(member.read()))
+
+
+def test_an_skl2onnx_file_with_expected_outputs(iris: IrisFiles, tmp_path: Path) -> None:
+    result = package_onnx(
+        iris.onnx, name="iris", out_dir=tmp_path, samples=iris.samples, expected=iris.expected,
+        labels=["setosa", "versicolor", "virginica"], scores_output="probabilities",
+    )  # fmt: skip
+    manifest = _manifest(result.artifact)
+    assert manifest == result.manifest
+    # The user's file is packed byte for byte.
+    assert manifest.sha256 == sha256_file(iris.onnx)
+    assert [(s.name, s.datatype, s.shape) for s in manifest.signature.inputs] == [
+        ("X", "FP32", [-1, 4])
+    ]
+    assert [(s.name, s.datatype, s.shape) for s in manifest.signature.outputs] == [
+        ("label", "INT64", [-1]),
+        ("probabilities", "FP32", [-1, 3]),
+    ]
+    parity = manifest.parity
+    assert (parity.reference, parity.samples, parity.passed) == ("expected", 30, True)
+    assert parity.outputs["label"] == 0.0
+    assert parity.outputs["probabilities"] < 1e-6
+    assert parity.argmax_agreement == 1.0
+    assert manifest.frameworks["producer"].startswith("skl2onnx")
+    assert manifest.frameworks["opset"]
+    assert set(manifest.latency_ms) == {"p50_batch1", "p99_batch1", "p50_batch32", "p99_batch32"}
+    assert manifest.model_extra is not None
+    assert manifest.model_extra["source"] == {
+        "kind": "onnx",
+        "file": "iris.onnx",
+        "inputs": "sample",
+    }
+
+
+def test_without_samples_the_model_runs_on_generated_inputs(
+    iris: IrisFiles, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from model_build.cli import main
+
+    assert main(["package", str(iris.onnx), "--name", "iris", "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["artifact"] == str(tmp_path / "model.tar.gz")
+    assert summary["parity"]["reference"] == "none"
+    assert summary["parity"]["max_abs_diff"] is None  # nothing compared, nothing claimed
+    assert "parity not checked" in summary["note"]
+    assert summary["signature"]["outputs"] == ["label INT64 [-1]", "probabilities FP32 [-1, 3]"]
+
+
+def test_arrays_in_memory_work_like_files(iris: IrisFiles, tmp_path: Path) -> None:
+    rows = iris.features[:7].astype(np.float64)  # numpy's default float: cast, not refused
+    result = package_onnx(
+        iris.onnx, name="iris", out_dir=tmp_path, samples={"X": rows},
+        expected={"probabilities": iris.classifier.predict_proba(rows)},
+    )  # fmt: skip
+    assert result.manifest.parity.samples == 7
+    assert list(result.manifest.parity.outputs) == ["probabilities"]
+
+
+def test_the_torch_module_keeps_its_names_types_and_dynamic_axes(ranker: dict[str, Any]) -> None:
+    summary = ranker["summary"]
+    assert summary["signature"] == {
+        "inputs": ["token_ids INT64 [-1, -1]", "attention_mask FP32 [-1, -1]"],
+        # forward returns a dict: its keys name the outputs (one of which, "embedding",
+        # is also the name torch's exporter gives the nn.Embedding's own value).
+        "outputs": ["logits FP32 [-1, 3]", "embedding FP32 [-1, 32]"],
+    }
+    parity = summary["parity"]
+    assert parity["reference"] == "torch"
+    assert parity["passed"] is True
+    assert parity["max_abs_diff"] <= 1e-4
+    assert set(parity["checks"]) == {"samples", "first row alone", "sequence one shorter"}
+    assert Path(summary["artifact"]).name == "model.tar.gz"
+
+
+def test_the_torch_artifact_runs_any_sequence_length_within_the_bound(
+    ranker: dict[str, Any],
+) -> None:
+    import onnxruntime as ort
+    import torch
+    import user_ranker  # type: ignore[import-not-found]
+
+    with tarfile.open(ranker["summary"]["artifact"], "r:gz") as tar:
+        member = tar.extractfile(MODEL_FILE_NAME)
+        assert member is not None
+        session = ort.InferenceSession(member.read(), providers=["CPUExecutionProvider"])
+    module = user_ranker.build()
+    for length in (1, 5, 40):
+        ids = np.arange(1, 3 * length + 1, dtype=np.int64).reshape(3, length) % 499 + 1
+        mask = np.ones((3, length), np.float32)
+        logits, _ = session.run(None, {"token_ids": ids, "attention_mask": mask})
+        with torch.no_grad():
+            want = module(torch.from_numpy(ids), torch.from_numpy(mask))["logits"].numpy()
+        np.testing.assert_allclose(logits, want, atol=1e-5)
+
+
+def test_publishing_accepts_unchecked_parity_only_when_it_says_so(iris: IrisFiles) -> None:
+    from functions.core.manifest import ParityReport
+    from functions.core.publishing import check_parity_report
+
+    base: dict[str, Any] = {
+        "name": "iris", "sha256": "0" * 64,
+        "signature": {"inputs": [{"name": "X", "datatype": "FP32", "shape": [-1, 4]}],
+                      "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1]}]},
+    }  # fmt: skip
+    unchecked = ParityReport(samples=2, tolerance=0.0, passed=True, reference="none")
+    check_parity_report(Manifest.model_validate({**base, "parity": unchecked.model_dump()}))
+    claimed = ParityReport(samples=2, tolerance=1e-4, passed=True, reference="torch")
+    with pytest.raises(InvalidArtifact, match="has no max abs diff"):
+        check_parity_report(Manifest.model_validate({**base, "parity": claimed.model_dump()}))
