@@ -36,6 +36,8 @@ class ConfigError(ValueError):
 class FunctionConfig:
     memory_mb: int
     timeout_seconds: int
+    # Lambda SnapStart on the published version API Gateway invokes (infra/README.md: cost).
+    snap_start: bool
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The router: one FastAPI app for the Lambda handler (via Mangum) and for uvicorn locally
-(``uvicorn --factory functions.api.app:create_app``, settings from the environment)."""
+(``uvicorn --factory functions.api.app:app_from_environment``)."""
 
 from __future__ import annotations
 
@@ -40,4 +40,12 @@ def create_app(
     app.add_middleware(ObserveMiddleware)
     for module in (health, inference, admin, jobs):
         app.include_router(module.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app as served: settings from the environment, and the data plane's clients built
+    before the first request (``RouterState.prepare``) instead of by it."""
+    app = create_app(settings=get_settings())
+    app.state.modelway.prepare()
     return app

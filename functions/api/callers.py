@@ -51,6 +51,9 @@ class KeyCache:
     def forget(self, *, key_id: str) -> None:
         self._cache.discard_where(lambda _digest, key: key.key_id == key_id)
 
+    def clear(self) -> None:
+        self._cache.clear()
+
 
 class LastUsed:
     """Records a key's last use, at most once per key per ``interval`` (best effort)."""
@@ -59,6 +62,10 @@ class LastUsed:
         self.interval = interval
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._touched.clear()
 
     def touch(self, *, registry: Registry, key_id: str, now: float) -> None:
         with self._lock:

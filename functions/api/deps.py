@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 
 from functions.api.callers import KeyCache, LastUsed, resolve_caller
 from functions.api.services.lookup import LookupCache
-from functions.core import backends, keys
+from functions.core import backends, keys, snapstart
 from functions.core.artifacts.base import ArtifactStore
 from functions.core.deploy.base import Deployer
 from functions.core.errors import PayloadTooLarge
@@ -76,6 +76,26 @@ class RouterState:
     def deployer(self) -> Deployer | None:
         """On AWS, SageMaker models and endpoints follow publishes and alias moves."""
         return backends.make_deployer(self.settings)
+
+    def prepare(self) -> None:
+        """Build what the data plane uses now (the init phase), so that no event pays for it.
+
+        The AWS implementations build and prime their boto3 clients (``prepare``); the local
+        ones have nothing more to do. Control-plane clients stay lazy: few requests use them.
+        """
+        for client in (self.registry, self.runtime):
+            prepare = getattr(client, "prepare", None)
+            if prepare is not None:
+                prepare()
+
+    def renew(self) -> None:
+        """After a SnapStart restore: what one snapshot must not hand to many sandboxes
+        (``functions.core.snapstart``): the canary RNG's state and every cache whose entries
+        were aged on the snapshotted monotonic clock (keys, aliases, versions, last use)."""
+        snapstart.reseed(self.rng)
+        self.key_cache.clear()
+        self.lookups.clear()
+        self.last_used.clear()
 
 
 def new_state(

@@ -1,9 +1,14 @@
 """The ``api`` Lambda: API Gateway (REST, v1 payload) → Mangum → the router app.
 
-The app is built once per container, on the first event, so a cold start pays for imports
-only once and a warm one for nothing. Observability is Powertools': JSON logs with the API
-Gateway request id as correlation id, EMF metrics in the ``modelway`` namespace, X-Ray traces
-(no-op outside Lambda or with ``POWERTOOLS_TRACE_DISABLED``).
+In a Lambda sandbox the app, its routes, settings and the data plane's boto3 clients are
+built at import, the init phase (``init``; ``functions.core.snapstart``): with SnapStart that
+work is in the snapshot, without it the first event still costs what a warm one does. After a
+restore, ``RouterState.renew`` replaces what sandboxes must not share. Elsewhere (tests, tools
+that import this module) nothing is built until ``init()`` or the first event.
+
+Observability is Powertools': JSON logs with the API Gateway request id as correlation id, EMF
+metrics in the ``modelway`` namespace, and X-Ray traces only where tracing is on (in Lambda,
+unless ``POWERTOOLS_TRACE_DISABLED``): elsewhere the X-Ray SDK is not even imported.
 
 Metric dimensions are chosen for bounded cardinality: ``model`` and ``version`` on inference
 requests (a handful each); never key ids, request ids or paths, which go to the log line.
@@ -16,7 +21,7 @@ import logging
 import threading
 from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
@@ -26,6 +31,7 @@ from mangum import Mangum
 
 from functions.api.apigw import RestApiGateway
 from functions.api.observability import RequestRecord
+from functions.core import snapstart, tracing
 
 SERVICE = "modelway-api"
 NAMESPACE = "modelway"
@@ -34,38 +40,68 @@ _LOGGER_PREFIXES = ("modelway", "functions", "mangum")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+tracer = tracing.tracer(service=SERVICE)
 
 _adapter: Mangum | None = None
 _adapter_lock = threading.Lock()
 
 
 def build_adapter(app: FastAPI) -> Mangum:
-    """Mangum over ``app``, with the request metrics wired in. Lifespan is off: the app has
-    no startup work, and its clients are built lazily on first use."""
+    """Mangum over ``app``, with the request metrics wired in. Lifespan is off: the app's
+    startup work is done before (``init``), or left to first use (tests)."""
     app.state.observer = record_request
     return Mangum(app, lifespan="off", custom_handlers=[RestApiGateway])
 
 
-def _get_adapter() -> Mangum:
+def init() -> Mangum:
+    """Build the app and its data-plane clients (once), and register the SnapStart hooks."""
     global _adapter
     if _adapter is None:
         with _adapter_lock:
             if _adapter is None:
-                from functions.api.app import create_app
-                from functions.core.settings import get_settings
+                from functions.api.app import app_from_environment
 
-                settings = get_settings()
-                logger.setLevel(settings.log_level)
-                app = create_app(settings=settings)
+                app = app_from_environment()
+                logger.setLevel(app.state.modelway.settings.log_level)
                 names = {
                     name
                     for name in logging.root.manager.loggerDict
                     if name.startswith(_LOGGER_PREFIXES)
                 }
                 copy_config_to_registered_loggers(source_logger=logger, include=names)
+                adapter = Mangum(app, lifespan="off", custom_handlers=[RestApiGateway])
+                _prime(adapter)
                 _adapter = build_adapter(app)
+                snapstart.register(after_restore=app.state.modelway.renew)
     return _adapter
+
+
+# An inference request without a key: it runs Mangum, routing, the inference route and the
+# error handling once (401), so the first real event finds them warm, and touches no client.
+_PRIME_EVENT: dict[str, Any] = {
+    "resource": "/v2/{proxy+}",
+    "path": "/v2/models/prime/infer",
+    "httpMethod": "POST",
+    "headers": {"content-type": "application/json"},
+    "multiValueHeaders": {"content-type": ["application/json"]},
+    "queryStringParameters": None,
+    "multiValueQueryStringParameters": None,
+    "pathParameters": {"proxy": "models/prime/infer"},
+    "stageVariables": None,
+    "requestContext": {"stage": "prime", "requestId": "prime", "identity": {}},
+    "body": "{}",
+    "isBase64Encoded": False,
+}
+
+
+def _prime(adapter: Mangum) -> None:
+    response = adapter(_PRIME_EVENT, cast(Any, None))
+    if response.get("statusCode") != 401:  # a change in the app, not a reason to fail init
+        logger.warning("priming request answered %s", response.get("statusCode"))
+
+
+def _get_adapter() -> Mangum:
+    return _adapter if _adapter is not None else init()
 
 
 def record_request(record: RequestRecord) -> None:
@@ -93,10 +129,7 @@ def record_request(record: RequestRecord) -> None:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not isinstance(event, dict) or "requestContext" not in event or "httpMethod" not in event:
         # Not an API Gateway proxy event (a direct invoke, a warmer): nothing to route.
         logger.warning("ignored an event that is not an API Gateway REST proxy event")
@@ -112,3 +145,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Mangum's own LambdaContext protocol is stricter than Powertools' type; same object.
     response: dict[str, Any] = _get_adapter()(event, cast(Any, context))
     return response
+
+
+_measured = metrics.log_metrics(capture_cold_start_metric=True)(_handle)
+_traced = _measured
+if tracer is not None:
+    _traced = tracer.capture_lambda_handler(capture_response=False)(_measured)
+handler = logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)(
+    _traced
+)
+
+if snapstart.in_lambda():
+    init()  # the init phase: see the module's docstring

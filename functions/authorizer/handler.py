@@ -21,6 +21,10 @@ registry (``functions.core.keys.authenticate``: unknown or revoked keys fail), a
 
 Any other failure (registry unreachable) propagates: API Gateway answers 500 and lets
 nothing through (fails closed), and does not cache it.
+
+In a Lambda sandbox the registry client is built and primed at import, the init phase (under
+SnapStart, before the snapshot; ``functions.core.snapstart``). Nothing here caches a key or
+draws random numbers, so a restore has nothing to renew.
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerRequestEvent,
     APIGatewayAuthorizerResponse,
+    parse_api_gateway_arn,
 )
 
+from functions.core import snapstart
 from functions.core.errors import Unauthenticated
+from functions.core.keys import authenticate
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -50,7 +57,7 @@ _registry_lock = threading.Lock()
 
 
 def get_registry() -> Registry:
-    """Built on the first invocation (not at import) and kept for the container's life."""
+    """Built once per sandbox (at import in Lambda, see above) and kept for its life."""
     global _registry
     if _registry is None:
         with _registry_lock:
@@ -58,7 +65,11 @@ def get_registry() -> Registry:
                 from functions.core.backends import make_registry
                 from functions.core.settings import get_settings
 
-                _registry = make_registry(get_settings())
+                registry = make_registry(get_settings())
+                prepare = getattr(registry, "prepare", None)  # DynamoDB: build + prime
+                if prepare is not None:
+                    prepare()
+                _registry = registry
     return _registry
 
 
@@ -68,10 +79,9 @@ def set_registry(registry: Registry | None) -> None:
     _registry = registry
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+# clear_state: the key id and tenant appended below belong to one invocation's log lines.
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from functions.core.keys import authenticate
-
     request = APIGatewayAuthorizerRequestEvent(event)
     secret = request.headers.get(API_KEY_HEADER) or ""  # case-insensitive in Powertools v3
     try:
@@ -87,10 +97,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def allow(*, key: ApiKey, secret: str, method_arn: str) -> dict[str, Any]:
     """The Allow answer for ``key``: every route of the method's API stage (see above)."""
-    from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-        parse_api_gateway_arn,
-    )
-
     arn = parse_api_gateway_arn(method_arn)
     response = APIGatewayAuthorizerResponse(
         principal_id=key.key_id,
@@ -111,3 +117,7 @@ def allow(*, key: ApiKey, secret: str, method_arn: str) -> dict[str, Any]:
     response.allow_all_routes()
     answer: dict[str, Any] = response.asdict()
     return answer
+
+
+if snapstart.in_lambda():
+    get_registry()  # the init phase: see the module's docstring

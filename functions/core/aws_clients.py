@@ -52,3 +52,44 @@ class LazyClient:
                         self._service, region_name=self._region, config=Config(**self._options)
                     )
         return self._client
+
+
+def prime(
+    client: Any,
+    operation: str,
+    params: dict[str, Any],
+    *,
+    body: bytes = b"{}",
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Run one ``operation`` call through ``client`` with the network cut out.
+
+    botocore does on a client's first call of an operation what it never does again: it loads
+    the operation's model, resolves the endpoint rules, builds the serializer and the parser.
+    Priming during the init phase moves that cost out of the first event (and, under
+    SnapStart, into the snapshot). A ``before-send`` hook answers the request, so the call is
+    serialized and signed as a real one is but opens no connection that a snapshot would
+    carry into many sandboxes.
+    """
+    import io
+
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+    from urllib3.response import HTTPResponse
+
+    answer_headers = {"content-type": "application/json", **(headers or {})}
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        raw = HTTPResponse(
+            body=io.BytesIO(body), headers=answer_headers, status=200, preload_content=False
+        )
+        return AWSResponse(request.url, 200, HTTPHeaders.from_dict(answer_headers), raw)
+
+    event = f"before-send.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    unique_id = f"modelway-prime-{operation}"
+    client.meta.events.register_first(event, answer, unique_id=unique_id)
+    try:
+        from botocore import xform_name
+
+        getattr(client, xform_name(operation))(**params)
+    finally:
+        client.meta.events.unregister(event, unique_id=unique_id)

@@ -109,6 +109,8 @@ class Api(Construct):
             log_level=log_level,
             log_retention_days=log_retention_days,
             removal_policy=removal_policy,
+            published=True,
+            snap_start=authorizer.snap_start,
         )
         storage.grant_table(self.authorizer_function.role, write=False)
 
@@ -126,6 +128,8 @@ class Api(Construct):
             log_level=log_level,
             log_retention_days=log_retention_days,
             removal_policy=removal_policy,
+            published=True,
+            snap_start=router.snap_start,
         )
         self._grant_router(self.router_function.role, storage=storage, endpoints=endpoints)
 
@@ -196,7 +200,8 @@ class Api(Construct):
             self,
             "KeyAuthorizer",
             authorizer_name=f"{endpoint_prefix}-keys",
-            handler=self.authorizer_function.function,
+            # The alias: CDK grants API Gateway the invoke permission on it.
+            handler=self.authorizer_function.invoked,
             identity_sources=[apigw.IdentitySource.header(API_KEY_HEADER)],
             results_cache_ttl=cdk.Duration.seconds(settings.authorizer_cache_ttl_seconds),
         )
@@ -284,11 +289,13 @@ class Api(Construct):
             )
 
     def _add_router_permission(self) -> None:
+        # On the alias the integration invokes (a permission on the unqualified function
+        # would not cover it); by name, like the integration, to keep the loop open.
         lambda_.CfnPermission(
             self,
             "InvokeRouter",
             action="lambda:InvokeFunction",
-            function_name=self.router_function.function.function_name,
+            function_name=self.router_function.arn_from_name,
             principal="apigateway.amazonaws.com",
             source_arn=self.rest_api.arn_for_execute_api(stage=self.stage_name),
         )

@@ -3,6 +3,12 @@
 Each function gets a role of its own that starts empty (no AWS managed policy) so that
 every permission it holds is one its construct granted on purpose, and a log group with the
 environment's retention instead of one Lambda would create that never expires.
+
+A function that API Gateway calls on every request (router, authorizer) is published: each
+deploy publishes a version and moves the ``live`` alias to it, and API Gateway invokes the
+alias. That is what Lambda SnapStart needs (it snapshots published versions only), and it is
+the same wiring with SnapStart off, so turning it on or off per environment changes nothing
+else.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from infra.constructs.nag import acknowledge, allow
 
 # Powertools metrics land here; the dashboard reads the router's metrics from it.
 METRICS_NAMESPACE = "modelway"
+# The alias API Gateway invokes on a published function.
+LIVE_ALIAS = "live"
 # CDK's enum lists the retention periods in ascending order, INFINITE last.
 _RETENTIONS = dict(zip(sorted(LOG_RETENTION_DAYS), list(logs.RetentionDays)[:-1], strict=True))
 
@@ -47,8 +55,12 @@ class ModelwayFunction(Construct):
         log_retention_days: int,
         removal_policy: cdk.RemovalPolicy,
         reserved_concurrency: int | None = None,
+        published: bool = False,
+        snap_start: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        if snap_start and not published:
+            raise ValueError(f"{function_name}: SnapStart applies to published versions only")
         self.function_name = function_name
         self.log_group = logs.LogGroup(
             self,
@@ -84,6 +96,7 @@ class ModelwayFunction(Construct):
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=reserved_concurrency,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
@@ -92,6 +105,18 @@ class ModelwayFunction(Construct):
                 **environment,
             },
         )
+        # The function's published version and the alias that follows it (see above); None
+        # for functions invoked unqualified (S3, EventBridge and self-invocations).
+        self.alias: lambda_.Alias | None = None
+        if published:
+            self.alias = lambda_.Alias(
+                self,
+                "LiveAlias",
+                alias_name=LIVE_ALIAS,
+                # current_version: a new version whenever the code or configuration changes.
+                version=self.function.current_version,
+                description="What API Gateway invokes: the version the last deploy published",
+            )
         acknowledge(
             self.role,
             rule="AwsSolutions-IAM5[Resource::*]",
@@ -100,11 +125,18 @@ class ModelwayFunction(Construct):
         )
 
     @property
+    def invoked(self) -> lambda_.IFunction:
+        """What callers invoke: the ``live`` alias of a published function, else the function."""
+        return self.alias if self.alias is not None else self.function
+
+    @property
     def arn_from_name(self) -> str:
-        """The function's ARN built from its name, usable where a reference would loop."""
+        """The ARN callers invoke (the alias's on a published function), built from names:
+        usable where a reference would loop."""
+        name = self.function_name if self.alias is None else f"{self.function_name}:{LIVE_ALIAS}"
         return cdk.Stack.of(self).format_arn(
             service="lambda",
             resource="function",
-            resource_name=self.function_name,
+            resource_name=name,
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )

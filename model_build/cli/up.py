@@ -130,7 +130,7 @@ def start_stack(*, settings: Settings, host: str, port: int, serving_port: int) 
     )  # fmt: skip
     router = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "functions.api.app:create_app", "--factory",
+            sys.executable, "-m", "uvicorn", "functions.api.app:app_from_environment", "--factory",
             "--host", host, "--port", str(port), "--log-level", "warning",
         ],
         env=env,

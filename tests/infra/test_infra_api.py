@@ -68,20 +68,24 @@ def test_every_route_needs_a_key_and_the_authorizer_except_health(each_env: Synt
     assert not any(method == "OPTIONS" for method, _ in methods), "CORS is off by default"
 
 
-def test_router_integration_is_a_lambda_proxy_to_the_router(each_env: Synthesized) -> None:
+def test_router_integration_is_a_lambda_proxy_to_the_routers_live_alias(
+    each_env: Synthesized,
+) -> None:
     name = f"modelway-{each_env.name}-api"
     for props in _methods(each_env).values():
         integration = props["Integration"]
         assert integration["Type"] == "AWS_PROXY"
         assert integration["IntegrationHttpMethod"] == "POST"
-        assert flat(integration["Uri"]).endswith(f":function:{name}/invocations")
+        assert flat(integration["Uri"]).endswith(f":function:{name}:live/invocations")
     permissions = [
         p["Properties"]
         for p in each_env.of_type("AWS::Lambda::Permission").values()
         if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
     ]
-    router_id = each_env.logical_id(each_env.stack.api.router_function.function)
-    (router_permission,) = [p for p in permissions if p["FunctionName"] == {"Ref": router_id}]
+    (router_permission,) = [
+        p for p in permissions if flat(p["FunctionName"]).endswith(f":function:{name}:live")
+    ]
+    assert router_permission["Action"] == "lambda:InvokeFunction"
     assert flat(router_permission["SourceArn"]).endswith(f"/{each_env.name}/*/*")
 
 

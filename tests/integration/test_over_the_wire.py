@@ -7,7 +7,7 @@
   directory, so after each publish the test fetches the artifact from "S3" into it — what a
   SageMaker Model does with its ``ModelDataUrl`` (``MODELWAY_SAGEMAKER_DEPLOY=false``: moto's
   SageMaker would not run anything).
-- The router is ``functions.api.app:create_app`` under uvicorn in its own process with
+- The router is ``functions.api.app:app_from_environment`` under uvicorn in its own process with
   ``MODELWAY_ENV=dev``, driven with httpx as a client would: publish, alias, canary split,
   rollback, history, retire, key rotation and revocation.
 
@@ -266,7 +266,8 @@ def wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
         }
         router = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "--factory", "functions.api.app:create_app",
+                sys.executable, "-m", "uvicorn", "--factory",
+                "functions.api.app:app_from_environment",
                 "--host", "127.0.0.1", "--port", str(router_port), "--log-level", "warning",
             ],
             cwd=REPO,

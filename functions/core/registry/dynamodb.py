@@ -157,6 +157,13 @@ class DynamoDBRegistry:
     def table_name(self) -> str:
         return self._table
 
+    def prepare(self) -> None:
+        """Build the client and prime ``GetItem`` (the read behind every key and alias lookup)
+        without a connection: see ``functions.core.aws_clients.prime``."""
+        from functions.core.aws_clients import prime
+
+        prime(self._ddb, "GetItem", {"TableName": self._table, "Key": _key("prime", "prime")})
+
     @property
     def _ddb(self) -> Any:
         return self._client.get()

@@ -60,6 +60,20 @@ class SageMakerRuntimeClient:
                     self._client = self._build_client()
         return self._client
 
+    def prepare(self) -> None:
+        """Build the boto3 client and prime ``InvokeEndpoint`` (init phase; no connection)."""
+        # The first connection encodes the host name as IDNA: a codec import otherwise paid
+        # by the first event.
+        import encodings.idna  # noqa: F401
+
+        from functions.core.aws_clients import prime
+
+        prime(
+            self.client,
+            "InvokeEndpoint",
+            {"EndpointName": "modelway-prime", "Body": b"{}", "ContentType": "application/json"},
+        )
+
     def _build_client(self) -> Boto3RuntimeClient:
         import boto3
         from botocore.config import Config
