@@ -93,18 +93,27 @@ def stack(
         get_settings.cache_clear()
 
 
-def _json_infer(stack: Stack, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    body = {
-        "inputs": [
-            {
-                "name": name,
-                "datatype": "INT64" if array.dtype == np.int64 else "FP32",
-                "shape": list(array.shape),
-                "data": array.ravel().tolist(),
-            }
-            for name, array in inputs.items()
-        ]
+def _json_tensors(inputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "datatype": "INT64" if array.dtype == np.int64 else "FP32",
+            "shape": list(array.shape),
+            "data": array.ravel().tolist(),
+        }
+        for name, array in inputs.items()
+    ]
+
+
+def _outputs(outputs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    return {
+        o["name"]: np.array(o["data"], dtype=NUMPY[o["datatype"]]).reshape(o["shape"])
+        for o in outputs
     }
+
+
+def _json_infer(stack: Stack, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    body = {"inputs": _json_tensors(inputs)}
     response = httpx.post(
         f"{stack.router}/v2/models/{model}/infer",
         json=body,
@@ -113,10 +122,7 @@ def _json_infer(stack: Stack, model: str, inputs: dict[str, np.ndarray]) -> dict
     )
     assert response.status_code == 200, response.text
     assert response.headers["x-model-version"] == "1"
-    return {
-        o["name"]: np.array(o["data"], dtype=NUMPY[o["datatype"]]).reshape(o["shape"])
-        for o in response.json()["outputs"]
-    }
+    return _outputs(response.json()["outputs"])
 
 
 def _binary_infer(
@@ -273,26 +279,8 @@ def test_ranker_batch_scoring_jsonl_matches_eager_torch(stack: Stack, tmp_path: 
     requests, references = [], []
     for index, length in enumerate([4, 9, 2, 13, 6]):
         token_ids, mask = _tokens(1, length, seed=100 + index)
-        requests.append(
-            json.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": "token_ids",
-                            "datatype": "INT64",
-                            "shape": [1, length],
-                            "data": token_ids.ravel().tolist(),
-                        },
-                        {
-                            "name": "attention_mask",
-                            "datatype": "FP32",
-                            "shape": [1, length],
-                            "data": mask.ravel().tolist(),
-                        },
-                    ]
-                }
-            )  # fmt: skip
-        )
+        inputs = {"token_ids": token_ids, "attention_mask": mask}
+        requests.append(json.dumps({"inputs": _json_tensors(inputs)}))
         references.append(_ranker_reference(token_ids, mask))
     bad = json.loads(requests[0])
     bad["inputs"][1]["shape"] = [1, 3]  # the mask no longer matches its data
