@@ -233,11 +233,12 @@ def package_torch(
         )
 
 
-def package_hf(*args: Any, **kwargs: Any) -> BuildResult:
-    """A Hugging Face model directory (see ``model_build.hf``)."""
+def package_hf(directory: Path | str, **kwargs: Any) -> BuildResult:
+    """A local Hugging Face encoder directory: ``model_build.hf.package_hf`` (its arguments:
+    ``task``, ``name``, ``out_dir``, ``precision``, ``max_length``, ...)."""
     from model_build.hf import package_hf as package
 
-    return package(*args, **kwargs)
+    return package(Path(directory), **kwargs)
 
 
 def assemble(
@@ -253,7 +254,7 @@ def assemble(
     description: str = "",
     metrics: Mapping[str, float] | None = None,
     signature: Signature | None = None,
-    extra_files: Mapping[str, Path] | None = None,
+    files: Mapping[str, Path] | None = None,
     extra_manifest: Mapping[str, Any] | None = None,
     started: float | None = None,
 ) -> BuildResult:
@@ -261,8 +262,8 @@ def assemble(
     ``feeds``, write ``out_dir/model.tar.gz`` and verify it as publishing will.
 
     ``signature`` is the graph's unless given (a model whose server-side pre-processing
-    changes what a client sends); ``extra_files`` are packed beside the model (e.g.
-    ``tokenizer.json``) and ``extra_manifest`` merged into the manifest.
+    changes what a client sends); ``files`` (archive name → file) are packed beside the
+    model (e.g. ``tokenizer.json``) and ``extra_manifest`` merged into the manifest.
     """
     import onnxruntime
 
@@ -291,7 +292,7 @@ def assemble(
         model_path=onnx_path,
         manifest=manifest,
         dest=out_dir / ARTIFACT_NAME,
-        extra_files=extra_files,
+        files=files,
     )
     try:
         # The same gate publishing applies; a package that cannot pass it claims no success.
@@ -315,19 +316,14 @@ def write_artifact(
     model_path: Path,
     manifest: Manifest,
     dest: Path,
-    extra_files: Mapping[str, Path] | None = None,
+    files: Mapping[str, Path] | None = None,
 ) -> Path:
-    """Package ``model_path`` (stored as ``manifest.model_file``), the manifest and
-    ``extra_files`` (archive name → file) into ``dest``. All or nothing: the file appears at
-    ``dest`` only once it is complete."""
-    members = {
-        manifest.model_file: model_path.read_bytes(),
-        MANIFEST_NAME: manifest_bytes(manifest),
-    }
-    for member, path in (extra_files or {}).items():
-        if member in members:
-            raise ValueError(f"{member} is already in the artifact")
-        members[member] = Path(path).read_bytes()
+    """Package ``model_path`` (stored as ``manifest.model_file``), the manifest and ``files``
+    (archive name -> file on disk: what the manifest's processing reads, e.g. a tokenizer) into
+    ``dest``. All or nothing: the file appears at ``dest`` only once it is complete."""
+    members = {name: Path(path).read_bytes() for name, path in (files or {}).items()}
+    members[manifest.model_file] = model_path.read_bytes()
+    members[MANIFEST_NAME] = manifest_bytes(manifest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial")
     try:

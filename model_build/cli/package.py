@@ -33,7 +33,8 @@ sources (exactly one):
   --torch MODULE:CALLABLE  a callable returning a torch.nn.Module (your code, importable from
                            PYTHONPATH or the current directory); --samples are named after
                            forward's parameters and become the input names
-  --hf DIR --task TASK     a local Hugging Face directory (config, weights, tokenizer.json)
+  --hf DIR --task TASK     a local Hugging Face directory (config, weights, tokenizer.json);
+                           --quantize int8 or --fp16 make a separate compressed artifact
 
 exit status:
   0 packaged (a JSON summary on stdout)     7 parity over tolerance
@@ -46,6 +47,7 @@ exit status:
 
 examples:
   modelway package iris.onnx --name iris --samples x.npz --expected y.npz
+  modelway package --hf ./all-MiniLM-L6-v2 --task feature-extraction --name minilm
   modelway package --torch mypkg.models:make_model --samples s.npz --name ranker \\
       --dynamic token_ids:1=sequence --dynamic mask:1=sequence --max-length sequence=256
 """
@@ -107,7 +109,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="NAME=N",
-        help="with --torch: an upper bound for a named dynamic axis, e.g. sequence=256",
+        help=(
+            "with --torch: an upper bound for a named dynamic axis, e.g. sequence=256; "
+            "with --hf: the token bound N (default: the model's own)"
+        ),
     )
     parser.add_argument(
         "--outputs",
@@ -126,20 +131,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="an output of class scores: parity also requires the same top class per row",
     )
     parser.add_argument("--labels", metavar="A,B,...", help="class names, in score order")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="with --hf: ONNX Runtime dynamic INT8 quantization (for CPUs), a separate artifact",
+    )
+    precision.add_argument(
+        "--fp16", action="store_true", help="with --hf: FP16 weights (for the CUDA provider)"
+    )
     parser.add_argument("--description", default="", help="a sentence for the manifest")
     parser.set_defaults(func=_package)
 
 
 def _package(args: argparse.Namespace) -> int:
-    from functions.core.errors import InvalidRequest
+    from functions.core.errors import InvalidArtifact, InvalidRequest
     from model_build.cli import print_json
-    from model_build.errors import PackagingError
 
     try:
         result = _run(args)
-    except PackagingError as exc:
+    except InvalidArtifact as exc:  # PackagingError and the Hugging Face path's own errors
         print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
-        return EXIT_STATUSES.get(exc.code, exc.exit_status)
+        return EXIT_STATUSES.get(exc.code, getattr(exc, "exit_status", 1))
     except InvalidRequest as exc:
         print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
         return 2
@@ -163,15 +176,14 @@ def _run(args: argparse.Namespace) -> Any:
     out_dir = args.out if args.out is not None else _default_out_dir(args.name)
     tolerance = args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE
     labels = args.labels.split(",") if args.labels else None
-    torch_only = {
-        "--dynamic": args.dynamic,
-        "--max-length": args.max_length,
-        "--outputs": args.outputs,
-    }
+    torch_only = {"--dynamic": args.dynamic, "--outputs": args.outputs}
     if args.torch is None and any(torch_only.values()):
         raise _usage(f"{', '.join(k for k, v in torch_only.items() if v)} go with --torch")
-    if args.hf is None and args.task is not None:
-        raise _usage("--task goes with --hf")
+    if args.model is not None and args.max_length:
+        raise _usage("--max-length goes with --torch or --hf")
+    hf_only = {"--task": args.task, "--quantize": args.quantize, "--fp16": args.fp16}
+    if args.hf is None and any(hf_only.values()):
+        raise _usage(f"{', '.join(k for k, v in hf_only.items() if v)} go with --hf")
 
     if args.model is not None:
         from model_build.package import package_onnx
@@ -210,11 +222,29 @@ def _run(args: argparse.Namespace) -> Any:
             description=args.description,
             source={"callable": args.torch},
         )
+    from model_build.errors import SourceNotFound
     from model_build.package import package_hf
 
     if args.task is None:
         raise _usage("--hf needs --task feature-extraction or text-classification")
-    return package_hf(model_dir=args.hf, task=args.task, name=args.name, out_dir=out_dir)
+    if args.samples is not None or args.expected is not None:
+        raise _usage(
+            "--samples/--expected are for ONNX files and --torch; "
+            "--hf checks parity on its own sentences"
+        )
+    if len(args.max_length) > 1 or (args.max_length and not args.max_length[0].isdigit()):
+        raise _usage("with --hf, --max-length takes one number of tokens, e.g. 256")
+    if not args.hf.is_dir():
+        raise SourceNotFound(f"Hugging Face directory {args.hf} does not exist")
+    return package_hf(
+        args.hf,
+        task=args.task,
+        name=args.name,
+        out_dir=out_dir,
+        precision="int8" if args.quantize == "int8" else "fp16" if args.fp16 else "fp32",
+        max_length=int(args.max_length[0]) if args.max_length else None,
+        description=args.description,
+    )
 
 
 def load_module(spec: str) -> Any:

@@ -244,3 +244,57 @@ def test_an_invalid_model_name(run_package: Run, iris: IrisFiles) -> None:
     status, _, err = run_package(iris.onnx, "--name", "Iris_Model")
     assert status == 1
     assert "invalid model name 'Iris_Model'" in _one_line(err)
+
+
+def test_hf_flags_reach_the_hugging_face_packager(
+    run_package: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's part of --hf: its flags become package_hf's arguments (the packaging
+    itself is tested with model_build.hf)."""
+    import model_build.package
+    from model_build.errors import ParityFailed
+
+    calls: list[dict[str, object]] = []
+
+    def package_hf(directory: Path, **kwargs: object) -> None:
+        calls.append({"directory": directory, **kwargs})
+        raise ParityFailed("mean cosine 0.98 is under 0.99")
+
+    monkeypatch.setattr(model_build.package, "package_hf", package_hf)
+    (tmp_path / "encoder").mkdir()
+    status, _, err = run_package(
+        "--hf", tmp_path / "encoder", "--task", "feature-extraction", "--name", "enc",
+        "--quantize", "int8", "--max-length", "128",
+    )  # fmt: skip
+    assert status == 7
+    assert "mean cosine 0.98 is under 0.99 (parity_failed)" in _one_line(err)
+    assert calls == [
+        {
+            "directory": tmp_path / "encoder", "task": "feature-extraction", "name": "enc",
+            "out_dir": tmp_path / "out", "precision": "int8", "max_length": 128,
+            "description": "",
+        }
+    ]  # fmt: skip
+
+
+def test_hf_directory_missing(run_package: Run, tmp_path: Path) -> None:
+    status, _, err = run_package(
+        "--hf", tmp_path / "nope", "--task", "text-classification", "--name", "m"
+    )
+    assert status == 3
+    assert "Hugging Face directory" in _one_line(err)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--hf", ".", "--name", "m"],  # no task
+        ["a.onnx", "--name", "m", "--fp16"],  # precision is for --hf
+        ["--hf", ".", "--task", "feature-extraction", "--name", "m", "--max-length", "seq=9"],
+        ["--hf", ".", "--task", "feature-extraction", "--name", "m", "--samples", "s.npz"],
+    ],
+)
+def test_hf_usage_errors(run_package: Run, args: list[str]) -> None:
+    status, _, err = run_package(*args)
+    assert status == 2
+    assert "(usage)" in _one_line(err)
