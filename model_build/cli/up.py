@@ -2,7 +2,8 @@
 
 Builds and publishes the digits demo model if the registry has no model yet, starts the model
 server and the router on loopback as two processes (the same two that run on AWS), watches the
-local ``inputs/`` folder for batch files, and prints a ready-to-paste curl. Ctrl-C stops all.
+local ``inputs/`` folder for batch files, and prints a ready-to-paste curl. A server that dies
+is restarted (``supervise``); Ctrl-C or SIGTERM drains the requests in flight, then stops all.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from model_build.cli.supervise import Child, CrashLoop, RestartPolicy, Supervisor
 
 if TYPE_CHECKING:
     from functions.core.registry.base import Registry
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 
 DEMO_MODEL = "digits"
 LOCAL_ADMIN_KEY_NAME = "local-admin"
-READY_TIMEOUT_SECONDS = 60.0
+# How long stopping waits for each server to finish the requests it holds: longer than API
+# Gateway's 29 s, the longest any request may legitimately take.
+DRAIN_SECONDS = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +42,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--no-watch", action="store_true", help="do not score files dropped in inputs/"
     )
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=5,
+        help="restarts of a crashed server within --restart-window before giving up (5)",
+    )
+    parser.add_argument("--restart-window", type=float, default=60.0, help="seconds (60)")
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=DRAIN_SECONDS,
+        help="on Ctrl-C/SIGTERM, how long each server may finish its requests (30)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -48,19 +64,22 @@ class LocalStack:
 
     router_url: str
     serving_url: str
-    processes: list[subprocess.Popen[bytes]]
+    serving: Child
+    router: Child
 
-    def stop(self) -> None:
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 10
-        for proc in self.processes:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    @property
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        return [c.proc for c in (self.serving, self.router) if c.proc is not None]
+
+    def stop(self, *, drain_s: float = DRAIN_SECONDS) -> None:
+        """The router first: it finishes the requests it accepted, which need the model
+        server; then the model server. A second Ctrl-C kills what is left."""
+        try:
+            self.router.stop(drain_s=drain_s)
+            self.serving.stop(drain_s=drain_s)
+        finally:
+            self.router.kill()
+            self.serving.kill()
 
 
 def ensure_demo_model(*, settings: Settings, registry: Registry) -> None:
@@ -119,45 +138,39 @@ def start_stack(*, settings: Settings, host: str, port: int, serving_port: int) 
         "MODELWAY_HOME": str(settings.home),
         "MODELWAY_SERVING_URL": serving_url,
     }
-    serving = subprocess.Popen(
-        [
+    serving = Child(
+        name="model server",
+        argv=[
             sys.executable, "-m", "serving", "local",
             "--artifacts-dir", str(settings.artifacts_dir),
             "--endpoint-prefix", settings.resolved_endpoint_prefix,
             "--host", host, "--port", str(serving_port), "--log-level", "WARNING",
         ],
         env=env,
+        ready_url=f"{serving_url}/ping",
     )  # fmt: skip
-    router = subprocess.Popen(
-        [
+    router = Child(
+        name="router",
+        argv=[
             sys.executable, "-m", "uvicorn", "functions.api.app:app_from_environment", "--factory",
             "--host", host, "--port", str(port), "--log-level", "warning",
+            "--timeout-graceful-shutdown", str(int(DRAIN_SECONDS)),
         ],
         env=env,
+        ready_url=f"{router_url}/v2/health/ready",
     )  # fmt: skip
-    stack = LocalStack(router_url=router_url, serving_url=serving_url, processes=[serving, router])
+    stack = LocalStack(
+        router_url=router_url, serving_url=serving_url, serving=serving, router=router
+    )
     try:
-        _wait_ready(f"{serving_url}/ping", process=serving)
-        _wait_ready(f"{router_url}/v2/health/ready", process=router)
+        serving.start()
+        router.start()
+        serving.wait_ready()
+        router.wait_ready()
     except BaseException:
-        stack.stop()
+        stack.stop(drain_s=5)
         raise
     return stack
-
-
-def _wait_ready(url: str, *, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with status {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready within {READY_TIMEOUT_SECONDS:.0f} s")
 
 
 def sample_request() -> tuple[dict[str, object], int]:
@@ -206,23 +219,37 @@ def run(args: argparse.Namespace) -> int:
         watcher.start()
 
     request, label = sample_request()
-    print(_banner(router_url=stack.router_url, secret=secret, request=request, label=label,
+    print(_banner(stack=stack, secret=secret, request=request, label=label,
                   settings=settings), flush=True)  # fmt: skip
 
     signal.signal(signal.SIGTERM, _interrupt)
+    supervisor = Supervisor(
+        children=[stack.serving, stack.router],
+        policy=RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window),
+    )
     try:
-        while all(p.poll() is None for p in stack.processes):
-            time.sleep(0.5)
-        print("error: a child process exited; stopping the stack", file=sys.stderr)
+        while True:
+            supervisor.check()
+            time.sleep(0.2)
+    except CrashLoop as exc:
+        print(f"error: {exc}\nStopping the stack.", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
-        print("\nStopping …", flush=True)
+        print(
+            f"\nStopping: finishing the requests in flight (at most {args.drain_seconds:.0f} s; "
+            "Ctrl-C again to stop at once) …",
+            flush=True,
+        )
         return 0
     finally:
         stop.set()
-        stack.stop()
-        if watcher is not None:
-            watcher.join(timeout=5)
+        try:
+            if watcher is not None:
+                # A file being scored finishes first: its job then ends as it would have.
+                watcher.join(timeout=args.drain_seconds)
+            stack.stop(drain_s=args.drain_seconds)
+        except KeyboardInterrupt:
+            stack.stop(drain_s=0)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -231,12 +258,14 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _banner(
-    *, router_url: str, secret: str, request: dict[str, object], label: int, settings: Settings
+    *, stack: LocalStack, secret: str, request: dict[str, object], label: int, settings: Settings
 ) -> str:
     body = json.dumps(request, separators=(",", ":"))
+    router_url = stack.router_url
     return f"""
 modelway is up (state in {settings.home})
-  router        {router_url}
+  router        {router_url} (pid {stack.router.pid})
+  model server  {stack.serving_url} (pid {stack.serving.pid}; restarted if it dies)
   admin key     {secret}
   (the key is shown once; it is rotated on every `modelway up`)
 

@@ -3,60 +3,17 @@ that answers the right digit; Ctrl-C stops it cleanly; a second run reuses the m
 
 from __future__ import annotations
 
-import os
-import queue
 import re
 import shlex
 import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from up_testkit import start_up, stop
 
 pytestmark = pytest.mark.integration
-
-BANNER_END = "Ctrl-C stops everything."
-
-
-def start_up(home: Path, port: int, serving_port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    env = {**os.environ, "MODELWAY_HOME": str(home), "MODELWAY_ENV": "local"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "model_build", "up", "--port", str(port),
-         "--serving-port", str(serving_port), "--no-watch"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        if BANNER_END in line:
-            return proc, seen
-    proc.kill()
-    raise AssertionError("modelway up never became ready:\n" + "".join(seen))
-
-
-def stop(proc: subprocess.Popen[str], signum: int = signal.SIGINT) -> int:
-    proc.send_signal(signum)
-    return proc.wait(timeout=30)
 
 
 def run_printed_curl(output: str) -> dict[str, object]:
