@@ -12,9 +12,10 @@ import random
 import time
 from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from functions.api.callers import KeyCache, LastUsed, resolve_caller
 from functions.api.services.lookup import LookupCache
@@ -27,6 +28,7 @@ from functions.core.runtime.base import RuntimeClient
 from functions.core.settings import Settings
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 logger = logging.getLogger("modelway.api")
 
@@ -41,6 +43,9 @@ class RouterState:
         self.key_cache = KeyCache(ttl=settings.key_cache_ttl_seconds)
         self.lookups = LookupCache(ttl=settings.registry_cache_ttl_seconds)
         self.last_used = LastUsed()
+        # Under Mangum one event at a time has the event loop to itself: blocking work runs
+        # inline (``run_blocking``); a worker thread per event would cost more than the work.
+        self.blocking_inline = False
 
     # Read only by the async providers below, i.e. on the event loop's one thread: a client
     # is never built twice.
@@ -87,6 +92,13 @@ class RouterState:
             prepare = getattr(client, "prepare", None)
             if prepare is not None:
                 prepare()
+
+    async def run_blocking(self, work: Callable[[], T]) -> T:
+        """``work`` (registry and runtime calls) inline under Mangum, else in the thread pool
+        so that uvicorn keeps serving other requests meanwhile."""
+        if self.blocking_inline:
+            return work()
+        return await run_in_threadpool(work)
 
     def renew(self) -> None:
         """After a SnapStart restore: what one snapshot must not hand to many sandboxes
@@ -147,9 +159,10 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 RngDep = Annotated[random.Random, Depends(get_rng)]
 
 
-def get_caller(request: Request, state: StateDep, registry: RegistryDep, clock: ClockDep) -> ApiKey:
-    """The authenticated caller (401 otherwise); see ``functions.api.callers``."""
-    now = clock()
+def authenticate(request: Request, state: RouterState, *, registry: Registry) -> ApiKey:
+    """The authenticated caller (401 otherwise); see ``functions.api.callers``. Blocking on a
+    cache miss (a registry read)."""
+    now = state.clock()
     key = resolve_caller(
         headers=request.headers,
         event=request.scope.get("aws.event"),
@@ -161,6 +174,10 @@ def get_caller(request: Request, state: StateDep, registry: RegistryDep, clock: 
     state.last_used.touch(registry=registry, key_id=key.key_id, now=now)
     request.state.key_id = key.key_id
     return key
+
+
+def get_caller(request: Request, state: StateDep, registry: RegistryDep) -> ApiKey:
+    return authenticate(request, state, registry=registry)
 
 
 CallerDep = Annotated[ApiKey, Depends(get_caller)]
@@ -184,10 +201,9 @@ async def get_model_caller(model: str, caller: CallerDep) -> ApiKey:
 ModelCallerDep = Annotated[ApiKey, Depends(get_model_caller)]
 
 
-async def read_body(request: Request, settings: SettingsDep) -> bytes:
-    """The raw body, refused with 413 past ``max_payload_bytes`` (Content-Length first, so an
+async def receive_body(request: Request, *, limit: int) -> bytes:
+    """The raw body, refused with 413 past ``limit`` bytes (Content-Length first, so an
     oversized body is not read at all when the client declared its size)."""
-    limit = settings.max_payload_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the request body is {declared} bytes; the limit is {limit}")
@@ -197,6 +213,10 @@ async def read_body(request: Request, settings: SettingsDep) -> bytes:
         if len(body) > limit:
             raise PayloadTooLarge(f"the request body is over the {limit}-byte limit")
     return bytes(body)
+
+
+async def read_body(request: Request, settings: SettingsDep) -> bytes:
+    return await receive_body(request, limit=settings.max_payload_bytes)
 
 
 BodyDep = Annotated[bytes, Depends(read_body)]

@@ -50,6 +50,7 @@ def build_adapter(app: FastAPI) -> Mangum:
     """Mangum over ``app``, with the request metrics wired in. Lifespan is off: the app's
     startup work is done before (``init``), or left to first use (tests)."""
     app.state.observer = record_request
+    app.state.modelway.blocking_inline = True  # one event at a time: see RouterState
     return Mangum(app, lifespan="off", custom_handlers=[RestApiGateway])
 
 
@@ -69,9 +70,9 @@ def init() -> Mangum:
                     if name.startswith(_LOGGER_PREFIXES)
                 }
                 copy_config_to_registered_loggers(source_logger=logger, include=names)
-                adapter = Mangum(app, lifespan="off", custom_handlers=[RestApiGateway])
-                _prime(adapter)
-                _adapter = build_adapter(app)
+                adapter = build_adapter(app)
+                _prime(adapter, app)
+                _adapter = adapter
                 snapstart.register(after_restore=app.state.modelway.renew)
     return _adapter
 
@@ -94,8 +95,12 @@ _PRIME_EVENT: dict[str, Any] = {
 }
 
 
-def _prime(adapter: Mangum) -> None:
-    response = adapter(_PRIME_EVENT, cast(Any, None))
+def _prime(adapter: Mangum, app: FastAPI) -> None:
+    observer, app.state.observer = app.state.observer, None  # not a request to count
+    try:
+        response = adapter(_PRIME_EVENT, cast(Any, None))
+    finally:
+        app.state.observer = observer
     if response.get("statusCode") != 401:  # a change in the app, not a reason to fail init
         logger.warning("priming request answered %s", response.get("statusCode"))
 

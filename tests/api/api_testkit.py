@@ -93,6 +93,10 @@ def build_app(
     rng: random.Random,
 ) -> FastAPI:
     app = create_app(settings=settings, clock=clock, rng=rng)
+    # The inference routes read the clients from the app's state (no dependencies on the
+    # hot path); the other routes through the providers.
+    app.state.modelway.registry = registry
+    app.state.modelway.runtime = runtime
     app.dependency_overrides[get_registry] = lambda: registry
     app.dependency_overrides[get_runtime] = lambda: runtime
     return app

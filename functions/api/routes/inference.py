@@ -2,6 +2,12 @@
 
 Every route needs a key allowed the path's model. Inference answers carry ``x-model-version``
 (the version that answered) and, when an alias chose it, ``x-model-alias``.
+
+The two inference routes are the hot path and take no FastAPI dependencies: the request goes
+decode → authenticate (cached) → authorize → resolve (cached) → validate → invoke → answer in
+one plain function (``_infer``), run inline under Mangum and in one worker thread under
+uvicorn (``RouterState.run_blocking``). The body is forwarded as it came and the model
+server's answer is passed back as it came: each is parsed once (validation) or not at all.
 """
 
 from __future__ import annotations
@@ -11,18 +17,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from functions.api.deps import (
-    BodyDep,
     ClockDep,
     ModelCallerDep,
     RegistryDep,
     RngDep,
+    RouterState,
     RuntimeDep,
     StateDep,
+    authenticate,
+    receive_body,
 )
 from functions.api.errors import VERSION_HEADER
 from functions.api.schemas import VersionPath
 from functions.api.services.inference import InferenceResult, InferenceService
 from functions.api.services.lookup import CachedRegistryReads
+from functions.core import keys
+from functions.core.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/v2/models", tags=["inference"])
 
@@ -41,7 +51,6 @@ async def get_inference_service(
 ServiceDep = Annotated[InferenceService, Depends(get_inference_service)]
 AliasHeader = Annotated[str | None, Header(alias=ALIAS_HEADER)]
 AliasQuery = Annotated[str | None, Query(alias="alias")]
-BinaryHeader = Annotated[str | None, Header(alias=BINARY_HEADER)]
 
 
 @router.get("/{model}")
@@ -77,35 +86,46 @@ def version_ready(
 
 
 @router.post("/{model}/infer")
-def infer(
-    model: str,
-    request: Request,
-    caller: ModelCallerDep,
-    body: BodyDep,
-    service: ServiceDep,
-    alias_header: AliasHeader = None,
-    alias_query: AliasQuery = None,
-    binary_header: BinaryHeader = None,
-) -> Response:
-    target = service.by_alias(model=model, alias=alias_header or alias_query)
-    _observe(request, model=model, version=target.version.version)
-    result = service.infer(target=target, body=body, json_header_length=binary_header)
-    return _response(request, model=model, result=result)
+async def infer(model: str, request: Request) -> Response:
+    """The model's ``default`` alias, or the alias named by ``x-model-alias`` / ``?alias=``."""
+    alias = request.headers.get(ALIAS_HEADER) or request.query_params.get("alias")
+    return await _infer(request, model=model, alias=alias)
 
 
 @router.post("/{model}/versions/{version}/infer")
-def infer_version(
-    model: str,
-    version: VersionPath,
-    request: Request,
-    caller: ModelCallerDep,
-    body: BodyDep,
-    service: ServiceDep,
-    binary_header: BinaryHeader = None,
+async def infer_version(model: str, version: VersionPath, request: Request) -> Response:
+    return await _infer(request, model=model, version=version)
+
+
+async def _infer(
+    request: Request, *, model: str, alias: str | None = None, version: int | None = None
 ) -> Response:
-    target = service.pinned(model=model, version=version)
-    _observe(request, model=model, version=version)
-    result = service.infer(target=target, body=body, json_header_length=binary_header)
+    state: RouterState = request.app.state.modelway
+    # Received first (the only await), refused in the order the checks always had: the
+    # caller (401/403) before the body's size (413).
+    too_large: PayloadTooLarge | None = None
+    try:
+        body = await receive_body(request, limit=state.settings.max_payload_bytes)
+    except PayloadTooLarge as exc:
+        too_large, body = exc, b""
+    json_header_length = request.headers.get(BINARY_HEADER)
+
+    def work() -> InferenceResult:
+        registry = state.registry
+        caller = authenticate(request, state, registry=registry)
+        keys.authorize_model(caller, model)
+        if too_large is not None:
+            raise too_large
+        reads = CachedRegistryReads(registry=registry, cache=state.lookups, now=state.clock())
+        service = InferenceService(reads=reads, runtime=state.runtime, rng=state.rng)
+        if version is None:
+            target = service.by_alias(model=model, alias=alias)
+        else:
+            target = service.pinned(model=model, version=version)
+        _observe(request, model=model, version=target.version.version)
+        return service.infer(target=target, body=body, json_header_length=json_header_length)
+
+    result = await state.run_blocking(work)
     return _response(request, model=model, result=result)
 
 

@@ -10,7 +10,6 @@ from typing import Any
 from functions.api.services.lookup import CachedRegistryReads
 from functions.api.views import model_metadata
 from functions.core.errors import NotFound
-from functions.core.manifest import Signature
 from functions.core.naming import is_alias_name
 from functions.core.registry.base import DEFAULT_ALIAS, ModelVersion
 from functions.core.registry.exceptions import AliasNotFound, InvalidAliasTarget
@@ -101,7 +100,7 @@ class InferenceService:
         """Check ``body`` against the version's signature (400/422 before any GPU time), then
         invoke the version's variant and pass its answer through."""
         version = target.version
-        signature = Signature.model_validate(version.manifest["signature"])
+        signature = self.reads.signature(version)
         request = parse_inference_request(
             body=body, signature=signature, json_header_length=json_header_length
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.api.cache import TTLCache
+from functions.core.manifest import Signature
 from functions.core.registry.base import Alias, ModelVersion, Registry
 
 
@@ -48,6 +49,15 @@ class CachedRegistryReads:
         result: list[ModelVersion] = self._cache.get_or_load(
             ("versions", model),
             lambda: self.registry.list_versions(model=model),
+            now=self._now,
+        )
+        return result
+
+    def signature(self, version: ModelVersion) -> Signature:
+        """The version's tensor signature, parsed once rather than on every request."""
+        result: Signature = self._cache.get_or_load(
+            ("signature", version.model, version.version, version.sha256),
+            lambda: Signature.model_validate(version.manifest["signature"]),
             now=self._now,
         )
         return result
