@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +31,9 @@ from starlette.routing import Route
 
 from serving import sagemaker_errors
 from serving.config import ServingConfig
+from serving.deadlines import request_deadline
 from serving.errors import (
+    DeadlineExceeded,
     Overloaded,
     PayloadTooLarge,
     ServingError,
@@ -69,7 +72,9 @@ async def _read_body(request: Request, *, limit: int) -> bytes:
 
 
 async def run_inference(model: OnnxModel, request: Request, *, limit: int) -> Response:
-    """Body -> preprocess -> batched predict -> postprocess -> HTTP response."""
+    """Body -> preprocess -> batched predict -> postprocess -> HTTP response. A request whose
+    deadline (``deadlines``) passes first is answered 504 ``model_timeout``."""
+    deadline = request_deadline(request.headers)
     # Tell the batcher this request is coming, so a batch it is forming may wait for it.
     model.batcher.announce()
     submitted = False
@@ -85,11 +90,20 @@ async def run_inference(model: OnnxModel, request: Request, *, limit: int) -> Re
             infer_request = decode_request(body, json_length=json_length)
         inputs = model.preprocess(infer_request)
         submitted = True  # submit settles the announcement even when it refuses
-        future = model.predict(inputs, announced=True)
+        future = model.predict(inputs, announced=True, deadline=deadline)
     finally:
         if not submitted:
             model.batcher.withdraw()
-    outputs = await asyncio.wrap_future(future)
+    if deadline is None:
+        outputs = await asyncio.wrap_future(future)
+    else:
+        try:
+            # On time-out the batcher's future is cancelled: still queued, it is never run.
+            outputs = await asyncio.wait_for(
+                asyncio.wrap_future(future), timeout=max(0.0, deadline - time.monotonic())
+            )
+        except TimeoutError:
+            raise DeadlineExceeded("the request's deadline passed before it was computed") from None
     if sum(a.nbytes for a in outputs.values()) > _OFFLOAD_BYTES:
         encoded = await run_in_threadpool(model.postprocess, infer_request, outputs)
     else:

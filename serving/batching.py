@@ -6,6 +6,14 @@ hands each caller its own rows back. Requests with other non-batch dims or dtype
 in order for a later batch: they are never mixed. The queue is bounded; a full queue is an
 ``Overloaded`` error (503) at submit time, not unbounded latency.
 
+Deadlines. A request may carry a deadline (the caller's, passed down from the router). One
+whose deadline has passed when its batch forms is dropped with ``DeadlineExceeded`` (504)
+instead of being computed: its caller has given up, and computing it would only delay the
+requests behind it. One that cannot make its deadline from the start (the queue ahead of it,
+at the measured time per batch, takes longer than it has) is refused at submit time with
+``Overloaded`` (503 + Retry-After): under overload callers hear so at once, rather than waiting
+to time out.
+
 Waiting for company is adaptive, so a lone client never pays for batching: the first request
 of a batch waits (at most ``max_queue_delay`` after it arrived, and only until the batch is
 full) when there is evidence that company is coming, i.e. a request has been announced (the
@@ -27,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.errors import ModelFailure, Overloaded, ServingError
+from serving.errors import DeadlineExceeded, ModelFailure, Overloaded, ServingError
 
 log = logging.getLogger("serving")
 
@@ -44,6 +52,10 @@ class BatchStats:
     rows: int = 0
     # requests coalesced per session.run -> how many runs had that many.
     requests_per_run: Counter[int] = field(default_factory=Counter)
+    # Requests dropped because their deadline passed in the queue (never computed), and
+    # requests refused at submit because they could not have made theirs.
+    expired: int = 0
+    refused: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -51,6 +63,8 @@ class BatchStats:
             "requests": self.requests,
             "rows": self.rows,
             "requests_per_run": dict(sorted(self.requests_per_run.items())),
+            "expired": self.expired,
+            "refused": self.refused,
         }
 
 
@@ -62,6 +76,7 @@ class _Pending:
     key: tuple[tuple[str, str, tuple[int, ...]], ...]
     future: Future[Tensors]
     arrived: float
+    deadline: float | None = None  # time.monotonic(); None: none
 
 
 def _batch_key(inputs: Mapping[str, np.ndarray]) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
@@ -92,6 +107,8 @@ class DynamicBatcher:
         # Requests the server has started handling but not submitted yet.
         self._incoming = 0
         self._under_load = False
+        # Seconds per session.run, smoothed: what a place in the queue costs.
+        self._run_seconds = 0.0
         self.stats = BatchStats()
         self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
         self._thread.start()
@@ -107,16 +124,21 @@ class DynamicBatcher:
             self._incoming = max(0, self._incoming - 1)
             self._cond.notify()
 
-    def submit(self, inputs: Tensors, *, announced: bool = False) -> Future[Tensors]:
+    def submit(
+        self, inputs: Tensors, *, announced: bool = False, deadline: float | None = None
+    ) -> Future[Tensors]:
         """Queue one request (all inputs share axis 0); the future resolves to all outputs
-        for its rows, or to a ``ServingError``."""
+        for its rows, or to a ``ServingError``. ``deadline`` (``time.monotonic()``): see the
+        module's docstring."""
         rows = int(next(iter(inputs.values())).shape[0]) if inputs else 1
+        now = time.monotonic()
         pending = _Pending(
             inputs=inputs,
             rows=rows,
             key=_batch_key(inputs),
             future=Future(),
-            arrived=time.monotonic(),
+            arrived=now,
+            deadline=deadline,
         )
         with self._cond:
             if announced:
@@ -124,10 +146,34 @@ class DynamicBatcher:
             if self._closed:
                 raise Overloaded(f"{self._name} is shutting down")
             if len(self._queue) >= self._max_queue:
+                self.stats.refused += 1
                 raise Overloaded(f"{self._name} has {len(self._queue)} requests waiting")
+            if deadline is not None:
+                if deadline <= now:
+                    self.stats.expired += 1
+                    raise DeadlineExceeded("the request's deadline passed before it was queued")
+                wait = self._expected_wait(rows)
+                # An empty queue always gets its chance: a short deadline is not overload.
+                if self._queue and wait > deadline - now:
+                    self.stats.refused += 1
+                    raise Overloaded(
+                        f"{self._name} is overloaded: the {len(self._queue)} requests waiting "
+                        f"take about {wait:.2f} s, longer than the request's "
+                        f"{deadline - now:.2f} s left"
+                    )
             self._queue.append(pending)
             self._cond.notify()
         return pending.future
+
+    def _expected_wait(self, rows: int) -> float:
+        """Seconds until a request of ``rows`` rows submitted now would be computed: the
+        batches queued ahead of it plus its own, at the measured time per batch. Caller holds
+        the lock."""
+        if self._run_seconds <= 0.0:
+            return 0.0
+        queued_rows = sum(p.rows for p in self._queue) + rows
+        batches = -(-queued_rows // self._max_rows)
+        return batches * self._run_seconds
 
     def close(self, *, timeout: float | None = 30.0) -> None:
         """Stop accepting work; what is already queued still runs. Waits up to ``timeout``
@@ -188,15 +234,37 @@ class DynamicBatcher:
             batch = self._next_batch()
             if batch is None:
                 return
-            # A caller that went away (client disconnect cancels the future) costs nothing.
-            batch = [p for p in batch if p.future.set_running_or_notify_cancel()]
-            if batch:
-                self._execute(batch)
+            # A caller that went away (client disconnect cancels the future, or its deadline
+            # passed while it waited) costs nothing.
+            now = time.monotonic()
+            live = []
+            for p in batch:
+                expired = p.deadline is not None and p.deadline <= now
+                if not p.future.set_running_or_notify_cancel():
+                    # Cancelled: by a disconnect, or by the server at the deadline.
+                    self.stats.expired += expired
+                elif expired:
+                    self.stats.expired += 1
+                    p.future.set_exception(
+                        DeadlineExceeded(
+                            f"the request's deadline passed after {now - p.arrived:.3f} s in "
+                            "the queue; it was not computed"
+                        )
+                    )
+                else:
+                    live.append(p)
+            if live:
+                self._execute(live)
 
     def _call_run(self, inputs: Tensors, *, requests: int, rows: int) -> Tensors:
+        started = time.monotonic()
         try:
             return self._run(inputs)
         finally:
+            took = time.monotonic() - started
+            self._run_seconds = (
+                took if self._run_seconds <= 0.0 else 0.8 * self._run_seconds + 0.2 * took
+            )
             self.stats.runs += 1
             self.stats.requests += requests
             self.stats.rows += rows

@@ -56,6 +56,13 @@ class Overloaded(ServingError):
         super().__init__(message, retry_after=retry_after)
 
 
+class DeadlineExceeded(ServingError):
+    """The request's deadline passed before it was computed: dropped, not run (504)."""
+
+    status = 504
+    code = "model_timeout"
+
+
 class ArtifactError(ServingError):
     """An artifact that cannot be served: unsafe archive, bad manifest, checksum mismatch."""
 

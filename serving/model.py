@@ -149,9 +149,12 @@ class OnnxModel:
                     )
         return inputs
 
-    def predict(self, inputs: Tensors, *, announced: bool = False) -> Future[Tensors]:
-        """``announced``: the caller called ``batcher.announce()`` when the request came in."""
-        return self.batcher.submit(inputs, announced=announced)
+    def predict(
+        self, inputs: Tensors, *, announced: bool = False, deadline: float | None = None
+    ) -> Future[Tensors]:
+        """``announced``: the caller called ``batcher.announce()`` when the request came in;
+        ``deadline`` (``time.monotonic()``): after it the request is dropped, not computed."""
+        return self.batcher.submit(inputs, announced=announced, deadline=deadline)
 
     def postprocess(self, request: InferRequest, outputs: Tensors) -> EncodedResponse:
         if request.outputs is None:
