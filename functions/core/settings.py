@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     max_payload_bytes: int = SIX_MB
     key_cache_ttl_seconds: float = 30.0
     registry_cache_ttl_seconds: float = 5.0
+    # Every inference's deadline: API Gateway's integration timeout (a client may ask for less
+    # with X-Request-Timeout, see functions/api/deadlines.py).
+    request_timeout_seconds: float = Field(default=29.0, gt=0)
     runtime_connect_timeout_seconds: float = 2.0
     # Two attempts of 12 s stay inside API Gateway's 29 s integration timeout.
     runtime_read_timeout_seconds: float = 12.0

@@ -41,6 +41,7 @@ class Call:
     variant: str | None
     body: bytes
     content_type: str
+    deadline: float | None = None
 
 
 @dataclass
@@ -53,9 +54,21 @@ class FakeRuntime:
     answer: Callable[[Call], RuntimeResponse] | None = None
 
     def invoke(
-        self, *, endpoint: str, variant: str | None, body: bytes, content_type: str
+        self,
+        *,
+        endpoint: str,
+        variant: str | None,
+        body: bytes,
+        content_type: str,
+        deadline: float | None = None,
     ) -> RuntimeResponse:
-        call = Call(endpoint=endpoint, variant=variant, body=body, content_type=content_type)
+        call = Call(
+            endpoint=endpoint,
+            variant=variant,
+            body=body,
+            content_type=content_type,
+            deadline=deadline,
+        )
         self.calls.append(call)
         if self.error is not None:
             raise self.error

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,6 +40,7 @@ class Stub:
                         "path": self.path,
                         "variant": self.headers.get("X-Amzn-SageMaker-Target-Variant"),
                         "content_type": self.headers.get("Content-Type"),
+                        "custom_attributes": self.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
                         "body": body,
                     }
                 )
@@ -89,6 +91,19 @@ class Stub:
                     "message": "Received server error (500) from model",
                     "OriginalStatusCode": 500,
                     "OriginalMessage": json.dumps({"error": "CUDA out of memory", "code": "oom"}),
+                },
+            )
+        elif endpoint in ("dropped", "overloaded"):
+            status = 504 if endpoint == "dropped" else 503
+            code = "model_timeout" if endpoint == "dropped" else "overloaded"
+            send_error(
+                h,
+                424,
+                "ModelError",
+                {
+                    "message": f"Received server error ({status}) from model",
+                    "OriginalStatusCode": status,
+                    "OriginalMessage": json.dumps({"error": "too late", "code": code}),
                 },
             )
         elif endpoint == "missing":
@@ -272,3 +287,36 @@ def test_the_boto3_client_is_built_once_and_lazily() -> None:
     client = client_for("http://127.0.0.1:9")
     assert client._client is None
     assert client.client is client.client
+
+
+def test_the_deadline_travels_as_custom_attributes(stub: Stub) -> None:
+    client = client_for(stub.url)
+    client.invoke(
+        endpoint="ok", variant="v1", body=b"{}", content_type=JSON, deadline=time.time() + 2.5
+    )
+    client.invoke(endpoint="ok", variant="v1", body=b"{}", content_type=JSON)
+    sent, unsent = stub.seen
+    name, _, value = sent["custom_attributes"].partition("=")
+    assert name == "timeout-ms"
+    assert 2000 < int(value) <= 2500
+    assert unsent["custom_attributes"] is None
+
+
+def test_a_deadline_already_past_is_a_504_without_a_call(stub: Stub) -> None:
+    with pytest.raises(UpstreamTimeout):
+        client_for(stub.url).invoke(
+            endpoint="ok", variant="v1", body=b"{}", content_type=JSON, deadline=time.time() - 1
+        )
+    assert stub.seen == []
+
+
+def test_the_model_servers_504_and_503_keep_their_meaning(stub: Stub) -> None:
+    with pytest.raises(UpstreamTimeout) as late:
+        client_for(stub.url).invoke(endpoint="dropped", variant="v1", body=b"{}", content_type=JSON)
+    assert (late.value.status, late.value.code) == (504, "model_timeout")
+    with pytest.raises(UpstreamUnavailable) as busy:
+        client_for(stub.url).invoke(
+            endpoint="overloaded", variant="v1", body=b"{}", content_type=JSON
+        )
+    assert busy.value.status == 503
+    assert busy.value.retry_after

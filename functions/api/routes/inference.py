@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from functions.api.deadlines import request_deadline
 from functions.api.deps import (
     ClockDep,
     ModelCallerDep,
@@ -32,7 +33,7 @@ from functions.api.schemas import VersionPath
 from functions.api.services.inference import InferenceResult, InferenceService
 from functions.api.services.lookup import CachedRegistryReads
 from functions.core import keys
-from functions.core.errors import PayloadTooLarge
+from functions.core.errors import InvalidRequest, PayloadTooLarge
 
 router = APIRouter(prefix="/v2/models", tags=["inference"])
 
@@ -101,6 +102,16 @@ async def _infer(
     request: Request, *, model: str, alias: str | None = None, version: int | None = None
 ) -> Response:
     state: RouterState = request.app.state.modelway
+    # Timed from arrival; a bad X-Request-Timeout is reported after the caller's checks.
+    bad_timeout: InvalidRequest | None = None
+    try:
+        deadline: float | None = request_deadline(
+            headers=request.headers,
+            event=request.scope.get("aws.event"),
+            limit_seconds=state.settings.request_timeout_seconds,
+        )
+    except InvalidRequest as exc:
+        bad_timeout, deadline = exc, None
     # Received first (the only await), refused in the order the checks always had: the
     # caller (401/403) before the body's size (413).
     too_large: PayloadTooLarge | None = None
@@ -116,6 +127,8 @@ async def _infer(
         keys.authorize_model(caller, model)
         if too_large is not None:
             raise too_large
+        if bad_timeout is not None:
+            raise bad_timeout
         reads = CachedRegistryReads(registry=registry, cache=state.lookups, now=state.clock())
         service = InferenceService(reads=reads, runtime=state.runtime, rng=state.rng)
         if version is None:
@@ -123,7 +136,9 @@ async def _infer(
         else:
             target = service.pinned(model=model, version=version)
         _observe(request, model=model, version=target.version.version)
-        return service.infer(target=target, body=body, json_header_length=json_header_length)
+        return service.infer(
+            target=target, body=body, json_header_length=json_header_length, deadline=deadline
+        )
 
     result = await state.run_blocking(work)
     return _response(request, model=model, result=result)

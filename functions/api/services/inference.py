@@ -95,10 +95,16 @@ class InferenceService:
 
     # Dispatch -------------------------------------------------------------------------
     def infer(
-        self, *, target: Target, body: bytes, json_header_length: str | None
+        self,
+        *,
+        target: Target,
+        body: bytes,
+        json_header_length: str | None,
+        deadline: float | None = None,
     ) -> InferenceResult:
         """Check ``body`` against the version's signature (400/422 before any GPU time), then
-        invoke the version's variant and pass its answer through."""
+        invoke the version's variant, which must answer by ``deadline`` (epoch seconds), and
+        pass its answer through."""
         version = target.version
         signature = self.reads.signature(version)
         request = parse_inference_request(
@@ -109,6 +115,7 @@ class InferenceService:
             variant=version.variant_name,
             body=request.body,
             content_type=request.content_type,
+            deadline=deadline,
         )
         return InferenceResult(
             body=response.body,

@@ -25,7 +25,14 @@ class RuntimeResponse:
 
 class RuntimeClient(Protocol):
     def invoke(
-        self, *, endpoint: str, variant: str | None, body: bytes, content_type: str
+        self,
+        *,
+        endpoint: str,
+        variant: str | None,
+        body: bytes,
+        content_type: str,
+        deadline: float | None = None,
     ) -> RuntimeResponse:
         """Raises ``UpstreamError`` (model failed, 502, or the model's own 4xx passed through
-        as ``InvalidInput``), ``UpstreamUnavailable`` (503) or ``UpstreamTimeout`` (504)."""
+        as ``InvalidInput``), ``UpstreamUnavailable`` (503) or ``UpstreamTimeout`` (504, also
+        when ``deadline``, epoch seconds, passes first)."""

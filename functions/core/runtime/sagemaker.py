@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from functions.core.errors import InvalidInput, UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -29,6 +30,8 @@ _BUSY_CODES = frozenset(
         "ModelNotReadyException",
     }
 )
+# The item of CustomAttributes the model server reads its deadline from.
+TIMEOUT_ATTRIBUTE = "timeout-ms"
 # Region used when talking to the local model server, so no AWS configuration is needed.
 LOCAL_REGION = "us-east-1"
 
@@ -103,7 +106,13 @@ class SageMakerRuntimeClient:
         return boto3.client("sagemaker-runtime", **kwargs)
 
     def invoke(
-        self, *, endpoint: str, variant: str | None, body: bytes, content_type: str
+        self,
+        *,
+        endpoint: str,
+        variant: str | None,
+        body: bytes,
+        content_type: str,
+        deadline: float | None = None,
     ) -> RuntimeResponse:
         from botocore.exceptions import (
             ClientError,
@@ -121,6 +130,13 @@ class SageMakerRuntimeClient:
         if variant:
             params["TargetVariant"] = variant
         where = f"{endpoint}/{variant}" if variant else endpoint
+        if deadline is not None:
+            left_ms = int((deadline - time.time()) * 1000)
+            if left_ms <= 0:
+                raise UpstreamTimeout(
+                    f"the request's deadline passed before model endpoint {where} was called"
+                )
+            params["CustomAttributes"] = deadline_attribute(left_ms)
         try:
             response = self.client.invoke_endpoint(**params)
             payload = response["Body"].read()
@@ -174,6 +190,24 @@ def _from_model_error(response: dict[str, Any], *, message: str, where: str) -> 
         model_message = parsed["error"]
         if isinstance(parsed.get("code"), str):
             model_code = parsed["code"]
+    if status == 504:
+        # The model server dropped the request at its deadline (``serving.deadlines``).
+        return UpstreamTimeout(f"model at {where} timed out: {model_message}")
+    if status == 503:
+        return UpstreamUnavailable(
+            f"model at {where} is busy: {model_message}", retry_after=RETRY_AFTER_SECONDS
+        )
     if 400 <= status < 500:
         return InvalidInput(model_message, code=model_code)
     return UpstreamError(f"model at {where} failed: {model_message}")
+
+
+def deadline_attribute(left_ms: int) -> str:
+    """The ``CustomAttributes`` value telling the model server how long the caller waits.
+
+    SageMaker forwards ``CustomAttributes`` to the container verbatim (1024 visible ASCII
+    characters at most) as ``X-Amzn-SageMaker-Custom-Attributes``, and no other header of
+    ours; the model server reads ``timeout-ms`` from it (``serving.deadlines``). Relative, so
+    the router's and the instance's clocks need not agree.
+    """
+    return f"{TIMEOUT_ATTRIBUTE}={left_ms}"
