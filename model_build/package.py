@@ -193,7 +193,9 @@ def package_torch(
             dynamic_axes=dynamic_axes,
             max_lengths=max_lengths,
         )
-        signature = signature_from_onnx(onnx_path)
+        signature = _with_max_lengths(
+            signature_from_onnx(onnx_path), dynamic_axes or {}, max_lengths or {}
+        )
         graph_inputs = [spec.name for spec in signature.inputs]
         if sorted(graph_inputs) != sorted(arrays):
             # torch.export drops a parameter forward never reads.
@@ -229,6 +231,7 @@ def package_torch(
             labels=labels,
             description=description,
             metrics=metrics,
+            signature=signature,
             started=started,
         )
 
@@ -467,6 +470,28 @@ def _output_names(module: torch.nn.Module, arrays: Mapping[str, np.ndarray]) -> 
         return [str(key) for key in result]
     count = len(flatten_outputs(result))
     return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
+
+
+def _with_max_lengths(
+    signature: Signature, dynamic_axes: DynamicAxes, max_lengths: Mapping[str, int]
+) -> Signature:
+    """The graph's signature with each bounded dimension's ``max_shape`` on the inputs that
+    have it: the router refuses a longer request (422) before it reaches the model."""
+    from functions.core.manifest import Signature as ManifestSignature
+
+    inputs = []
+    for spec in signature.inputs:
+        axes = {
+            axis: max_lengths[dim]
+            for axis, dim in dynamic_axes.get(spec.name, {}).items()
+            if dim in max_lengths and spec.shape[axis] == -1
+        }
+        if axes:
+            spec = spec.model_copy(
+                update={"max_shape": [axes.get(axis, -1) for axis in range(len(spec.shape))]}
+            )
+        inputs.append(spec)
+    return ManifestSignature(inputs=inputs, outputs=signature.outputs)
 
 
 def _parity_variants(

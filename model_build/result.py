@@ -28,6 +28,7 @@ class BuildResult:
             "signature": {
                 side: [
                     f"{spec.name} {spec.datatype} {spec.shape}"
+                    + (f" max {spec.max_shape}" if spec.max_shape else "")
                     for spec in getattr(self.manifest.signature, side)
                 ]
                 for side in ("inputs", "outputs")

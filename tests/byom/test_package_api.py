@@ -83,7 +83,11 @@ def test_arrays_in_memory_work_like_files(iris: IrisFiles, tmp_path: Path) -> No
 def test_the_torch_module_keeps_its_names_types_and_dynamic_axes(ranker: dict[str, Any]) -> None:
     summary = ranker["summary"]
     assert summary["signature"] == {
-        "inputs": ["token_ids INT64 [-1, -1]", "attention_mask FP32 [-1, -1]"],
+        # --max-length sequence=64 bounds both inputs' sequence axis.
+        "inputs": [
+            "token_ids INT64 [-1, -1] max [-1, 64]",
+            "attention_mask FP32 [-1, -1] max [-1, 64]",
+        ],
         # forward returns a dict: its keys name the outputs (one of which, "embedding",
         # is also the name torch's exporter gives the nn.Embedding's own value).
         "outputs": ["logits FP32 [-1, 3]", "embedding FP32 [-1, 32]"],
