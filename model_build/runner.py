@@ -29,7 +29,7 @@ def open_session(path: Path, *, threads: int = 1) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: the refusal says what went wrong
+    options.log_severity_level = 4  # fatal only: the refusal says what went wrong, once
     try:
         return ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]

@@ -14,13 +14,13 @@ def iris(tmp_path_factory: pytest.TempPathFactory) -> IrisFiles:
 
 
 @pytest.fixture
-def run_package(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def run_package(tmp_path: Path, capfd: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """``modelway package ARGS --out tmp`` in-process: (exit status, stdout, stderr)."""
     from model_build.cli import main
 
     def run(*args: str | Path) -> tuple[int, str, str]:
         status = main(["package", *map(str, args), "--out", str(tmp_path / "out")])
-        captured = capsys.readouterr()
+        captured = capfd.readouterr()
         return status, captured.out, captured.err
 
     return run
