@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from functions.core import oip
@@ -29,6 +30,9 @@ from functions.core.publishing import (
 )
 from model_build.signature import ONNX_TO_V2_DATATYPE, signature_from_model, signature_from_onnx
 
+# A tokenizer file is a few MiB at most (large vocabularies included).
+MAX_PROCESSING_FILE_BYTES = 64 * 1024 * 1024
+
 __all__ = ["ONNX_TO_V2_DATATYPE", "signature_from_model", "signature_from_onnx", "verify_artifact"]
 
 
@@ -39,16 +43,61 @@ def verify_artifact(*, path: Path) -> Manifest:
     """
     if path.is_dir():
         manifest, model_bytes = _read_directory(path)
+
+        def read(name: str) -> bytes:
+            return _read_file(path, safe_member_name(name), limit=MAX_PROCESSING_FILE_BYTES)
+
     elif path.is_file():
         manifest = check_artifact(path=path)
         with open_archive(path) as (tar, members):
             model_bytes = read_member(
                 tar, members, safe_member_name(manifest.model_file), limit=sys.maxsize
             )
+
+        def read(name: str) -> bytes:
+            with open_archive(path) as (tar, members):
+                return read_member(
+                    tar, members, safe_member_name(name), limit=MAX_PROCESSING_FILE_BYTES
+                )
+
     else:
         raise InvalidArtifact(f"no artifact at {path}")
-    _compare_signatures(declared=manifest.signature, actual=_graph_signature(model_bytes))
+    graph = _graph_signature(model_bytes)
+    if manifest.processing is None:
+        _compare_signatures(declared=manifest.signature, actual=graph)
+    else:
+        _check_processing(manifest, graph=graph, read=read)
     return manifest
+
+
+def _check_processing(
+    manifest: Manifest, *, graph: Signature, read: Callable[[str], bytes]
+) -> None:
+    """A text model: the graph matches ``graph_signature``, the processing section is one the
+    model server accepts and connects the client's signature to the graph's, and every file it
+    names is in the artifact with the declared sha256."""
+    from serving.errors import ArtifactError
+    from serving.processing import Processing
+
+    if manifest.graph_signature is None:
+        raise InvalidArtifact("a manifest with processing must declare graph_signature")
+    _compare_signatures(declared=manifest.graph_signature, actual=graph)
+    try:
+        processing = Processing.parse(manifest.processing)
+        processing.check(
+            inputs=[t.name for t in manifest.signature.inputs],
+            outputs=[t.name for t in manifest.signature.outputs],
+            graph_inputs=[t.name for t in graph.inputs],
+            graph_outputs=[t.name for t in graph.outputs],
+        )
+    except ArtifactError as exc:
+        raise InvalidArtifact(exc.message) from None
+    for name, expected in processing.files.items():
+        digest = hashlib.sha256(read(name)).hexdigest()
+        if digest != expected:
+            raise InvalidArtifact(
+                f"checksum mismatch: sha256 of {name} is {digest}, the manifest says {expected}"
+            )
 
 
 def _read_directory(root: Path) -> tuple[Manifest, bytes]:

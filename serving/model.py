@@ -13,10 +13,17 @@ import numpy as np
 from serving.artifact import Artifact, open_artifact
 from serving.batching import DynamicBatcher, Tensors
 from serving.config import ServingConfig
-from serving.errors import InvalidTensor
+from serving.errors import ArtifactError, InvalidTensor
+from serving.processing import TextPipeline, load_pipeline
 from serving.protocol import EncodedResponse, InferRequest, OutputTensor, encode_response
-from serving.session import create_session
-from serving.signature import NUMPY_DTYPES, Signature, reconcile, signature_from_session
+from serving.session import SessionRunner, create_session
+from serving.signature import (
+    NUMPY_DTYPES,
+    Signature,
+    reconcile,
+    signature_from_manifest,
+    signature_from_session,
+)
 
 log = logging.getLogger("serving")
 
@@ -38,6 +45,8 @@ class OnnxModel:
         self.signature: Signature = artifact.signature
         self.ready = False
         self._batcher: DynamicBatcher | None = None
+        # Text models: tokenize before the graph, pool/normalise/label after it.
+        self._pipeline: TextPipeline | None = None
 
     @classmethod
     def from_source(
@@ -70,9 +79,29 @@ class OnnxModel:
     # -- lifecycle ----------------------------------------------------------------------
 
     def load(self) -> None:
-        self._session = create_session(self.artifact.model_path, threads=self._config.ort_threads)
-        self.signature = reconcile(self.artifact.signature, signature_from_session(self._session))
+        session = create_session(self.artifact.model_path, threads=self._config.ort_threads)
+        graph = signature_from_session(session)
+        self._pipeline = load_pipeline(self.artifact.manifest, root=self.artifact.root)
+        if self._pipeline is None:
+            self.signature = reconcile(self.artifact.signature, graph)
+            graph_outputs = [t.name for t in self.signature.outputs]
+        else:
+            # The client's signature (text in) is the manifest's; the graph's own tensors
+            # are checked against ``graph_signature`` and stay internal.
+            raw_graph = self.artifact.manifest.get("graph_signature")
+            if raw_graph is None:
+                raise ArtifactError("a manifest with processing must declare graph_signature")
+            graph = reconcile(signature_from_manifest(raw_graph), graph)
+            self._pipeline.processing.check(
+                inputs=[t.name for t in self.artifact.signature.inputs],
+                outputs=[t.name for t in self.artifact.signature.outputs],
+                graph_inputs=[t.name for t in graph.inputs],
+                graph_outputs=[t.name for t in graph.outputs],
+            )
+            self.signature = self.artifact.signature
+            graph_outputs = [t.name for t in graph.outputs]
         self._output_names = [t.name for t in self.signature.outputs]
+        self._session = SessionRunner(session, output_names=graph_outputs)
         self._warm_up()
         self._batcher = DynamicBatcher(
             run=self._run,
@@ -88,7 +117,11 @@ class OnnxModel:
         """One run before the first request, so it does not pay lazy initialisation (memory
         arenas, CUDA kernels). A model that rejects the dummy input is still served."""
         dummy = {
-            t.name: np.zeros([d if d > 0 else 1 for d in t.shape], dtype=NUMPY_DTYPES[t.datatype])
+            t.name: np.full(
+                [d if d > 0 else 1 for d in t.shape],
+                "warm up" if t.datatype == "BYTES" else 0,
+                dtype=NUMPY_DTYPES[t.datatype],
+            )
             for t in self.signature.inputs
         }
         try:
@@ -97,8 +130,13 @@ class OnnxModel:
             log.warning("%s/%s: warm-up failed (%s); serving anyway", self.name, self.version, exc)
 
     def _run(self, inputs: Tensors) -> Tensors:
-        results = self._session.run(self._output_names, inputs)
-        return dict(zip(self._output_names, results, strict=True))
+        """One batch: the graph, with the declared processing around it (in the batcher's
+        worker, so a text batch is tokenized together and padded to its own longest row)."""
+        if self._pipeline is None:
+            return self._session.run(inputs)
+        feeds = self._pipeline.encode(inputs)
+        outputs = self._pipeline.decode(self._session.run(feeds), feeds)
+        return {name: outputs[name] for name in self._output_names}
 
     def close(self, *, wait: bool = True) -> None:
         """Stop taking requests; queued ones still run. ``wait=False`` returns at once (the

@@ -22,6 +22,46 @@ def digits_artifact(digits_build) -> Path:  # type: ignore[no-untyped-def]
     return Path(digits_build.artifact)
 
 
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised BERT encoder saved like a Hugging Face model directory."""
+    from text_testkit import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from text_testkit import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-classifier"), classifier=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_text_build(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The tiny encoder through ``package_hf`` (feature extraction), once per session."""
+    from model_build.hf import package_hf
+
+    return package_hf(tiny_bert_dir, name="tiny-text", out_dir=tmp_path_factory.mktemp("tiny-text"))
+
+
+@pytest.fixture(scope="session")
+def tiny_text_artifact(tiny_text_build) -> Path:  # type: ignore[no-untyped-def]
+    return Path(tiny_text_build.artifact)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_build(tiny_classifier_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from model_build.hf import TEXT_CLASSIFICATION, package_hf
+
+    return package_hf(
+        tiny_classifier_dir,
+        task=TEXT_CLASSIFICATION,
+        name="tiny-sentiment",
+        out_dir=tmp_path_factory.mktemp("tiny-sentiment"),
+    )
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -129,6 +129,21 @@ class Manifest(BaseModel):
     labels: list[str] | None = None
     description: str = ""
     created_at: str | None = None
+    # Text models: the ONNX graph's own tensors (``signature`` is then what a client sees,
+    # e.g. BYTES in) and the pre/post-processing the model server runs around the graph,
+    # as data (read by ``serving.processing``; files it names travel in the archive).
+    graph_signature: Signature | None = None
+    processing: dict[str, Any] | None = None
+    # A compressed artifact (INT8, FP16): method, sizes, latency and cosine against FP32.
+    quantization: dict[str, Any] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=False)
+        data = self.model_dump(mode="json", exclude_none=False)
+        # Absent, not null, when unused: a plain model's manifest stays what it always was.
+        for key in _OPTIONAL_SECTIONS:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+
+_OPTIONAL_SECTIONS = ("graph_signature", "processing", "quantization")
