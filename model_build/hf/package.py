@@ -19,11 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from functions.core.clock import utc_now
 from functions.core.manifest import (
-    ARTIFACT_NAME,
     MODEL_FILE_NAME,
-    Manifest,
     ParityReport,
     Signature,
 )
@@ -58,6 +55,10 @@ PARITY_BATCH = 32
 MIN_COSINE_FP32 = 0.9999
 MEAN_COSINE_COMPRESSED = 0.99
 MIN_COSINE_COMPRESSED = 0.97
+QUANTIZATION_METHODS = {
+    "int8": "onnxruntime.quantization.quantize_dynamic (INT8 weights per channel, MatMul only)",
+    "fp16": "onnxruntime.transformers.float16 (FP16 weights and compute, FP32 inputs/outputs)",
+}
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def package_hf(
         raise HfModelError("the parity gate needs at least 2 sentences")
     reference = reference_outputs(source, texts)
     with tempfile.TemporaryDirectory(prefix="modelway-hf-") as work:
-        artifact, manifest = _package(
+        return _package(
             source=source,
             work=Path(work),
             name=name,
@@ -129,11 +130,8 @@ def package_hf(
             texts=texts,
             reference=reference,
             description=description,
+            started=started,
         )
-    from model_build.verify import verify_artifact
-
-    verify_artifact(path=artifact)
-    return BuildResult(artifact=artifact, manifest=manifest, seconds=time.perf_counter() - started)
 
 
 def _package(
@@ -146,14 +144,18 @@ def _package(
     texts: list[str],
     reference: np.ndarray,
     description: str,
-) -> tuple[Path, Manifest]:
+    started: float,
+) -> BuildResult:
+    """Export, gate, compress if asked, and hand the result to ``assemble`` (the end every
+    packaging shares: latency, the archive, the publishing gate)."""
+    import numpy as np
     import onnx
-    import onnxruntime
     import torch
     import transformers
 
     from model_build.hf.graph import EXPORTER, OPSET, convert_fp16, export_fp32, quantize_int8
-    from model_build.package import sha256_file, write_artifact
+    from model_build.latency import measure_latency
+    from model_build.package import assemble, sha256_file
     from model_build.signature import signature_from_onnx
     from serving.processing import Processing, TextPipeline
 
@@ -175,73 +177,66 @@ def _package(
     if not parity.passed:
         raise ParityFailed(_describe(parity, precision=precision))
 
+    # Latency on the gate's first sentences, tokenized as the server would batch them.
+    sample = np.array(texts[:PARITY_BATCH], dtype=object)
+    feeds = pipeline.encode({pipeline.text_input: sample})
     quantization: dict[str, Any] | None = None
-    latency = measure_latency(session=session, pipeline=pipeline, texts=texts)
     if precision != "fp32":
-        fp32_session = _session(fp32)
         fp32_actual = run_pipeline(
-            session=fp32_session, pipeline=pipeline, texts=texts, task=source.task
+            session=_session(fp32), pipeline=pipeline, texts=texts, task=source.task
         )
         cosines = _row_cosines(fp32_actual, actual)
-        quantization = {
-            "precision": precision,
-            "method": (
-                "onnxruntime.quantization.quantize_dynamic (INT8 weights, per channel; MatMul only)"
-                if precision == "int8"
-                else "onnxruntime.transformers.float16 (FP16 weights and compute, FP32 I/O)"
-            ),
-            "intended_provider": "CPUExecutionProvider" if precision == "int8" else "CUDA",
-            "size_bytes": candidate.stat().st_size,
-            "fp32_size_bytes": fp32.stat().st_size,
-            "fp32_sha256": sha256_file(fp32),
-            "latency_ms": latency,
-            "fp32_latency_ms": measure_latency(
-                session=fp32_session, pipeline=pipeline, texts=texts
-            ),
-            "vs_fp32": {
-                "samples": len(texts),
-                "min_cosine": round(float(cosines.min()), 6),
-                "mean_cosine": round(float(cosines.mean()), 6),
-                "min_cosine_floor": gate.min_cosine,
-                "mean_cosine_floor": gate.mean_cosine,
-            },
-        }
         if cosines.min() < gate.min_cosine or cosines.mean() < gate.mean_cosine:
             raise ParityFailed(
                 f"{precision} artifact is too far from FP32: cosine mean {cosines.mean():.5f} "
                 f"(floor {gate.mean_cosine}), min {cosines.min():.5f} (floor {gate.min_cosine})"
             )
-
-    manifest = Manifest(
+        quantization = {
+            "precision": precision,
+            "method": QUANTIZATION_METHODS[precision],
+            "intended_provider": "CPUExecutionProvider" if precision == "int8" else "CUDA",
+            "size_bytes": candidate.stat().st_size,
+            "fp32_size_bytes": fp32.stat().st_size,
+            "fp32_sha256": sha256_file(fp32),
+            # The artifact's own figures are its latency_ms, measured the same way.
+            "fp32_latency_ms": measure_latency(onnx_path=fp32, feeds=feeds),
+            "vs_fp32": {
+                "samples": len(texts),
+                "min_cosine": round(float(cosines.min()), 9),
+                "mean_cosine": round(float(cosines.mean()), 9),
+                "min_cosine_floor": gate.min_cosine,
+                "mean_cosine_floor": gate.mean_cosine,
+            },
+        }
+    extra: dict[str, Any] = {
+        "graph_signature": signature_from_onnx(candidate).model_dump(mode="json"),
+        "processing": processing,
+    }
+    if quantization is not None:
+        extra["quantization"] = quantization
+    return assemble(
+        onnx_path=candidate,
         name=name,
-        sha256=sha256_file(candidate),
-        signature=Signature.model_validate(public_signature(source)),
-        graph_signature=signature_from_onnx(candidate),
-        processing=processing,
-        quantization=quantization,
+        out_dir=out_dir,
+        feeds=feeds,
+        parity=parity,
         frameworks={
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
             "opset": str(OPSET),
             "exporter": EXPORTER,
             "precision": precision,
         },
-        parity=parity,
-        metrics={"max_length": float(source.max_length), "size_bytes": candidate.stat().st_size},
-        latency_ms=latency,
+        source={"hf": str(source.directory), "task": source.task},
         labels=source.labels or None,
         description=description or _default_description(source, precision=precision),
-        created_at=utc_now(),
-    )
-    artifact = write_artifact(
-        model_path=candidate,
-        manifest=manifest,
-        dest=out_dir / ARTIFACT_NAME,
+        metrics={"max_length": float(source.max_length), "size_bytes": candidate.stat().st_size},
+        signature=Signature.model_validate(public_signature(source)),
         files={TOKENIZER_FILE: source.tokenizer_path},
+        extra_manifest=extra,
+        started=started,
     )
-    return artifact, manifest
 
 
 def processing_section(source: HfSource) -> dict[str, Any]:
@@ -388,32 +383,6 @@ def _describe(parity: ParityReport, *, precision: str) -> str:
             else ""
         )
     )
-
-
-def measure_latency(
-    *, session: Any, pipeline: TextPipeline, texts: Sequence[str], budget_seconds: float = 4.0
-) -> dict[str, float]:
-    """p50/p99 ms of one request the server's way (tokenize, graph, pool) at batch 1 and 32,
-    on the gate's sentences cycled; each batch size stops after ``budget_seconds``."""
-    import numpy as np
-
-    graph_outputs = [o.name for o in session.get_outputs()]
-    latency: dict[str, float] = {}
-    for batch in (1, 32):
-        timings: list[float] = []
-        deadline = time.perf_counter() + budget_seconds
-        i = 0
-        while len(timings) < 200 and (len(timings) < 5 or time.perf_counter() < deadline):
-            chunk = np.array([texts[(i + k) % len(texts)] for k in range(batch)], dtype=object)
-            i += batch
-            start = time.perf_counter_ns()
-            feeds = pipeline.encode({pipeline.text_input: chunk})
-            raw = dict(zip(graph_outputs, session.run(graph_outputs, feeds), strict=True))
-            pipeline.decode(raw, feeds)
-            timings.append((time.perf_counter_ns() - start) / 1e6)
-        latency[f"p50_batch{batch}"] = round(float(np.percentile(timings, 50)), 3)
-        latency[f"p99_batch{batch}"] = round(float(np.percentile(timings, 99)), 3)
-    return latency
 
 
 def _default_description(source: HfSource, *, precision: str) -> str:
