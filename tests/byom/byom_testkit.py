@@ -99,3 +99,46 @@ def tiny_graph(
     model.ir_version = 9
     onnx.save(model, str(path))
     return path
+
+
+REVIEWS = [
+    ("the soup was cold and the waiter rude", 0),
+    ("a wonderful evening, great food", 1),
+    ("never again, awful service", 0),
+    ("lovely staff and a great view", 1),
+    ("cold fries, rude staff", 0),
+    ("great wine, wonderful desserts", 1),
+    ("awful noise and cold coffee", 0),
+    ("a lovely place, we will come again", 1),
+]
+
+
+@dataclass(frozen=True)
+class ReviewFiles:
+    """A scikit-learn text classifier (TF-IDF + logistic regression) whose ONNX graph takes
+    strings: a BYTES input."""
+
+    onnx: Path
+    classifier: Any
+
+
+def make_reviews(dest: Path) -> ReviewFiles:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    texts, labels = zip(*REVIEWS, strict=True)
+    classifier = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels)
+    vectorizer = classifier.steps[0][1]
+    model = convert_sklearn(
+        classifier,
+        initial_types=[("text", StringTensorType([None, 1]))],
+        # The "C" locale: skl2onnx's default (en_US.UTF-8) is not installed on slim images,
+        # and ONNX Runtime's StringNormalizer cannot load without it.
+        options={id(classifier): {"zipmap": False}, id(vectorizer): {"locale": "C"}},
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "reviews.onnx").write_bytes(model.SerializeToString())
+    return ReviewFiles(onnx=dest / "reviews.onnx", classifier=classifier)

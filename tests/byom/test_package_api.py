@@ -192,3 +192,22 @@ def test_integer_samples_out_of_the_inputs_range_are_refused(tmp_path: Path) -> 
     )
     with pytest.raises(InvalidSamples, match="outside the range of UINT8"):
         package_onnx(model, name="u8", out_dir=tmp_path, samples={"x": np.array([[0, 256]] * 2)})
+
+
+def test_a_text_classifier_taking_strings(tmp_path: Path) -> None:
+    """skl2onnx's TF-IDF pipeline: a BYTES input [-1, 1], checked against scikit-learn."""
+    from byom_testkit import REVIEWS, make_reviews
+
+    reviews = make_reviews(tmp_path / "reviews")
+    texts = [text for text, _ in REVIEWS]
+    result = package_onnx(
+        reviews.onnx, name="reviews", out_dir=tmp_path / "out",
+        samples={"text": np.array(texts).reshape(-1, 1)},
+        expected={"label": reviews.classifier.predict(texts),
+                  "probabilities": reviews.classifier.predict_proba(texts)},
+    )  # fmt: skip
+    signature = result.manifest.signature
+    assert [(s.name, s.datatype, s.shape) for s in signature.inputs] == [("text", "BYTES", [-1, 1])]
+    assert result.manifest.parity.passed
+    assert result.manifest.parity.outputs["label"] == 0.0
+    assert result.manifest.parity.outputs["probabilities"] < 1e-6
