@@ -10,7 +10,8 @@ clients each send inferences back to back over keep-alive connections: a mix of 
 ``--scenario load``   checks: no 5xx, no connection error, every bad request refused with its
                       status; prints request counts by status and latency percentiles.
 ``--scenario fault``  also drops a batch file into ``inputs/`` (scored by ``up``'s watcher while
-                      the load runs) and SIGKILLs the model server at 40 % of the run. Checks:
+                      the load runs) and SIGKILLs the model server at 40 % of the run (the
+                      load goes on at least 2 s past the logged restart). Checks:
                       the only 5xx is 503 with ``Retry-After``, no connection error, no request
                       slower than its deadline, the model server back (``up`` restarted it)
                       and answering again within seconds, and the batch job finished with
@@ -200,14 +201,15 @@ def client(
     port: int,
     requests: dict[str, tuple[str, bytes, dict[str, str]]],
     timeout: float,
-    until: float,
+    until: list[float],
     seed: int,
     out: list[Outcome],
 ) -> None:
+    """Sends until ``until[0]`` (monotonic; the main thread may move it)."""
     rng = random.Random(seed)
     bad_kinds = [k for k in requests if k != "good"]
     conn: http.client.HTTPConnection | None = None
-    while time.monotonic() < until:
+    while time.monotonic() < until[0]:
         kind = "good" if rng.random() < GOOD_SHARE else rng.choice(bad_kinds)
         path, body, headers = requests[kind]
         started = time.monotonic()
@@ -321,7 +323,7 @@ def main() -> int:
         requests = requests_for(pixels, stack.key)
         outcomes: list[Outcome] = []
         started = time.monotonic()
-        until = started + args.duration
+        until = [started + args.duration]
         threads = [
             threading.Thread(
                 target=client,
@@ -343,6 +345,13 @@ def main() -> int:
             time.sleep(args.duration * 0.4)
             killed_at = time.monotonic()
             os.kill(stack.serving_pid, signal.SIGKILL)
+            # The load goes on until the restart is logged (however slow the machine is to
+            # restart the server) and two seconds past it, within a bound.
+            bound = killed_at + 60
+            while time.monotonic() < bound and stack.seen(r"the model server is back") is None:
+                until[0] = max(until[0], time.monotonic() + 0.5)
+                time.sleep(0.1)
+            until[0] = max(until[0], time.monotonic() + 2.0)
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
