@@ -89,15 +89,18 @@ def package_onnx(
     if expected is not None and samples is None:
         raise InvalidSamples("expected outputs need the samples they were computed from")
     try:
-        # Loads external weight files beside the model too, so they can be packed inline.
-        graph = onnx.load(str(source))
+        graph = onnx.load(str(source), load_external_data=False)
+        # Weights an exporter wrote to files beside the model are packed inline.
+        external = any(t.data_location == t.EXTERNAL for t in graph.graph.initializer)
+        if external:
+            onnx.external_data_helper.load_external_data_for_model(graph, str(source.parent))
         onnx.checker.check_model(graph)
     except Exception as exc:  # DecodeError, ValidationError, OSError: not a usable model
         raise InvalidModel(f"{source.name} is not a valid ONNX model: {_one_line(exc)}") from exc
     signature = signature_from_model(graph)
     with tempfile.TemporaryDirectory(prefix="modelway-package-") as work:
         onnx_path = Path(work) / MODEL_FILE_NAME
-        if any(t.data_location == t.EXTERNAL for t in graph.graph.initializer):
+        if external:
             _save_inline(graph, onnx_path)
         else:
             shutil.copyfile(source, onnx_path)  # the user's bytes, unchanged

@@ -211,3 +211,34 @@ def test_a_text_classifier_taking_strings(tmp_path: Path) -> None:
     assert result.manifest.parity.passed
     assert result.manifest.parity.outputs["label"] == 0.0
     assert result.manifest.parity.outputs["probabilities"] < 1e-6
+
+
+def test_weights_in_external_data_files_are_packed_inline(iris: IrisFiles, tmp_path: Path) -> None:
+    """Exporters write large weights beside the model; the artifact carries one model file."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    weight = np.arange(12, dtype=np.float32).reshape(4, 3)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 3])],
+        initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    path = tmp_path / "src" / "linear.onnx"
+    path.parent.mkdir()
+    onnx.save_model(
+        model, str(path), save_as_external_data=True, location="linear.weights", size_threshold=0
+    )
+    assert (tmp_path / "src" / "linear.weights").is_file()
+
+    rows = np.ones((2, 4), np.float32)
+    result = package_onnx(
+        path, name="linear", out_dir=tmp_path / "out", samples={"x": rows},
+        expected={"y": rows @ weight},
+    )  # fmt: skip
+    with tarfile.open(result.artifact, "r:gz") as tar:
+        assert sorted(tar.getnames()) == sorted([MANIFEST_NAME, MODEL_FILE_NAME])
+    assert result.manifest.parity.outputs == {"y": 0.0}
