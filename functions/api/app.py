@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from functions.api.deps import Clock, new_state
 from functions.api.errors import install_error_handlers
 from functions.api.observability import ObserveMiddleware, Observer
+from functions.api.openapi import openapi_document
 from functions.api.routes import admin, health, inference, jobs
 from functions.core.settings import Settings, get_settings
 
@@ -33,6 +34,8 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json" if settings.is_local else None,
     )
+    # The document is the contract: errors listed per route, no body that is never sent.
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     app.state.modelway = new_state(settings=settings, clock=clock, rng=rng)
     app.state.observer = observer
     install_error_handlers(app)

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from functions.api.openapi import allowed_methods
 from functions.core.errors import ModelwayError
 
 logger = logging.getLogger("modelway.api")
@@ -94,7 +95,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route that matched the path only; the
+        # path may have others (GET and POST /v1/keys are two routes).
+        methods = allowed_methods(request.app, _route_path(request))
+        if methods is not None:
+            response.headers["Allow"] = ", ".join(methods)
     return response
+
+
+def _route_path(request: Request) -> str:
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def install_error_handlers(app: FastAPI) -> None:

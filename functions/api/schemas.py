@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +13,7 @@ from functions.core.naming import (
     MODEL_SCOPE_PATTERN,
     TENANT_NAME_PATTERN,
 )
+from functions.core.oip.datatypes import DATATYPES
 
 # A version in a path: a number past MAX_VERSION (or below 1) can never name a version, so it
 # is a bad request (400), not a lookup that overflows the registry.
@@ -50,3 +51,29 @@ class CreateKey(_Body):
     admin: bool = False
     # The creating key's own tenant when omitted; no other is allowed.
     tenant: str | None = Field(default=None, pattern=TENANT_NAME_PATTERN)
+
+
+# The inference body, for the document only: the inference routes read the body themselves
+# (``functions.core.tensors``, which also checks it against the version's signature).
+class RequestTensor(BaseModel):
+    name: str = Field(min_length=1)
+    datatype: str = Field(json_schema_extra={"enum": sorted(DATATYPES)})
+    shape: list[Annotated[int, Field(ge=0)]]
+    data: Any = Field(default=None, description="Row-major values (absent in binary form).")
+    parameters: dict[str, Any] | None = None
+
+
+class RequestedOutput(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestTensor] = Field(min_length=1)
+    outputs: list[RequestedOutput] | None = None
+
+
+# Every request body above, for the OpenAPI document (``functions.api.openapi``).
+BODIES: tuple[type[BaseModel], ...] = (RegisterVersion, SetAlias, CreateKey, InferenceRequest)

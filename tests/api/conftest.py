@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.local import SqliteRegistry
 from functions.core.settings import Settings
+from tests.openapi_contract import ContractChecker
 
 
 @pytest.fixture
@@ -73,7 +74,10 @@ def app(
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
+    """Every response it receives is checked against the app's OpenAPI document."""
+    checker = ContractChecker(app.openapi())
     with TestClient(app, raise_server_exceptions=False) as client:
+        client.event_hooks = {"response": [checker.check_response]}
         yield client
 
 

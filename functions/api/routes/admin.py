@@ -10,12 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from functions.api.deps import AdminDep, RegistryDep, StateDep, StoreDep
+from functions.api.openapi import KEYED, error_responses
 from functions.api.schemas import CreateKey, RegisterVersion, SetAlias, VersionPath
 from functions.api.services.access import KeyService
 from functions.api.services.catalog import CatalogService
 from functions.core.registry.base import ApiKey
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"], responses=error_responses(*KEYED))
 
 
 def actor_of(key: ApiKey) -> str:
@@ -52,12 +53,19 @@ def list_models(catalog: CatalogDep) -> dict[str, Any]:
     return {"models": catalog.list_models()}
 
 
-@router.get("/models/{model}/versions")
+@router.get("/models/{model}/versions", responses=error_responses(404))
 def list_versions(model: str, catalog: CatalogDep) -> dict[str, Any]:
     return {"model": model, "versions": catalog.list_versions(model=model)}
 
 
-@router.post("/models/{model}/versions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/models/{model}/versions",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "The file was registered already: that version."},
+        **error_responses(404, 409, 422),
+    },
+)
 def register_version(
     model: str, body: RegisterVersion, catalog: CatalogDep, response: Response
 ) -> dict[str, Any]:
@@ -70,23 +78,23 @@ def register_version(
     return version
 
 
-@router.get("/models/{model}/versions/{version}")
+@router.get("/models/{model}/versions/{version}", responses=error_responses(404))
 def get_version(model: str, version: VersionPath, catalog: CatalogDep) -> dict[str, Any]:
     return catalog.get_version(model=model, version=version)
 
 
-@router.delete("/models/{model}/versions/{version}")
+@router.delete("/models/{model}/versions/{version}", responses=error_responses(404, 409))
 def retire_version(model: str, version: VersionPath, catalog: CatalogDep) -> dict[str, Any]:
     return catalog.retire(model=model, version=version)
 
 
 # Aliases ----------------------------------------------------------------------------------
-@router.get("/models/{model}/aliases")
+@router.get("/models/{model}/aliases", responses=error_responses(404))
 def list_aliases(model: str, catalog: CatalogDep) -> dict[str, Any]:
     return {"model": model, "aliases": catalog.list_aliases(model=model)}
 
 
-@router.put("/models/{model}/aliases/{alias}")
+@router.put("/models/{model}/aliases/{alias}", responses=error_responses(404, 409, 422))
 def set_alias(model: str, alias: str, body: SetAlias, catalog: CatalogDep) -> dict[str, Any]:
     return catalog.set_alias(
         model=model,
@@ -97,12 +105,12 @@ def set_alias(model: str, alias: str, body: SetAlias, catalog: CatalogDep) -> di
     )
 
 
-@router.post("/models/{model}/aliases/{alias}/rollback")
+@router.post("/models/{model}/aliases/{alias}/rollback", responses=error_responses(404, 409, 422))
 def rollback_alias(model: str, alias: str, catalog: CatalogDep) -> dict[str, Any]:
     return catalog.rollback(model=model, alias=alias)
 
 
-@router.get("/models/{model}/history")
+@router.get("/models/{model}/history", responses=error_responses(404))
 def alias_history(
     model: str, catalog: CatalogDep, alias: Annotated[str | None, Query()] = None
 ) -> dict[str, Any]:
@@ -110,7 +118,7 @@ def alias_history(
 
 
 # Keys -------------------------------------------------------------------------------------
-@router.post("/keys", status_code=status.HTTP_201_CREATED)
+@router.post("/keys", status_code=status.HTTP_201_CREATED, responses=error_responses(422))
 def create_key(body: CreateKey, service: KeysDep) -> dict[str, Any]:
     """The secret is in this response and nowhere else, ever."""
     return service.create(name=body.name, models=body.models, admin=body.admin, tenant=body.tenant)
@@ -121,16 +129,16 @@ def list_keys(service: KeysDep) -> dict[str, Any]:
     return {"keys": service.list()}
 
 
-@router.get("/keys/{key_id}")
+@router.get("/keys/{key_id}", responses=error_responses(404))
 def get_key(key_id: str, service: KeysDep) -> dict[str, Any]:
     return service.get(key_id=key_id)
 
 
-@router.delete("/keys/{key_id}")
+@router.delete("/keys/{key_id}", responses=error_responses(404))
 def revoke_key(key_id: str, service: KeysDep) -> dict[str, Any]:
     return service.revoke(key_id=key_id)
 
 
-@router.post("/keys/{key_id}/rotate")
+@router.post("/keys/{key_id}/rotate", responses=error_responses(404, 409))
 def rotate_key(key_id: str, service: KeysDep) -> dict[str, Any]:
     return service.rotate(key_id=key_id)

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from functions.api.deps import RegistryDep
+from functions.api.openapi import PUBLIC, error_responses
 from functions.core.errors import UpstreamUnavailable
 from functions.core.registry.exceptions import KeyNotFound
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=error_responses(*PUBLIC))
 
 SERVER_NAME = "modelway"
 EXTENSIONS = ["binary_tensor_data"]
@@ -34,7 +35,7 @@ async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/v2/health/ready")
+@router.get("/v2/health/ready", responses=error_responses(503))
 def ready(registry: RegistryDep) -> dict[str, bool]:
     """Ready when the registry answers: every routed request needs it."""
     try:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from functions.api.deadlines import request_deadline
+from functions.api.deadlines import TIMEOUT_HEADER, request_deadline
 from functions.api.deps import (
     ClockDep,
     ModelCallerDep,
@@ -29,13 +29,58 @@ from functions.api.deps import (
     receive_body,
 )
 from functions.api.errors import VERSION_HEADER
+from functions.api.openapi import KEYED, error_responses
 from functions.api.schemas import VersionPath
 from functions.api.services.inference import InferenceResult, InferenceService
 from functions.api.services.lookup import CachedRegistryReads
 from functions.core import keys
 from functions.core.errors import InvalidRequest, PayloadTooLarge
 
-router = APIRouter(prefix="/v2/models", tags=["inference"])
+router = APIRouter(prefix="/v2/models", tags=["inference"], responses=error_responses(*KEYED, 404))
+# Inference also answers for the model: its size limit, its signature, its endpoint.
+INFER_ERRORS = error_responses(413, 422, 502, 503, 504)
+
+
+def _infer_doc(*, alias: bool = False) -> dict[str, Any]:
+    """What the inference routes read by hand (they take no FastAPI parameters): the body,
+    in either form, and the headers and query that steer them."""
+    text = {"type": "string"}
+    parameters = [
+        {
+            "name": BINARY_HEADER,
+            "in": "header",
+            "schema": {"type": "integer", "minimum": 0},
+            "description": "Binary tensor extension: the length of the JSON header that "
+            "starts the body.",
+        },
+        {
+            "name": TIMEOUT_HEADER,
+            "in": "header",
+            "schema": {"type": "number", "exclusiveMinimum": 0},
+            "description": "Seconds the caller will wait (at most the router's limit).",
+        },
+    ]
+    if alias:
+        parameters += [
+            {"name": ALIAS_HEADER, "in": "header", "schema": text, "description": ALIAS_DOC},
+            {"name": "alias", "in": "query", "schema": text, "description": ALIAS_DOC},
+        ]
+    return {
+        "parameters": parameters,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}},
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "description": "JSON header then raw tensor data (binary extension).",
+                },
+            },
+        },
+    }
+
+
+ALIAS_DOC = "The alias to resolve (default: `default`)."
 
 ALIAS_HEADER = "x-model-alias"
 BINARY_HEADER = "inference-header-content-length"
@@ -59,7 +104,7 @@ def model_metadata(model: str, caller: ModelCallerDep, service: ServiceDep) -> d
     return service.model_metadata(model=model)
 
 
-@router.get("/{model}/ready")
+@router.get("/{model}/ready", responses=error_responses(422))
 def model_ready(
     model: str,
     caller: ModelCallerDep,
@@ -86,14 +131,16 @@ def version_ready(
     return {"name": model, "version": str(version), "ready": True}
 
 
-@router.post("/{model}/infer")
+@router.post("/{model}/infer", responses=INFER_ERRORS, openapi_extra=_infer_doc(alias=True))
 async def infer(model: str, request: Request) -> Response:
     """The model's ``default`` alias, or the alias named by ``x-model-alias`` / ``?alias=``."""
     alias = request.headers.get(ALIAS_HEADER) or request.query_params.get("alias")
     return await _infer(request, model=model, alias=alias)
 
 
-@router.post("/{model}/versions/{version}/infer")
+@router.post(
+    "/{model}/versions/{version}/infer", responses=INFER_ERRORS, openapi_extra=_infer_doc()
+)
 async def infer_version(model: str, version: VersionPath, request: Request) -> Response:
     return await _infer(request, model=model, version=version)
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from functions.api.deps import CallerDep, RegistryDep
+from functions.api.openapi import KEYED, error_responses
 from functions.api.services.access import JobService
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(*KEYED))
 
 
 async def get_job_service(caller: CallerDep, registry: RegistryDep) -> JobService:
@@ -29,6 +30,6 @@ def list_jobs(
     return {"jobs": service.list(model=model, limit=limit)}
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=error_responses(404))
 def get_job(job_id: str, service: JobsDep) -> dict[str, Any]:
     return service.get(job_id=job_id)
