@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from functions.core.naming import (
     ALIAS_NAME_PATTERN,
@@ -57,7 +57,7 @@ class CreateKey(_Body):
 # (``functions.core.tensors``, which also checks it against the version's signature).
 class RequestTensor(BaseModel):
     name: str = Field(min_length=1)
-    datatype: str = Field(json_schema_extra={"enum": sorted(DATATYPES)})
+    datatype: str = Field(json_schema_extra={"enum": list[JsonValue](sorted(DATATYPES))})
     shape: list[Annotated[int, Field(ge=0)]]
     data: Any = Field(default=None, description="Row-major values (absent in binary form).")
     parameters: dict[str, Any] | None = None
