@@ -53,6 +53,7 @@ def make_runtime_client(settings: Settings) -> RuntimeClient:
         connect_timeout=settings.runtime_connect_timeout_seconds,
         read_timeout=settings.runtime_read_timeout_seconds,
         max_attempts=settings.runtime_max_attempts,
+        signed=not settings.is_local,
     )
 
 

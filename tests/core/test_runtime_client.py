@@ -41,6 +41,7 @@ class Stub:
                         "variant": self.headers.get("X-Amzn-SageMaker-Target-Variant"),
                         "content_type": self.headers.get("Content-Type"),
                         "custom_attributes": self.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+                        "authorization": self.headers.get("Authorization"),
                         "body": body,
                     }
                 )
@@ -320,3 +321,20 @@ def test_the_model_servers_504_and_503_keep_their_meaning(stub: Stub) -> None:
         )
     assert busy.value.status == 503
     assert busy.value.retry_after
+
+
+def test_the_local_model_server_gets_unsigned_requests_aws_gets_sigv4(stub: Stub) -> None:
+    """The model server checks no signature, so the local client spends nothing on SigV4;
+    the AWS client (here pointed at the stub) signs every call, as SageMaker requires."""
+    from functions.core.backends import make_runtime_client
+    from functions.core.settings import Settings
+
+    local = make_runtime_client(Settings(env="local", serving_url=stub.url))
+    aws = make_runtime_client(
+        Settings(env="dev", region="us-east-1", runtime_endpoint_url=stub.url)
+    )
+    for client in (local, aws):
+        client.invoke(endpoint="ok", variant="v1", body=b'{"inputs": []}', content_type=JSON)
+    local_call, aws_call = stub.seen
+    assert local_call["authorization"] is None
+    assert str(aws_call["authorization"]).startswith("AWS4-HMAC-SHA256 Credential=local/")
