@@ -3,10 +3,14 @@
 Starts, on loopback, in separate processes:
   * baseline  — the same digits model in torch eager mode behind a minimal HTTP server;
   * serving   — modelway's model server alone, on the SageMaker runtime path;
-  * modelway  — the whole path: router (key check, alias, validation) → model server.
+  * modelway  — the whole path: router (key check, alias, validation) → model server;
+  * trivial   — a server that answers every request with the same few bytes: what the load
+                generator itself can do (its ceiling), so that it is known not to be the
+                bottleneck of the rows above.
 Each gets the same Open Inference Protocol JSON request (one digit) at concurrency 1 and 16,
-and the script prints requests/s and p50/p99 latency, then each as a ratio to the baseline
-measured in this same run. Model compute is pinned to one thread on every side.
+and the script prints requests/s and p50/p99 latency, each as a ratio to the baseline, and the
+router path's throughput as a share of the model server's alone, all measured in this same
+run. Model compute is pinned to one thread on every side.
 
     .venv/bin/python benchmarks/bench_local_path.py [--requests 2000]
 """
@@ -14,6 +18,7 @@ measured in this same run. Model compute is pinned to one thread on every side.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -27,6 +32,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,23 +123,28 @@ def drive(target: Target, body: bytes, *, concurrency: int, total: int) -> Resul
     return Result(target.name, concurrency, len(flat), seconds, flat)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="per target and level")
-    parser.add_argument("--levels", default="1,16", help="concurrency levels")
-    args = parser.parse_args()
-    levels = [int(level) for level in args.levels.split(",")]
+@dataclass(frozen=True)
+class LocalModel:
+    """The digits demo published over the local backend in ``home``, and a key for it."""
 
-    home = Path(tempfile.mkdtemp(prefix="modelway-bench-"))
+    home: Path
+    secret: str
+    body: bytes  # one real digit as an Open Inference Protocol JSON request
+    label: int
+    endpoint: str  # the model's endpoint name on the model server's runtime path
+
+
+def publish_digits(home: Path) -> LocalModel:
+    """Train, export and publish the digits model into ``home`` (``MODELWAY_HOME``)."""
     os.environ.update({"MODELWAY_HOME": str(home), "MODELWAY_ENV": "local"})
     from functions.core import keys
     from functions.core.backends import make_artifact_store, make_registry
     from functions.core.publishing import publish_artifact
     from functions.core.settings import get_settings
-    from model_build.cli.up import start_stack
     from model_build.digits import build_digits, load_sample
     from model_build.verify import verify_artifact
 
+    get_settings.cache_clear()
     settings = get_settings()
     registry = make_registry(settings)
     build = build_digits(out_dir=home / "build")
@@ -142,20 +153,90 @@ def main() -> int:
         settings=settings, actor="bench", alias="default", verify=verify_artifact,
     )  # fmt: skip
     _, secret = keys.create_key(registry=registry, name="bench", models=["digits"], admin=False)
-
     pixels, label = load_sample(index=-1)
     body = json.dumps(
         {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 8, 8], "data": pixels}]}
     ).encode()
+    endpoint = f"{settings.resolved_endpoint_prefix}-digits"
+    return LocalModel(home=home, secret=secret, body=body, label=label, endpoint=endpoint)
+
+
+def start_serving(model: LocalModel, *, port: int) -> subprocess.Popen[bytes]:
+    """modelway's model server alone over ``model.home``, ready to answer."""
+    from functions.core.settings import get_settings
+
+    settings = get_settings()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving", "local",
+         "--artifacts-dir", str(settings.artifacts_dir),
+         "--endpoint-prefix", settings.resolved_endpoint_prefix,
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"],
+    )  # fmt: skip
+    wait_ready(f"http://127.0.0.1:{port}/ping")
+    return process
+
+
+_TRIVIAL_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+class _Trivial(asyncio.Protocol):
+    """Answers each complete request (headers + Content-Length body) with ``_TRIVIAL_ANSWER``."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport  # uvloop's transports are not asyncio.Transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].lower()
+            at = head.find(b"content-length:")
+            size = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + size:
+                return
+            self.buffer = self.buffer[end + 4 + size :]
+            self.transport.write(_TRIVIAL_ANSWER)
+
+
+def serve_trivial(port: int) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(_Trivial, "127.0.0.1", port))
+    loop.run_until_complete(server.serve_forever())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="per target and level")
+    parser.add_argument("--levels", default="1,16", help="concurrency levels")
+    parser.add_argument("--trivial-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.trivial_server:
+        serve_trivial(args.trivial_server)
+        return 0
+    levels = [int(level) for level in args.levels.split(",")]
+
+    model = publish_digits(Path(tempfile.mkdtemp(prefix="modelway-bench-")))
+    from functions.core.settings import get_settings
+    from model_build.cli.up import start_stack
+
+    settings = get_settings()
+    body = model.body
 
     # One compute thread per model process on every side, so the comparison is like for like.
     os.environ["MODELWAY_ORT_THREADS"] = "1"
     os.environ["MODELWAY_KEY_CACHE_TTL_SECONDS"] = "30"
-    baseline_port = free_port()
+    baseline_port, trivial_port = free_port(), free_port()
     baseline = subprocess.Popen(
         [sys.executable, str(ROOT / "benchmarks" / "torch_eager_server.py"),
          "--port", str(baseline_port), "--threads", "1"],
     )  # fmt: skip
+    trivial = subprocess.Popen([sys.executable, __file__, "--trivial-server", str(trivial_port)])
     stack = start_stack(
         settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
     )
@@ -163,11 +244,10 @@ def main() -> int:
         wait_ready(f"http://127.0.0.1:{baseline_port}/")
         serving_port = int(stack.serving_url.rsplit(":", 1)[1])
         router_port = int(stack.router_url.rsplit(":", 1)[1])
-        endpoint = f"{settings.resolved_endpoint_prefix}-digits"
         targets = [
             Target("torch-eager", baseline_port, "/v2/models/digits/infer", {}),
-            Target("serving", serving_port, f"/endpoints/{endpoint}/invocations", {}),
-            Target("modelway", router_port, "/v2/models/digits/infer", {"x-api-key": secret}),
+            Target("serving", serving_port, f"/endpoints/{model.endpoint}/invocations", {}),
+            Target("modelway", router_port, "/v2/models/digits/infer", {"x-api-key": model.secret}),
         ]
         for target in targets:  # each answers the right digit before it is timed
             conn = connect(target.port)
@@ -175,18 +255,21 @@ def main() -> int:
             conn.request("POST", target.path, body=body, headers=headers)
             answer = json.loads(conn.getresponse().read())
             got = next(o for o in answer["outputs"] if o["name"] == "label")["data"][0]
-            assert got == label, f"{target.name} answered {got}, expected {label}"
+            assert got == model.label, f"{target.name} answered {got}, expected {model.label}"
             drive(target, body, concurrency=4, total=200)  # warm-up
+        ceiling = Target("trivial", trivial_port, "/", {})
+        drive(ceiling, body, concurrency=4, total=200)
 
         results = [
             drive(target, body, concurrency=level, total=args.requests)
             for level in levels
-            for target in targets
+            for target in [*targets, ceiling]
         ]
     finally:
         stack.stop()
-        baseline.terminate()
-        baseline.wait()
+        for process in (baseline, trivial):
+            process.terminate()
+            process.wait()
 
     print(f"\ndigits model, {args.requests} requests per row, 1 compute thread per model process")
     print(f"{'target':<12} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
@@ -201,6 +284,16 @@ def main() -> int:
                 f"{r.percentile(50) / base.percentile(50):>7.2f} "
                 f"{r.percentile(99) / base.percentile(99):>7.2f}"
             )
+    print()
+    for level in levels:
+        row = {r.target: r for r in results if r.concurrency == level}
+        share = row["modelway"].throughput / row["serving"].throughput
+        print(
+            f"concurrency {level:>2}: router path = {share:.2f} x the model server alone "
+            f"(goal >= 0.50 at 16); the client's ceiling (trivial server) "
+            f"{row['trivial'].throughput:.0f} req/s = "
+            f"{row['trivial'].throughput / row['serving'].throughput:.1f} x the model server's"
+        )
     return 0
 
 
