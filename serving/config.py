@@ -54,6 +54,9 @@ class ServingConfig:
     # client never waits. 0 ms still batches whatever queued up during the previous run.
     max_batch_size: int = 32
     max_queue_delay_ms: float = 2.0
+    # Text models: run a batch's rows in groups of similar token length, each padded only to
+    # its own longest, rather than all padded to the batch's longest (``processing.run``).
+    length_buckets: bool = True
     # Requests waiting per version; beyond it the server answers 503 + Retry-After rather
     # than letting latency grow without bound.
     max_queue_size: int = 256
@@ -69,6 +72,7 @@ class ServingConfig:
             max_batch_size=_env_int("MODELWAY_MAX_BATCH_SIZE", 32, minimum=1),
             max_queue_delay_ms=_env_float("MODELWAY_MAX_QUEUE_DELAY_MS", 2.0, minimum=0.0),
             max_queue_size=_env_int("MODELWAY_MAX_QUEUE_SIZE", 256, minimum=1),
+            length_buckets=_env_int("MODELWAY_LENGTH_BUCKETS", 1, minimum=0) > 0,
             max_request_bytes=_env_int(
                 "MODELWAY_MAX_REQUEST_BYTES", 16 * 1024 * 1024, minimum=1024
             ),

