@@ -197,9 +197,14 @@ def run(args: argparse.Namespace) -> int:
     ensure_demo_model(settings=settings, registry=registry)
     secret = issue_admin_key(registry=registry)
 
-    stack = start_stack(
-        settings=settings, host=args.host, port=args.port, serving_port=args.serving_port
-    )
+    # From here on SIGTERM stops the servers too (they are in their own process group).
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        stack = start_stack(
+            settings=settings, host=args.host, port=args.port, serving_port=args.serving_port
+        )
+    except KeyboardInterrupt:
+        return 130
     stop = threading.Event()
     watcher = None
     if not args.no_watch:
@@ -222,7 +227,6 @@ def run(args: argparse.Namespace) -> int:
     print(_banner(stack=stack, secret=secret, request=request, label=label,
                   settings=settings), flush=True)  # fmt: skip
 
-    signal.signal(signal.SIGTERM, _interrupt)
     supervisor = Supervisor(
         children=[stack.serving, stack.router],
         policy=RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window),
