@@ -85,9 +85,11 @@ async def run_inference(model: OnnxModel, request: Request, *, limit: int) -> Re
             header=request.headers.get(HEADER_LENGTH),
         )
         if len(body) > _OFFLOAD_BYTES:
-            infer_request = await run_in_threadpool(decode_request, body, json_length=json_length)
+            infer_request = await run_in_threadpool(
+                decode_request, body, json_length=json_length, signature=model.signature
+            )
         else:
-            infer_request = decode_request(body, json_length=json_length)
+            infer_request = decode_request(body, json_length=json_length, signature=model.signature)
         inputs = model.preprocess(infer_request)
         submitted = True  # submit settles the announcement even when it refuses
         future = model.predict(inputs, announced=True, deadline=deadline)

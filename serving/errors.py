@@ -28,9 +28,10 @@ class InvalidRequest(ServingError):
 
 
 class InvalidTensor(ServingError):
-    """A well-formed request whose tensors do not fit the model's signature."""
+    """A well-formed request whose tensors do not fit the model's signature (422, as the
+    router answers it: both run the same codec)."""
 
-    status = 400
+    status = 422
     code = "invalid_tensor"
 
 

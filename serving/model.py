@@ -28,12 +28,6 @@ from serving.signature import (
 log = logging.getLogger("serving")
 
 
-def _shape_fits(expected: tuple[int, ...], actual: tuple[int, ...]) -> bool:
-    return len(expected) == len(actual) and all(
-        e == -1 or e == a for e, a in zip(expected, actual, strict=True)
-    )
-
-
 class OnnxModel:
     def __init__(
         self, *, artifact: Artifact, config: ServingConfig, name: str, version: str
@@ -159,36 +153,16 @@ class OnnxModel:
     # -- request path -------------------------------------------------------------------
 
     def preprocess(self, request: InferRequest) -> Tensors:
-        given = {t.name: t for t in request.inputs}
-        expected = [t.name for t in self.signature.inputs]
-        unknown = sorted(set(given) - set(expected))
-        if unknown:
-            raise InvalidTensor(f"unknown input {unknown[0]!r}; this model takes {expected}")
-        missing = [name for name in expected if name not in given]
-        if missing:
-            raise InvalidTensor(f"missing input {missing[0]!r}; this model takes {expected}")
-        inputs: Tensors = {}
-        for spec in self.signature.inputs:
-            tensor = given[spec.name]
-            if tensor.datatype != spec.datatype:
-                raise InvalidTensor(
-                    f"input {spec.name!r} must be {spec.datatype}, got {tensor.datatype}"
-                )
-            if not _shape_fits(spec.shape, tensor.shape):
-                raise InvalidTensor(
-                    f"input {spec.name!r} must have shape {list(spec.shape)} (-1: any), "
-                    f"got {list(tensor.shape)}"
-                )
-            inputs[spec.name] = tensor.array
-        if self.signature.batchable and len({a.shape[0] for a in inputs.values()}) > 1:
-            raise InvalidTensor("all inputs must have the same batch size (axis 0)")
-        if request.outputs is not None:
-            for out in request.outputs:
-                if self.signature.output(out.name) is None:
-                    raise InvalidTensor(
-                        f"unknown output {out.name!r}; this model has {self._output_names}"
-                    )
-        return inputs
+        """The graph's feeds. ``request`` was decoded against ``self.signature`` by the shared
+        codec (names, datatypes, shapes and bounds, batch sizes, requested outputs)."""
+        given = {t.name: t.array for t in request.inputs}
+        missing = [t.name for t in self.signature.inputs if t.name not in given]
+        if missing or len(given) != len(self.signature.inputs):
+            raise InvalidTensor(
+                f"inputs {sorted(given)} do not match the model's "
+                f"{[t.name for t in self.signature.inputs]}; decode with the model's signature"
+            )
+        return {t.name: given[t.name] for t in self.signature.inputs}
 
     def predict(
         self, inputs: Tensors, *, announced: bool = False, deadline: float | None = None
@@ -208,7 +182,7 @@ class OnnxModel:
         tensors = []
         for name, binary in chosen:
             spec = self.signature.output(name)
-            assert spec is not None  # checked in preprocess
+            assert spec is not None  # the codec checked the requested outputs
             tensors.append(
                 OutputTensor(name=name, datatype=spec.datatype, array=outputs[name], binary=binary)
             )

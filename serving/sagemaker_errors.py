@@ -13,10 +13,11 @@ unknown endpoint or variant           HTTP 400, ``e.response["Error"]["Code"] ==
                                       "ValidationError"``, ``["Error"]["Message"]`` e.g.
                                       ``"Endpoint modelway-local-nope not found."``
 model refused the tensors             HTTP 424, ``["Error"]["Code"] == "ModelError"``,
-                                      ``e.response["OriginalStatusCode"] == 400``,
+                                      ``e.response["OriginalStatusCode"] == 422``,
                                       ``e.response["OriginalMessage"]`` = the model's JSON
                                       body ``{"error": ..., "code": "invalid_tensor"}``
-                                      (or ``invalid_request``), ``e.response["LogStreamArn"]``
+                                      (or 400 ``invalid_request``),
+                                      ``e.response["LogStreamArn"]``
 model failed / artifact unloadable    as above with ``OriginalStatusCode == 500``
 request body over the server's limit  as above with ``OriginalStatusCode == 413``
 version's queue full                  HTTP 503, ``["Error"]["Code"] ==

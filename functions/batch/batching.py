@@ -9,13 +9,13 @@ payload limit (SageMaker real-time endpoints take 6 MB) or the record cap.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from functions.batch.formats import Sample, has_batch_axis
 from functions.core.errors import PayloadTooLarge, UpstreamError
-from functions.core.manifest import Signature
-from functions.core.tensors import element_count
+from functions.core.oip import Signature
 
 _COMPACT = (",", ":")
 
@@ -137,7 +137,7 @@ def split_outputs(
     for output in outputs:
         name, datatype, shape = output.get("name"), output.get("datatype"), output.get("shape")
         data = _flat(output.get("data"))
-        if not isinstance(shape, list) or not shape or element_count(shape) != len(data):
+        if not isinstance(shape, list) or not shape or math.prod(shape) != len(data):
             raise UpstreamError(f"output {name!r}: shape {shape} does not match its data")
         if not batched:
             per_sample[0].append({"name": name, "datatype": datatype, "shape": shape, "data": data})

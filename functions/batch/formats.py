@@ -7,16 +7,21 @@ number, so "record 7" is always line 7 (line 8 of a CSV).
 
 JSON Lines (``.jsonl``, ``.ndjson``): each line is either
   - an Open Inference Protocol request for one sample, ``{"inputs": [...], "id": ...}``,
-    checked exactly as the router checks a request (the batch axis, if the model has one,
-    must be 1), or
-  - a plain tensor for a model with a single input: a flat list of numbers (the sample's
+    checked by the codec the router and the model server run (``functions.core.oip``; the
+    batch axis, if the model has one, must be 1), or
+  - an object of plain tensors by input name, ``{"input_ids": [...], "attention_mask":
+    [...], "id": ...}`` (each as below), for a model with several inputs, or
+  - a plain tensor for a model with a single input: a flat list of values (the sample's
     elements in row-major order, when its shape is fixed) or a list nested like one sample
-    (with or without the leading batch axis of 1).
+    (with or without the leading batch axis of 1), or a bare string for a one-element text
+    (BYTES) input: ``"a review to classify"``.
 
 CSV (``.csv``): a header row, then one sample per row. A column named ``id`` (any case) is
 carried to the result as the record's id; every other column is an element of an input, in
 header order. For a single-input model every such column belongs to that input, whatever its
-name (``pixel_0 … pixel_63``), and their count must equal the sample's element count. For a
+name (``pixel_0 … pixel_63``), and their count must equal the sample's element count. A BYTES
+(text) input takes a cell as it is, quotes and all per CSV, an empty cell being the empty
+string. For a
 model with several inputs a column belongs to the input it is named after: ``x`` or
 ``x_<n>`` / ``x.<n>`` / ``x[<n>]``. A header that does not fit the signature fails the job.
 
@@ -28,16 +33,15 @@ unknown format, which fails the job with that reason. A ``.gz`` suffix is unpack
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, BinaryIO, Protocol
 
+from functions.core import oip
 from functions.core.errors import InvalidInput, InvalidRequest
-from functions.core.manifest import Signature, TensorSpec
-from functions.core.tensors import element_count, validate_request
+from functions.core.oip import Signature, TensorSpec
 
 _READ_CHUNK = 1 << 16
 _BOM = b"\xef\xbb\xbf"
@@ -195,8 +199,11 @@ def format_from_name(name: str) -> InputFormat | None:
 def sniff_format(first_line: bytes) -> InputFormat:
     """The format of a file whose name does not say, from its first non-blank line."""
     try:
-        document = json.loads(first_line)
-    except ValueError:
+        document = oip.loads(first_line, what="the first line")
+    except oip.NestedTooDeep:
+        # Still JSON Lines: its first record is then refused on its own, not the file.
+        return InputFormat.JSONL
+    except InvalidRequest:
         document = None
     if isinstance(document, dict | list):
         return InputFormat.JSONL
@@ -232,29 +239,55 @@ class JsonLinesParser:
     def __init__(self, *, signature: Signature) -> None:
         self._signature = signature
         self._batched = has_batch_axis(signature)
+        self._text_input = signature.inputs[0].datatype == "BYTES"
 
     def parse(self, data: bytes, *, record: int) -> Sample:
-        try:
-            document = json.loads(data, parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidRequest(f"not valid JSON: {exc}") from None
+        document = oip.loads(data, what="the line")
         if isinstance(document, dict):
-            return self._from_request(document, record=record)
-        if isinstance(document, list):
-            return self._from_tensor(document, record=record)
+            if "inputs" in document:
+                return self._from_request(document, record=record)
+            return self._from_named(document, record=record)
+        text_input = len(self._signature.inputs) == 1 and self._text_input
+        if isinstance(document, list) or (isinstance(document, str) and text_input):
+            inputs = self._signature.inputs
+            if len(inputs) != 1:
+                names = ", ".join(repr(t.name) for t in inputs)
+                raise InvalidRequest(
+                    f"the model takes {len(inputs)} inputs ({names}): give each line as an "
+                    "object of tensors by input name, or an inference request with 'inputs'"
+                )
+            tensor = self._plain_tensor(document, inputs[0])
+            return self._sample({"inputs": [tensor]}, record=record, row_id=None)
         raise InvalidRequest(
-            "a line must be a JSON object (an inference request) or an array (a tensor)"
+            "a line must be a JSON object (an inference request, or tensors by input name), "
+            "an array (a tensor) or, for a model taking one text (BYTES) input, a string"
         )
 
     def _from_request(self, document: dict[str, Any], *, record: int) -> Sample:
-        if "inputs" not in document:
-            raise InvalidRequest("a JSON object line must be an inference request with 'inputs'")
-        validate_request(request=document, signature=self._signature)
-        by_name = {t["name"]: t for t in document["inputs"]}
+        return self._sample(document, record=record, row_id=document.get("id"))
+
+    def _from_named(self, document: dict[str, Any], *, record: int) -> Sample:
+        names = [t.name for t in self._signature.inputs]
+        given = set(document) - {"id"}
+        if given != set(names):
+            raise InvalidRequest(
+                f"a JSON object line is an inference request with 'inputs', or the model's "
+                f"inputs by name ({', '.join(map(repr, names))}; 'id' optional); this one has "
+                f"{', '.join(map(repr, sorted(given)[:5])) or 'neither'}"
+            )
+        tensors = [self._plain_tensor(document[t.name], t) for t in self._signature.inputs]
+        request = {"inputs": tensors}
+        return self._sample(request, record=record, row_id=document.get("id"))
+
+    def _sample(self, request: dict[str, Any], *, record: int, row_id: Any) -> Sample:
+        """One sample from a one-sample request, checked by the shared codec."""
+        decoded = oip.decode_document(request, signature=self._signature)
         tensors = []
         for spec in self._signature.inputs:
-            tensor = by_name[spec.name]
-            shape = list(tensor["shape"])
+            tensor = decoded.input(spec.name)
+            assert tensor is not None  # the codec checked every input is there
+            assert tensor.values is not None  # JSON data, never raw bytes
+            shape = tensor.shape
             if self._batched:
                 if shape[0] != 1:
                     raise InvalidInput(
@@ -262,28 +295,21 @@ class JsonLinesParser:
                         "sample (batch axis 1)"
                     )
                 shape = shape[1:]
-            tensors.append((_flatten(tensor["data"]), tuple(shape)))
-        return Sample(record=record, tensors=tuple(tensors), id=document.get("id"))
+            tensors.append((tensor.values, shape))
+        return Sample(record=record, tensors=tuple(tensors), id=row_id)
 
-    def _from_tensor(self, data: list[Any], *, record: int) -> Sample:
-        inputs = self._signature.inputs
-        if len(inputs) != 1:
-            names = ", ".join(repr(t.name) for t in inputs)
-            raise InvalidRequest(
-                f"the model takes {len(inputs)} inputs ({names}): give each line as an "
-                "inference request with 'inputs'"
-            )
-        spec = inputs[0]
+    def _plain_tensor(self, data: Any, spec: TensorSpec) -> dict[str, Any]:
+        """The request tensor a plain value stands for (a lone value, e.g. a text, is a
+        one-element tensor)."""
+        if not isinstance(data, list):
+            data = [data]
         shape = self._full_shape(data, spec)
         nested: Any = data
         if isinstance(data[0], list):
             # Nesting must follow the shape all the way down: add the implied unit axes.
             for _ in range(len(shape) - len(_nesting(data))):
                 nested = [nested]
-        tensor = {"name": spec.name, "datatype": spec.datatype, "shape": shape, "data": nested}
-        validate_request(request={"inputs": [tensor]}, signature=self._signature)
-        sample_shape = tuple(shape[1:]) if self._batched else tuple(shape)
-        return Sample(record=record, tensors=((_flatten(data), sample_shape),))
+        return {"name": spec.name, "datatype": spec.datatype, "shape": shape, "data": nested}
 
     def _full_shape(self, data: list[Any], spec: TensorSpec) -> list[int]:
         """The request shape a plain tensor stands for (batch axis included when batched)."""
@@ -332,7 +358,7 @@ class CsvParser:
                     f"input {spec.name!r} has dynamic axes {spec.shape}: CSV needs a fixed "
                     "shape per sample; use JSON Lines"
                 )
-            need = element_count(per_sample)
+            need = math.prod(per_sample)
             if len(indexes) != need:
                 raise HeaderMismatch(
                     f"the CSV header has {len(indexes)} columns for input {spec.name!r}, "
@@ -383,7 +409,7 @@ class CsvParser:
                 }
             )
             tensors.append((values, per_sample))
-        validate_request(request={"inputs": request}, signature=self._signature)
+        oip.decode_document({"inputs": request}, signature=self._signature)
         row_id = fields[self._id_column].strip() if self._id_column is not None else None
         return Sample(record=record, tensors=tuple(tensors), id=row_id)
 
@@ -396,12 +422,12 @@ def _belongs(column: str, name: str) -> bool:
 
 
 def _cell(text: str, spec: TensorSpec) -> Any:
+    datatype = spec.datatype
+    if datatype == "BYTES":
+        return text  # text is text: spaces and emptiness are the writer's to choose
     value = text.strip()
     if not value:
         raise InvalidInput(f"input {spec.name!r}: an empty cell")
-    datatype = spec.datatype
-    if datatype == "BYTES":
-        return text
     if datatype == "BOOL":
         lowered = value.lower()
         if lowered in ("true", "1"):
@@ -442,24 +468,3 @@ def _nesting(data: Any) -> list[int]:
             break
         node = node[0]
     return dims
-
-
-def _flatten(data: list[Any]) -> list[Any]:
-    """Row-major elements of already-validated (so regular) nested data."""
-    if not data or not isinstance(data[0], list):
-        return data
-    flat: list[Any] = []
-    stack = [iter(data)]
-    while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
-            flat.append(item)
-        else:
-            stack.pop()
-    return flat
-
-
-def _reject_constant(value: str) -> Any:
-    raise ValueError(f"{value} is not valid JSON")

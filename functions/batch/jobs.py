@@ -117,7 +117,7 @@ from functions.core.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from functions.core.manifest import Signature
+from functions.core.oip import Signature
 from functions.core.registry.base import Job, ModelVersion, Registry
 from functions.core.registry.exceptions import JobChanged, JobNotFound
 from functions.core.runtime.base import RuntimeClient
@@ -284,7 +284,7 @@ def process_object(
 
     try:
         version = _resolve(deps.registry, target=target, pinned=job.version)
-        signature = Signature.model_validate(version.manifest["signature"])
+        signature = Signature.from_dict(version.manifest["signature"])
     except (NotFound, InvalidRequest, KeyError, ValueError) as exc:
         reason = exc.message if isinstance(exc, ModelwayError) else f"bad signature: {exc}"
         _save(deps, _terminal(job, FAILED, reason=reason))
@@ -798,7 +798,7 @@ class _SliceState:
         elif line.data.strip():
             try:
                 sample = parser.parse(line.data, record=record)
-            except (InvalidInput, InvalidRequest) as exc:
+            except (InvalidInput, InvalidRequest, PayloadTooLarge) as exc:
                 self._bad(record, exc.message, exc.code)
             else:
                 self._add(sample, boundary=(start, line.number - 1))

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 
 from functions.core.errors import InvalidInput
 from functions.core.manifest import Signature, TensorSpec
+from functions.core.oip import decode_document
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.local import SqliteRegistry
 from functions.core.runtime.base import BINARY_JSON, RuntimeResponse
-from functions.core.tensors import validate_request
 
 INFER = f"/v2/models/{MODEL}/infer"
 
@@ -169,11 +169,11 @@ def test_integer_tensors_are_range_checked() -> None:
     def request(data: list[Any]) -> dict[str, Any]:
         return {"inputs": [{"name": "ids", "shape": [3], "datatype": "UINT8", "data": data}]}
 
-    validate_request(request=request([0, 7, 255]), signature=signature)
+    decode_document(request([0, 7, 255]), signature=signature.to_codec())
     with pytest.raises(InvalidInput, match="out of range for UINT8"):
-        validate_request(request=request([0, 7, 256]), signature=signature)
+        decode_document(request([0, 7, 256]), signature=signature.to_codec())
     with pytest.raises(InvalidInput, match=r"must be integers, got 1\.5"):
-        validate_request(request=request([0, 1.5, 2]), signature=signature)
+        decode_document(request([0, 1.5, 2]), signature=signature.to_codec())
 
 
 def test_payload_over_the_limit_is_413_before_parsing(
@@ -320,10 +320,10 @@ def test_binary_bytes_elements_are_walked() -> None:
             }
         ]
     }
-    validate_request(request=request, signature=signature, binary=chunk)
+    decode_document(request, signature=signature.to_codec(), binary=chunk)
     request["inputs"][0]["shape"] = [4]
     with pytest.raises(InvalidInput, match="fewer than 4"):
-        validate_request(request=request, signature=signature, binary=chunk)
+        decode_document(request, signature=signature.to_codec(), binary=chunk)
     request["inputs"][0]["shape"] = [2]
     with pytest.raises(InvalidInput, match="exactly 2"):
-        validate_request(request=request, signature=signature, binary=chunk)
+        decode_document(request, signature=signature.to_codec(), binary=chunk)

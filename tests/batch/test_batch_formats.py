@@ -20,15 +20,15 @@ from functions.batch.formats import (
     sniff_format,
 )
 from functions.core.errors import InvalidInput, InvalidRequest, PayloadTooLarge, UpstreamError
-from functions.core.manifest import Signature
+from functions.core.oip import Signature
 
-DIGITS = Signature.model_validate(
+DIGITS = Signature.from_dict(
     {
         "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 1, 8, 8]}],
         "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
     }
 )
-TWO_INPUTS = Signature.model_validate(
+TWO_INPUTS = Signature.from_dict(
     {
         "inputs": [
             {"name": "x", "datatype": "FP32", "shape": [-1, 2]},

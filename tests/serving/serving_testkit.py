@@ -228,3 +228,39 @@ def running_server(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(15)
         sock.close()
+
+
+# Words in, label (BYTES) and label id (INT64) out: a real text graph (ONNX-ML LabelEncoder),
+# for the BYTES path end to end. Unknown words are "unknown" / -1.
+WORDS = {"good": ("positive", 1), "bad": ("negative", 0), "日本": ("ニュートラル", 2)}
+
+
+def words_onnx() -> bytes:
+    words = list(WORDS)
+    ids = [WORDS[w][1] for w in words]
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "LabelEncoder", ["text"], ["label_id"], domain="ai.onnx.ml",
+                keys_strings=words, values_int64s=ids, default_int64=-1,
+            ),
+            helper.make_node(
+                "LabelEncoder", ["label_id"], ["label"], domain="ai.onnx.ml",
+                keys_int64s=ids, values_strings=[WORDS[w][0] for w in words],
+                default_string="unknown",
+            ),
+        ],
+        "words",
+        [helper.make_tensor_value_info("text", TensorProto.STRING, ["N"])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.STRING, ["N"]),
+            helper.make_tensor_value_info("label_id", TensorProto.INT64, ["N"]),
+        ],
+    )  # fmt: skip
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", 2)],
+    )
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

@@ -148,12 +148,15 @@ def test_bad_tuning_is_refused_at_start(tmp_path: Path) -> None:
     assert "MODELWAY_MAX_BATCH_SIZE" in result.stderr
 
 
-def test_the_server_imports_neither_functions_nor_torch() -> None:
-    """It ships alone in its container: only numpy, onnxruntime, starlette/uvicorn, stdlib."""
+def test_the_server_imports_only_the_codec_from_functions_and_no_torch() -> None:
+    """It ships in its container with numpy, onnxruntime, starlette/uvicorn, the stdlib, and
+    the shared dependency-free codec (``functions.core.oip`` and the errors it subclasses)."""
     code = (
         "import sys, serving.__main__, serving.app\n"
+        "shared = {'functions', 'functions.core', 'functions.core.errors'}\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'functions', 'torch', 'pydantic', 'fastapi', 'boto3', 'botocore'})\n"
+        "{'functions', 'torch', 'pydantic', 'fastapi', 'boto3', 'botocore'} "
+        "and m not in shared and not m.startswith('functions.core.oip'))\n"
         "print(bad)\n"
     )
     result = subprocess.run(

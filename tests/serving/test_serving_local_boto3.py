@@ -139,7 +139,7 @@ def test_unknown_endpoint_or_variant_is_a_validation_error(
     assert message in error["Error"]["Message"]
 
 
-def test_bad_tensor_is_a_model_error_carrying_the_models_400(
+def test_bad_tensor_is_a_model_error_carrying_the_models_422(
     client: Any, batch: np.ndarray
 ) -> None:
     wrong = batch.reshape(2, 64)
@@ -148,12 +148,12 @@ def test_bad_tensor_is_a_model_error_carrying_the_models_400(
     error: dict[str, Any] = dict(info.value.response)
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert error["Error"]["Code"] == "ModelError"
-    assert error["OriginalStatusCode"] == 400
+    assert error["OriginalStatusCode"] == 422
     original = json.loads(error["OriginalMessage"])
     assert original["code"] == "invalid_tensor"
     assert "shape" in original["error"]
     assert error["LogStreamArn"] == ""
-    assert "Received client error (400)" in error["Error"]["Message"]
+    assert "Received client error (422)" in error["Error"]["Message"]
 
 
 def test_malformed_body_is_a_model_error_400(client: Any) -> None:

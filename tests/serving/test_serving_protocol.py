@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from serving_testkit import binary_body, split_binary_response
 
-from serving.errors import InvalidRequest, InvalidTensor, ServingError
+from serving.errors import InvalidRequest, InvalidTensor, PayloadTooLarge, ServingError
 from serving.protocol import (
     SAGEMAKER_BINARY,
     OutputTensor,
@@ -118,14 +118,22 @@ BAD_JSON_BODIES: dict[str, bytes] = {
     "truncated": b'{"inputs": [',
     "invalid utf-8": b'{"inputs": "\xff"}',
     "array document": b"[1, 2]",
-    "no inputs": b"{}",
-    "inputs not a list": b'{"inputs": {"name": "x"}}',
-    "empty inputs": b'{"inputs": []}',
-    "input not an object": b'{"inputs": [3]}',
     "id not a string": _req(id=5),
     "deep nesting": b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     "NaN literal": _doc(data=[1, 2, 3, float("nan")]),
     "Infinity literal": _doc(data=[1, 2, 3, float("inf")]),
+    "request parameters not an object": _req(parameters="x"),
+    "binary_data_output not bool": _req(parameters={"binary_data_output": "yes"}),
+    "binary size without binary body": _doc(data=None, parameters={"binary_data_size": 16}).replace(
+        b', "data": null', b""
+    ),
+}
+
+BAD_TENSORS: dict[str, bytes] = {
+    "no inputs": b"{}",
+    "inputs not a list": b'{"inputs": {"name": "x"}}',
+    "empty inputs": b'{"inputs": []}',
+    "input not an object": b'{"inputs": [3]}',
     "no name": _doc(name=""),
     "name not a string": _doc(name=3),
     "unknown datatype": _doc(datatype="FP8"),
@@ -144,16 +152,7 @@ BAD_JSON_BODIES: dict[str, bytes] = {
     "output without name": _req(outputs=[{"parameters": {}}]),
     "output binary_data not bool": _req(outputs=[{"name": "y", "parameters": {"binary_data": 1}}]),
     "duplicate outputs": _req(outputs=[{"name": "y"}, {"name": "y"}]),
-    "request parameters not an object": _req(parameters="x"),
-    "binary_data_output not bool": _req(parameters={"binary_data_output": "yes"}),
     "duplicate inputs": json.dumps({"inputs": [_ONE, _ONE]}).encode(),
-    "binary size without binary body": _doc(data=None, parameters={"binary_data_size": 16}).replace(
-        b', "data": null', b""
-    ),
-}
-
-BAD_TENSORS: dict[str, bytes] = {
-    "huge shape, little data": _doc(shape=_HUGE),
     "too few elements": _doc(data=[1, 2, 3]),
     "too many elements": _doc(data=[1, 2, 3, 4, 5]),
     "ragged nesting": _doc(data=[[1, 2], [3]]),
@@ -168,22 +167,36 @@ BAD_TENSORS: dict[str, bytes] = {
     "beyond int64": _doc(datatype="INT64", data=[1, 2, 3, 2**70]),
     "overflows float": _doc(datatype="FP16", data=[1, 2, 3, 1e10]),
     "1e400 is infinite": b'{"inputs":[{"name":"a","datatype":"FP64","shape":[1],"data":[1e400]}]}',
-    "BYTES": _doc(datatype="BYTES", data=["a", "b", "c", "d"]),
 }
 
 
 @pytest.mark.parametrize("body", BAD_JSON_BODIES.values(), ids=BAD_JSON_BODIES.keys())
 def test_malformed_requests_are_invalid_request(body: bytes) -> None:
-    with pytest.raises(ServingError) as info:
+    with pytest.raises(InvalidRequest) as info:
         decode_request(body)
-    assert info.value.status == 400
+    assert (info.value.status, info.value.code) == (400, "invalid_request")
 
 
 @pytest.mark.parametrize("body", BAD_TENSORS.values(), ids=BAD_TENSORS.keys())
 def test_inconsistent_tensors_are_invalid_tensor(body: bytes) -> None:
     with pytest.raises(InvalidTensor) as info:
         decode_request(body)
-    assert info.value.status == 400
+    # 422, as the router answers: both run the shared codec.
+    assert (info.value.status, info.value.code) == (422, "invalid_tensor")
+
+
+def test_a_shape_past_the_element_limit_is_413_before_any_data_is_read() -> None:
+    with pytest.raises(PayloadTooLarge) as info:
+        decode_request(_doc(shape=_HUGE))
+    assert (info.value.status, info.value.code) == (413, "payload_too_large")
+
+
+def test_bytes_decode_to_object_arrays_of_str() -> None:
+    request = decode_request(_doc(datatype="BYTES", data=[["a", "bé"], ["", "日本"]]))
+    array = request.inputs[0].array
+    assert array.dtype == object
+    assert array.shape == (2, 2)
+    assert array.tolist() == [["a", "bé"], ["", "日本"]]
 
 
 def _binary_case(size: int, payload: bytes, shape: list[int] | None = None) -> tuple[bytes, int]:
@@ -203,21 +216,21 @@ def _binary_case(size: int, payload: bytes, shape: list[int] | None = None) -> t
 
 
 @pytest.mark.parametrize(
-    ("body", "length"),
+    ("body", "length", "status"),
     [
-        _binary_case(8, b"\0" * 4),  # body shorter than declared
-        _binary_case(8, b"\0" * 12),  # trailing bytes that belong to nobody
-        _binary_case(4, b"\0" * 4),  # size does not match shape
-        _binary_case(8 * 10**12, b"\0" * 8, shape=[2 * 10**12]),  # huge claimed shape
-        _binary_case(-8, b"\0" * 8),
-        (b'{"inputs": []}', 10**6),  # header length beyond the body
-        (b"\0\0\0\0", 4),  # header is not JSON
+        (*_binary_case(8, b"\0" * 4), 400),  # body shorter than declared
+        (*_binary_case(8, b"\0" * 12), 400),  # trailing bytes that belong to nobody
+        (*_binary_case(4, b"\0" * 4), 422),  # size does not match shape
+        (*_binary_case(8 * 10**12, b"\0" * 8, shape=[2 * 10**12]), 413),  # huge claimed shape
+        (*_binary_case(-8, b"\0" * 8), 400),
+        (b'{"inputs": []}', 10**6, 400),  # header length beyond the body
+        (b"\0\0\0\0", 4, 400),  # header is not JSON
     ],
 )
-def test_bad_binary_requests_are_400(body: bytes, length: int) -> None:
+def test_bad_binary_requests_are_refused(body: bytes, length: int, status: int) -> None:
     with pytest.raises(ServingError) as info:
         decode_request(body, json_length=length)
-    assert info.value.status == 400
+    assert info.value.status == status
 
 
 def test_json_response_has_model_version_id_and_flat_data() -> None:

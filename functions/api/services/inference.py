@@ -9,12 +9,12 @@ from typing import Any
 
 from functions.api.services.lookup import CachedRegistryReads
 from functions.api.views import model_metadata
+from functions.core import oip
 from functions.core.errors import NotFound
 from functions.core.naming import is_alias_name
 from functions.core.registry.base import DEFAULT_ALIAS, ModelVersion
 from functions.core.registry.exceptions import AliasNotFound, InvalidAliasTarget
-from functions.core.runtime.base import BINARY_JSON, RuntimeClient, RuntimeResponse
-from functions.core.tensors import parse_inference_request
+from functions.core.runtime.base import BINARY_JSON, JSON, RuntimeClient, RuntimeResponse
 
 _VARIANT = re.compile(r"^v(\d+)$")
 _HEADER_SIZE = re.compile(r"json-header-size=(\d+)")
@@ -107,14 +107,17 @@ class InferenceService:
         pass its answer through."""
         version = target.version
         signature = self.reads.signature(version)
-        request = parse_inference_request(
-            body=body, signature=signature, json_header_length=json_header_length
+        # The shared codec (the model server runs the same one): what passes here, loads there.
+        json_length = oip.header_length(content_type=None, header=json_header_length)
+        oip.decode_request(body, json_length=json_length, signature=signature)
+        content_type = (
+            JSON if json_length is None else f"{BINARY_JSON};json-header-size={json_length}"
         )
         response = self.runtime.invoke(
             endpoint=version.endpoint_name,
             variant=version.variant_name,
-            body=request.body,
-            content_type=request.content_type,
+            body=body,
+            content_type=content_type,
             deadline=deadline,
         )
         return InferenceResult(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.api.cache import TTLCache
-from functions.core.manifest import Signature
+from functions.core.oip import Signature
 from functions.core.registry.base import Alias, ModelVersion, Registry
 
 
@@ -57,7 +57,7 @@ class CachedRegistryReads:
         """The version's tensor signature, parsed once rather than on every request."""
         result: Signature = self._cache.get_or_load(
             ("signature", version.model, version.version, version.sha256),
-            lambda: Signature.model_validate(version.manifest["signature"]),
+            lambda: Signature.from_dict(version.manifest["signature"]),
             now=self._now,
         )
         return result

@@ -11,6 +11,10 @@ class ProtocolError(InvalidRequest):
     """400: the body is not an inference request (not JSON, too deep, lying binary sizes)."""
 
 
+class NestedTooDeep(ProtocolError):
+    """400: JSON nested deeper than the limit (refused before the parser recurses)."""
+
+
 class TensorError(InvalidInput):
     """422: a well-formed request whose tensors do not fit the signature."""
 
