@@ -338,3 +338,20 @@ def test_the_local_model_server_gets_unsigned_requests_aws_gets_sigv4(stub: Stub
     local_call, aws_call = stub.seen
     assert local_call["authorization"] is None
     assert str(aws_call["authorization"]).startswith("AWS4-HMAC-SHA256 Credential=local/")
+
+
+def test_a_model_server_that_stops_answering_cannot_hold_a_request_past_its_deadline(
+    stub: Stub,
+) -> None:
+    """The usual client would wait 2 x 5 s; a request with 0.8 s left gives up in time."""
+    client = client_for(stub.url, read_timeout=5.0, max_attempts=2)
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout):
+        client.invoke(
+            endpoint="slow", variant="v1", body=b"{}", content_type=JSON, deadline=time.time() + 0.8
+        )
+    assert time.monotonic() - started < 2.0
+    assert stub.hits["slow"] == 1  # one attempt: no time for a second
+    # A deadline the usual client's worst case fits in uses the usual client.
+    assert client._client_within(30.0) is client.client
+    assert client._client_within(0.8) is client._client_within(0.9)  # one per timeout

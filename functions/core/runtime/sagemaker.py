@@ -32,6 +32,9 @@ _BUSY_CODES = frozenset(
 )
 # The item of CustomAttributes the model server reads its deadline from.
 TIMEOUT_ATTRIBUTE = "timeout-ms"
+# Read timeouts (s) of the one-attempt clients used when a request's deadline is shorter than
+# the usual client's worst case.
+SHORT_READ_TIMEOUTS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 # Region used when talking to the local model server, so no AWS configuration is needed.
 LOCAL_REGION = "us-east-1"
 # Connections kept open to the endpoint: as many as requests the router may have in flight at
@@ -60,6 +63,8 @@ class SageMakerRuntimeClient:
         self._read_timeout = read_timeout
         self._max_attempts = max_attempts
         self._client: Boto3RuntimeClient | None = None
+        # Clients with a shorter read timeout, by that timeout (see ``_client_within``).
+        self._short: dict[float, Boto3RuntimeClient] = {}
         self._lock = threading.Lock()
 
     @property
@@ -85,19 +90,44 @@ class SageMakerRuntimeClient:
             {"EndpointName": "modelway-prime", "Body": b"{}", "ContentType": "application/json"},
         )
 
-    def _build_client(self) -> Boto3RuntimeClient:
+    def _client_within(self, seconds: float) -> Boto3RuntimeClient:
+        """A client that gives up within about ``seconds``: the usual one when its worst case
+        (every attempt waiting out its read timeout) fits, else one that tries once with the
+        longest read timeout of ``SHORT_READ_TIMEOUTS`` that fits, so that a model server that
+        stops answering (hung, not dead) cannot hold a request past its deadline. At most one
+        extra client per timeout, built on first use."""
+        if self._read_timeout * self._max_attempts <= seconds:
+            return self.client
+        timeout = max(
+            (t for t in SHORT_READ_TIMEOUTS if t <= seconds and t < self._read_timeout),
+            default=SHORT_READ_TIMEOUTS[0],
+        )
+        client = self._short.get(timeout)
+        if client is None:
+            with self._lock:
+                client = self._short.get(timeout)
+                if client is None:
+                    client = self._short[timeout] = self._build_client(
+                        read_timeout=timeout, max_attempts=1
+                    )
+        return client
+
+    def _build_client(
+        self, *, read_timeout: float | None = None, max_attempts: int | None = None
+    ) -> Boto3RuntimeClient:
         import boto3
         from botocore.config import Config
 
+        max_attempts = max_attempts or self._max_attempts
         config = Config(
             connect_timeout=self._connect_timeout,
-            read_timeout=self._read_timeout,
+            read_timeout=read_timeout or self._read_timeout,
             # "standard" on purpose: it retries throttling and transient failures (5xx,
             # dropped connections) with jittered exponential backoff, and never retries a
             # model's own error (424). The total_max_attempts cap keeps the worst case, about
             # max_attempts x (connect + read timeout), inside API Gateway's 29 s limit when
             # the settings are chosen for it — "adaptive" could instead sleep client-side.
-            retries={"mode": "standard", "total_max_attempts": self._max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             max_pool_connections=MAX_POOL_CONNECTIONS,
         )
         if not self._signed:
@@ -143,15 +173,17 @@ class SageMakerRuntimeClient:
         if variant:
             params["TargetVariant"] = variant
         where = f"{endpoint}/{variant}" if variant else endpoint
+        client = self.client
         if deadline is not None:
-            left_ms = int((deadline - time.time()) * 1000)
-            if left_ms <= 0:
+            left = deadline - time.time()
+            if left <= 0:
                 raise UpstreamTimeout(
                     f"the request's deadline passed before model endpoint {where} was called"
                 )
-            params["CustomAttributes"] = deadline_attribute(left_ms)
+            params["CustomAttributes"] = deadline_attribute(int(left * 1000))
+            client = self._client_within(left)
         try:
-            response = self.client.invoke_endpoint(**params)
+            response = client.invoke_endpoint(**params)
             payload = response["Body"].read()
         except ClientError as exc:
             raise _from_client_error(exc, where=where) from exc
