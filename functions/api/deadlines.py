@@ -30,8 +30,12 @@ def request_deadline(
     context = (event or {}).get("requestContext") or {}
     received_ms = context.get("requestTimeEpoch")
     if isinstance(received_ms, int | float) and not isinstance(received_ms, bool):
-        # Never later than now (clocks of two machines), never absurdly earlier.
-        start = min(now, max(now - limit_seconds, received_ms / 1000.0))
+        received = received_ms / 1000.0
+        # A receipt time ahead of now (two machines' clocks) counts as now; one older than the
+        # whole budget cannot come from API Gateway, which has given up by then: a replayed
+        # event (``modelway invoke api events/...``), timed from now.
+        if now - limit_seconds < received <= now:
+            start = received
     budget = limit_seconds
     raw = headers.get(TIMEOUT_HEADER)
     if raw is not None:

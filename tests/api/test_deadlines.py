@@ -4,9 +4,11 @@ received the request, or less when the client asks with ``X-Request-Timeout`` (s
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from api_testkit import MODEL, FakeRuntime, digit_request
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from functions.api.deadlines import request_deadline
@@ -14,6 +16,7 @@ from functions.core.errors import InvalidRequest, UpstreamTimeout
 from functions.core.registry.base import ModelVersion
 
 INFER = f"/v2/models/{MODEL}/infer"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def test_an_inference_carries_api_gateways_29_s_by_default(
@@ -78,10 +81,37 @@ def test_under_lambda_the_clock_starts_when_api_gateway_received_the_request() -
     assert request_deadline(headers={}, event=event, limit_seconds=29, now=now) == now + 25
     asked = {"x-request-timeout": "10"}
     assert request_deadline(headers=asked, event=event, limit_seconds=29, now=now) == now + 6
-    # A receipt time from the future (clock skew) or from long ago is clamped.
+    # A receipt time from the future (clock skew), or from longer ago than API Gateway waits
+    # (a replayed sample event), counts from now.
     ahead = {"requestContext": {"requestTimeEpoch": int((now + 3) * 1000)}}
     assert request_deadline(headers={}, event=ahead, limit_seconds=29, now=now) == now + 29
-    ages = {"requestContext": {"requestTimeEpoch": 1000}}
-    assert request_deadline(headers={}, event=ages, limit_seconds=29, now=now) == now
+    replayed = {"requestContext": {"requestTimeEpoch": 1_764_279_000_123}}
+    later = now + 86_400 * 365
+    assert request_deadline(headers={}, event=replayed, limit_seconds=29, now=later) == later + 29
     with pytest.raises(InvalidRequest):
         request_deadline(headers={"x-request-timeout": "x"}, event=None, limit_seconds=29)
+
+
+def test_under_the_lambda_handler_the_deadline_runs_from_the_events_receipt_time(
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    digits_v1: ModelVersion,
+    admin_key: str,
+    runtime: FakeRuntime,
+) -> None:
+    from functions.api import handler as handler_module
+    from model_build.cli.invoke import LocalLambdaContext, load_event
+
+    monkeypatch.setattr(handler_module, "_adapter", handler_module.build_adapter(app))
+    event = load_event(EVENTS / "api-infer.json", api_key=admin_key)
+    received = time.time() - 3.0
+    event["requestContext"]["requestTimeEpoch"] = int(received * 1000)
+    assert handler_module.handler(event, LocalLambdaContext())["statusCode"] == 200
+    assert runtime.calls[-1].deadline == pytest.approx(received + 29, abs=0.01)
+    # The sample event as stored (received long ago) replays with a whole budget from now.
+    stored = load_event(EVENTS / "api-infer.json", api_key=admin_key)
+    before = time.time()
+    assert handler_module.handler(stored, LocalLambdaContext())["statusCode"] == 200
+    deadline = runtime.calls[-1].deadline
+    assert deadline is not None
+    assert before + 29 <= deadline <= time.time() + 29
