@@ -12,8 +12,9 @@ non-UTF-8 line, bad JSON, wrong tensor      that record in the error file
 a line over the payload limit               that record in the error file
 a CSV row with a field over csv's limit     that record in the error file
 unknown extension, content not sniffable    failed, permanent (``unknown input format``)
-CSV header: a field over csv's limit,     failed, permanent (the header is the schema)
-not UTF-8, columns that do not fit
+CSV header over csv's field limit, not      failed, permanent (the header is the schema)
+UTF-8, CR-only line endings, columns that
+do not fit the signature
 a first line over the payload limit         failed, permanent
 corrupt or truncated gzip                   failed, permanent
 key with an empty / '.' / '..' segment      failed, permanent (no result key exists)
@@ -62,6 +63,8 @@ def assert_failed_for_good(stack: Stack, key: str, body: bytes, *, reason: str) 
         # A header field over the csv module's field limit (131072 characters).
         ("wide.csv", b"id," + b"p" * 200_000 + b",b,c,d\n" + ROW + b"\n", "CSV header"),
         ("latin.csv", b"a,b,c,\xe9\n" + ROW + b"\n", "not UTF-8"),
+        # Old Mac line endings (CR only): the whole file is one line csv cannot read.
+        ("classic-mac.csv", b"a,b,c,d\r" + ROW + b"\r", "CSV header"),
         # No extension: sniffed from a first line csv cannot read.
         ("sniffed", b"a," + b"p" * 200_000 + b",c,d\n" + ROW + b"\n", "CSV header"),
         ("blob.bin", b"\x00\xff\xfe\x00\n", "unknown input format"),
