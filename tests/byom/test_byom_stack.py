@@ -246,6 +246,17 @@ def test_ranker_json_matches_eager_torch_at_any_length(stack: Stack, length: int
         np.testing.assert_allclose(got[name], want[name], atol=1e-5)
 
 
+def test_ranker_refuses_a_sequence_over_its_bound_before_the_model(stack: Stack) -> None:
+    token_ids, mask = _tokens(1, 65, seed=2)  # packaged with --max-length sequence=64
+    body = {"inputs": _json_tensors({"token_ids": token_ids, "attention_mask": mask})}
+    response = httpx.post(
+        f"{stack.router}/v2/models/ranker/infer", json=body, headers={"x-api-key": stack.key}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_tensor"
+    assert "64" in response.json()["error"]
+
+
 def test_ranker_binary_matches_eager_torch(stack: Stack) -> None:
     token_ids, mask = _tokens(3, 17, seed=5)
     got = _binary_infer(
