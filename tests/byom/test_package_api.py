@@ -242,3 +242,35 @@ def test_weights_in_external_data_files_are_packed_inline(iris: IrisFiles, tmp_p
     with tarfile.open(result.artifact, "r:gz") as tar:
         assert sorted(tar.getnames()) == sorted([MANIFEST_NAME, MODEL_FILE_NAME])
     assert result.manifest.parity.outputs == {"y": 0.0}
+
+
+def test_latency_of_a_slow_model_is_bounded_by_its_time_budget(
+    iris: IrisFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model whose run takes 50 ms is timed in about the budget, not 20 warm-up runs plus
+    200 timed ones per batch size."""
+    import time
+
+    import model_build.runner
+    from model_build.latency import measure_latency
+
+    real_open = model_build.runner.open_session
+    runs: list[int] = []
+
+    def slow_session(path: Path, *, threads: int = 1) -> Any:
+        session = real_open(path, threads=threads)
+
+        class Slow:
+            def run(self, names: Any, feed: Any) -> Any:
+                runs.append(1)
+                time.sleep(0.05)
+                return session.run(names, feed)
+
+        return Slow()
+
+    monkeypatch.setattr(model_build.runner, "open_session", slow_session)
+    feeds = {"X": iris.features[:4]}
+    latency = measure_latency(onnx_path=iris.onnx, feeds=feeds, budget_seconds=0.5)
+    assert latency["p50_batch1"] >= 50
+    # Per batch size: warm-up within a fifth of the budget, then 10 timed runs (the floor).
+    assert len(runs) <= 2 * (3 + 10)
