@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -85,3 +86,43 @@ def modelway_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _iam_proof() -> Iterator[None]:
+    """Fails a test whose code under test made an AWS call its function's role in the
+    synthesized template does not allow (``tests/iam_proof``)."""
+    from tests.iam_proof import capture, proof
+
+    with capture.capturing() as calls:
+        yield
+    if calls:
+        denied = proof.check(calls)
+        if denied:
+            pytest.fail(
+                "calls the synthesized IAM policies do not allow:\n  "
+                + "\n  ".join(dict.fromkeys(str(d) for d in denied)),
+                pytrace=False,
+            )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.iam_proof import proof
+
+    if not proof.CHECKED:
+        return
+    functions = {function for function, _, _ in proof.CHECKED}
+    terminalreporter.write_line(
+        f"IAM proof: {len(proof.CHECKED)} (function, action, resource) uses by "
+        f"{len(functions)} functions checked against the synthesized {proof.ENV} template"
+    )
+    report = os.environ.get("MODELWAY_IAM_PROOF_REPORT")
+    if report:
+        rows = sorted(proof.CHECKED.items())
+        Path(report).write_text(
+            "\n".join(
+                f"{'ok ' if ok else 'NO '} {f.split('.')[1]:16} {a:55} {r}"
+                for (f, a, r), ok in rows
+            )
+            + "\n"
+        )

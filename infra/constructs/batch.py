@@ -25,6 +25,11 @@ from infra.constructs.lambdas import ModelwayFunction
 from infra.constructs.nag import acknowledge, allow
 from infra.constructs.storage import INPUTS_PREFIX, OUTPUTS_PREFIX, Storage
 
+# SageMaker lets a model answer for up to 60 s and recommends a client read timeout of 70 s;
+# batch has no API Gateway deadline, so it waits that long instead of the router's 12 s, and
+# retries with its own backoff (functions.batch.jobs) rather than botocore's on top.
+RUNTIME_READ_TIMEOUT_SECONDS = 70
+RUNTIME_MAX_ATTEMPTS = 1
 # CDK's singleton that applies bucket notifications (a custom resource and its Lambda).
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 
@@ -65,7 +70,11 @@ class Batch(Construct):
             description="Scores files uploaded under inputs/ record by record into outputs/",
             memory_mb=settings.memory_mb,
             timeout=cdk.Duration.seconds(settings.timeout_seconds),
-            environment=environment,
+            environment={
+                **environment,
+                "MODELWAY_RUNTIME_READ_TIMEOUT_SECONDS": str(RUNTIME_READ_TIMEOUT_SECONDS),
+                "MODELWAY_RUNTIME_MAX_ATTEMPTS": str(RUNTIME_MAX_ATTEMPTS),
+            },
             service_name="modelway-batch",
             log_level=log_level,
             log_retention_days=log_retention_days,
@@ -93,8 +102,16 @@ class Batch(Construct):
         storage.grant_objects(
             role,
             prefix=INPUTS_PREFIX,
-            actions=["s3:GetObject"],
+            # The bucket is versioned: every event names the object version, and a job reads
+            # exactly that version (GetObject with VersionId is s3:GetObjectVersion).
+            actions=["s3:GetObject", "s3:GetObjectVersion"],
             reason="The uploaded files to score, whatever their names, under inputs/ only.",
+        )
+        storage.grant_list(
+            role,
+            prefixes=[INPUTS_PREFIX, OUTPUTS_PREFIX],
+            reason="Listing under inputs/ and outputs/ only, so that S3 answers 404 for an "
+            "input deleted before it was scored (403 without it) and the job fails saying so.",
         )
         storage.grant_objects(
             role,

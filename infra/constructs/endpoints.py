@@ -25,6 +25,11 @@ SERVING_DOCKERFILE = "serving/Dockerfile"
 # The image's build context is the repository root (the Dockerfile copies serving/ by that
 # path) with everything but serving/ left out: no .venv, no models, no secrets.
 SERVING_CONTEXT_EXCLUDE = ["*", "!serving", "**/__pycache__", "**/*.pyc"]
+# What modelway autoscales: endpoint variants' instances, inference components' copies.
+SCALABLE_DIMENSIONS = (
+    "sagemaker:variant:DesiredInstanceCount",
+    "sagemaker:inference-component:DesiredCopyCount",
+)
 AUTOSCALING_SLR = (
     "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
     "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
@@ -199,11 +204,10 @@ class Endpoints(Construct):
         """Giving variants their autoscaling (``functions.core.deploy.autoscaling``): target
         tracking on invocations per instance; ``deregister`` also allows taking it off, which
         only an endpoint update that drops or resizes a variant needs."""
+        stack = cdk.Stack.of(self)
         actions = [
             "application-autoscaling:RegisterScalableTarget",
             "application-autoscaling:PutScalingPolicy",
-            "application-autoscaling:DescribeScalableTargets",
-            "application-autoscaling:DescribeScalingPolicies",
         ]
         if deregister:
             actions += [
@@ -213,10 +217,42 @@ class Endpoints(Construct):
         allow(
             role,
             actions=actions,
+            resources=[
+                stack.format_arn(
+                    service="application-autoscaling",
+                    resource="scalable-target",
+                    resource_name="*",
+                    arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+                )
+            ],
+            conditions={
+                "StringEquals": {
+                    "application-autoscaling:service-namespace": "sagemaker",
+                    "application-autoscaling:scalable-dimension": list(SCALABLE_DIMENSIONS),
+                }
+            },
+            wildcard_reason="Scalable targets get ids generated on registration; the "
+            "conditions limit these actions to SageMaker endpoint variants and inference "
+            "components of this account and region (no other service's targets).",
+        )
+        allow(
+            role,
+            actions=[
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:DescribeScalingPolicies",
+            ],
             resources=["*"],
-            wildcard_reason="Application Auto Scaling identifies scalable targets and policies "
-            "by ids generated on registration, so its actions cannot name them in advance; "
-            "they touch no data.",
+            wildcard_reason="Application Auto Scaling's Describe actions have no resource-level "
+            "permissions; they read settings, no data.",
+        )
+        # SageMaker's autoscaling prerequisites: Application Auto Scaling checks that whoever
+        # registers a variant may describe its endpoint and change its capacity.
+        allow(
+            role,
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"],
+            resources=[self.endpoint_arns],
+            wildcard_reason="This environment's endpoints (name prefix), created at publish "
+            "time; registering their variants' autoscaling needs these two.",
         )
         # Target tracking creates, updates and deletes its alarms as the caller.
         allow(

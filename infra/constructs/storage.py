@@ -132,6 +132,17 @@ class Storage(Construct):
         actions = [*TABLE_READ_ACTIONS, *(TABLE_WRITE_ACTIONS if write else ())]
         allow(role, actions=actions, resources=self.table_arns)
 
+    def grant_list(self, role: iam.IRole, *, prefixes: list[str], reason: str) -> None:
+        """``s3:ListBucket`` on the bucket, for keys under ``prefixes`` only. With it S3 tells
+        a missing object (404) from a forbidden one; without it every miss is a 403."""
+        allow(
+            role,
+            actions=["s3:ListBucket"],
+            resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
+            wildcard_reason=reason,
+        )
+
     def grant_objects(
         self, role: iam.IRole, *, prefix: str, actions: list[str], reason: str
     ) -> None:

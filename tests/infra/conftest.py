@@ -8,35 +8,25 @@ shell) so that the assertions do not depend on who runs them. Synthesis is the s
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from infra_testkit import ENVIRONMENTS, Synthesized, cdk_context
+from infra_testkit import ENVIRONMENTS, Synthesized
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synthesized]:
-    import aws_cdk as cdk
-
-    from infra.app import build
+def synthesized() -> dict[str, Synthesized]:
+    # The IAM proof (tests/iam_proof) synthesizes through the same cache: once per process.
+    from tests.iam_proof.proof import synthesize
 
     results: dict[str, Synthesized] = {}
-    with pytest.MonkeyPatch.context() as mp:
-        for var in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
-            mp.delenv(var, raising=False)
-        for env in ENVIRONMENTS:
-            outdir = tmp_path_factory.mktemp(f"cdk-{env}")
-            app = cdk.App(context=cdk_context(env), outdir=str(outdir))
-            stack = build(app)
-            app.synth()
-            path = outdir / f"{stack.stack_name}.template.json"
-            results[env] = Synthesized(
-                name=env,
-                stack=stack,
-                template=json.loads(path.read_text()),
-                template_path=path,
-                outdir=outdir,
-            )
+    for env in ENVIRONMENTS:
+        synth = synthesize(env)
+        results[env] = Synthesized(
+            name=env,
+            stack=synth.stack,
+            template=synth.template,
+            template_path=synth.path,
+            outdir=synth.outdir,
+        )
     return results
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
+from tests.iam_proof.proof import cdk_context
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "staging", "prod")
 
@@ -43,12 +45,7 @@ class Synthesized:
         return str(self.stack.resolve(construct.node.default_child.logical_id))
 
 
-def cdk_context(env: str | None) -> dict[str, Any]:
-    """The context ``cdk synth -c env=…`` gives the app: cdk.json's, plus the choice."""
-    context = dict(json.loads((REPO_ROOT / "cdk.json").read_text())["context"])
-    if env is not None:
-        context["env"] = env
-    return context
+__all__ = ["cdk_context"]
 
 
 def environment_config(env: str) -> Any:

@@ -84,7 +84,14 @@ def test_router_permissions(each_env: Synthesized) -> None:
         "s3:PutObject": {f"<{bucket}.Arn>/artifacts/*"},
         "s3:DeleteObject": {f"<{bucket}.Arn>/artifacts/*"},
         "s3:AbortMultipartUpload": {f"<{bucket}.Arn>/artifacts/*"},
+        "s3:ListBucket": {f"<{bucket}.Arn>"},
     }
+    (listing,) = [
+        s
+        for s in role_policy(each_env, stack.api.router_function.role)
+        if "s3:ListBucket" in as_list(s["Action"])
+    ]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*", "artifacts/*"]}}
     assert allowed["dynamodb:PutItem"] == {f"<{table}.Arn>", f"<{table}.Arn>/index/gsi1"}
     assert "dynamodb:Scan" not in allowed
     assert allowed["sagemaker:InvokeEndpoint"] == {f"{region}:endpoint/{prefix}-*"}
@@ -127,9 +134,19 @@ def test_batch_reads_inputs_writes_outputs_and_invokes_endpoints(each_env: Synth
     s3 = {a: r for a, r in allowed.items() if a.startswith("s3:")}
     assert s3 == {
         "s3:GetObject": {f"<{bucket}.Arn>/inputs/*", f"<{bucket}.Arn>/outputs/*"},
+        # The bucket is versioned and every job reads the version its event names.
+        "s3:GetObjectVersion": {f"<{bucket}.Arn>/inputs/*"},
         "s3:PutObject": {f"<{bucket}.Arn>/outputs/*"},
         "s3:AbortMultipartUpload": {f"<{bucket}.Arn>/outputs/*"},
+        # So that a deleted input is a 404 (the job fails saying so), not a 403.
+        "s3:ListBucket": {f"<{bucket}.Arn>"},
     }
+    (listing,) = [
+        s
+        for s in role_policy(each_env, stack.batch.function.role)
+        if "s3:ListBucket" in as_list(s["Action"])
+    ]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["inputs/*", "outputs/*"]}}
     assert allowed["sagemaker:InvokeEndpoint"] == {
         f"arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint/"
         f"modelway-{each_env.name}-*"
@@ -215,8 +232,16 @@ def test_endpoint_events_function_reads_endpoints_and_registers_autoscaling_only
     prefix = f"modelway-{each_env.name}"
     sagemaker = {a: r for a, r in allowed.items() if a.startswith("sagemaker:")}
     assert sagemaker == {
-        action: {f"{region}:endpoint/{prefix}-*", f"{region}:endpoint-config/{prefix}-*"}
-        for action in ("sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig")
+        "sagemaker:DescribeEndpoint": {
+            f"{region}:endpoint/{prefix}-*",
+            f"{region}:endpoint-config/{prefix}-*",
+        },
+        "sagemaker:DescribeEndpointConfig": {
+            f"{region}:endpoint/{prefix}-*",
+            f"{region}:endpoint-config/{prefix}-*",
+        },
+        # SageMaker's autoscaling prerequisite: whoever registers a variant may resize it.
+        "sagemaker:UpdateEndpointWeightsAndCapacities": {f"{region}:endpoint/{prefix}-*"},
     }
     # What ensure_autoscaling can call (every call of the module but the deregistering ones).
     granted = {a for a in allowed if a.startswith("application-autoscaling:")}
@@ -237,7 +262,8 @@ def test_endpoint_events_function_reads_endpoints_and_registers_autoscaling_only
     assert allowed["sqs:SendMessage"] == {f"<{dlq}.Arn>"}
     # No data: no table, bucket, invocation, and no way to change an endpoint or pass a role.
     assert not any(a.startswith(("dynamodb:", "s3:", "lambda:", "apigateway:")) for a in allowed)
-    assert not any(a.startswith(("sagemaker:Create", "sagemaker:Update")) for a in allowed)
+    assert not any(a.startswith("sagemaker:Create") for a in allowed)
+    assert "sagemaker:UpdateEndpoint" not in allowed
     assert "sagemaker:InvokeEndpoint" not in allowed
     assert "iam:PassRole" not in allowed
     assert (
@@ -257,3 +283,43 @@ def test_endpoint_events_function_reads_endpoints_and_registers_autoscaling_only
         }
         == set()
     )
+
+
+def test_autoscaling_writes_are_limited_to_sagemaker_targets(each_env: Synthesized) -> None:
+    """Not ``*``: only SageMaker variants' and inference components' scalable targets of this
+    account and region; Describe* (no resource-level permissions) stay on ``*``."""
+    stack = each_env.stack
+    for role in (stack.api.router_function.role, stack.endpoint_events.function.role):
+        for statement in role_policy(each_env, role):
+            writes = [
+                a
+                for a in as_list(statement["Action"])
+                if a.startswith("application-autoscaling:") and ":Describe" not in a
+            ]
+            if not writes:
+                continue
+            assert [flat(r) for r in as_list(statement["Resource"])] == [
+                "arn:<AWS::Partition>:application-autoscaling:<AWS::Region>:<AWS::AccountId>:"
+                "scalable-target/*"
+            ]
+            assert statement["Condition"] == {
+                "StringEquals": {
+                    "application-autoscaling:service-namespace": "sagemaker",
+                    "application-autoscaling:scalable-dimension": [
+                        "sagemaker:variant:DesiredInstanceCount",
+                        "sagemaker:inference-component:DesiredCopyCount",
+                    ],
+                }
+            }
+
+
+def test_router_may_take_keys_off_its_usage_plans_and_flush_its_authorizer(
+    dev: Synthesized,
+) -> None:
+    allowed = grants(role_policy(dev, dev.stack.api.router_function.role))
+    deletes = allowed["apigateway:DELETE"]
+    base = "arn:<AWS::Partition>:apigateway:<AWS::Region>::"
+    plans = {dev.logical_id(plan) for plan in dev.stack.api.usage_plans.values()}
+    assert {f"{base}/usageplans/<{plan}>/keys/*" for plan in plans} <= deletes
+    api = dev.logical_id(dev.stack.api.rest_api)
+    assert f"{base}/restapis/<{api}>/stages/dev/cache/authorizers" in deletes
