@@ -1,8 +1,9 @@
 """FastAPI dependencies: the app's settings, clients and caches, and the caller.
 
-Clients are built from ``functions.core.backends`` on first use and kept for the app's life
-(one Lambda container). Everything that reaches a client goes through the providers below, so
-tests swap a client with ``app.dependency_overrides[get_runtime] = ...``.
+Clients come from ``functions.core.backends.Backends`` (the one wiring point), built on
+first use and kept for the app's life (one Lambda container). Everything that reaches a
+client goes through the providers below, so tests swap a client with
+``app.dependency_overrides[get_runtime] = ...``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from functools import cached_property
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
@@ -47,40 +47,30 @@ class RouterState:
         # inline (``run_blocking``); a worker thread per event would cost more than the work.
         self.blocking_inline = False
 
-    # Read only by the async providers below, i.e. on the event loop's one thread: a client
-    # is never built twice.
-    @cached_property
+        self.backends = backends.Backends.from_settings(settings)
+
+    # The one wiring point (``functions.core.backends``); each part is built on first use.
+    @property
     def registry(self) -> Registry:
-        return backends.make_registry(self.settings)
+        return self.backends.registry
 
-    @cached_property
+    @property
     def store(self) -> ArtifactStore:
-        return backends.make_artifact_store(self.settings)
+        return self.backends.store
 
-    @cached_property
+    @property
     def runtime(self) -> RuntimeClient:
-        return backends.make_runtime_client(self.settings)
+        return self.backends.runtime
 
-    @cached_property
+    @property
     def key_gateway(self) -> keys.KeyGateway | None:
-        """On AWS, where keys must also exist as API Gateway API keys (usage plan); none
-        locally. Built by ``backends.make_key_gateway`` (the AWS side provides it)."""
-        if self.settings.is_local:
-            return None
-        factory = getattr(backends, "make_key_gateway", None)
-        if factory is None:
-            logger.warning(
-                "no make_key_gateway in functions.core.backends: keys are not "
-                "mirrored to API Gateway"
-            )
-            return None
-        gateway: keys.KeyGateway | None = factory(self.settings)
-        return gateway
+        """On AWS, where keys must also exist as API Gateway API keys (usage plan)."""
+        return self.backends.key_gateway
 
-    @cached_property
+    @property
     def deployer(self) -> Deployer | None:
         """On AWS, SageMaker models and endpoints follow publishes and alias moves."""
-        return backends.make_deployer(self.settings)
+        return self.backends.deployer
 
     def prepare(self) -> None:
         """Build what the data plane uses now (the init phase), so that no event pays for it.
@@ -216,7 +206,9 @@ async def receive_body(request: Request, *, limit: int) -> bytes:
 
 
 async def read_body(request: Request, settings: SettingsDep) -> bytes:
-    return await receive_body(request, limit=settings.max_payload_bytes)
+    return await receive_body(
+        request, limit=settings.payload_limit(request.headers.get("content-type"))
+    )
 
 
 BodyDep = Annotated[bytes, Depends(read_body)]

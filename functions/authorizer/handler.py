@@ -13,8 +13,9 @@ registry (``functions.core.keys.authenticate``: unknown or revoked keys fail), a
   for the authorizer's TTL and applies it to whatever route the same key calls next, so a
   policy naming only this route would wrongly deny the key's next, different route. Per-model
   scopes are therefore enforced by the router from the context below, not by the policy.
-- ``usageIdentifierKey`` = the key itself: with API key source ``AUTHORIZER`` API Gateway
-  meters and throttles the usage-plan API key whose value it is (``functions.core.gateway``).
+- ``usageIdentifierKey`` = ``keys.usage_key_value`` of the key's stored hash: with API key
+  source ``AUTHORIZER`` API Gateway meters and throttles the usage-plan API key whose value it
+  is (``functions.core.gateway``); the secret itself is in no API Gateway key.
 - ``context``: ``keyId``, ``tenant``, ``models`` (comma-joined, or ``*``), ``admin``
   (``"true"``/``"false"``) and ``name`` — the names ``functions.api.apigw`` reads from
   ``requestContext.authorizer``.
@@ -41,7 +42,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 
 from functions.core import snapstart
 from functions.core.errors import Unauthenticated
-from functions.core.keys import authenticate
+from functions.core.keys import authenticate, usage_key_value
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -57,15 +58,15 @@ _registry_lock = threading.Lock()
 
 
 def get_registry() -> Registry:
-    """Built once per sandbox (at import in Lambda, see above) and kept for its life."""
+    """Built once per sandbox (at import in Lambda, see above), from the process's backends
+    (``functions.core.backends.current``: the one wiring point), and kept for its life."""
     global _registry
     if _registry is None:
         with _registry_lock:
             if _registry is None:
-                from functions.core.backends import make_registry
-                from functions.core.settings import get_settings
+                from functions.core.backends import current
 
-                registry = make_registry(get_settings())
+                registry = current().registry
                 prepare = getattr(registry, "prepare", None)  # DynamoDB: build + prime
                 if prepare is not None:
                     prepare()
@@ -74,7 +75,7 @@ def get_registry() -> Registry:
 
 
 def set_registry(registry: Registry | None) -> None:
-    """Swap the registry (tests); ``None`` makes the next invocation build it from settings."""
+    """Swap the registry (tests); ``None`` makes the next invocation take the process's."""
     global _registry
     _registry = registry
 
@@ -92,10 +93,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise Exception("Unauthorized") from None  # API Gateway's literal for a 401
     logger.append_keys(key_id=key.key_id, tenant=key.tenant)
     logger.info("allowed", extra={"path": request.path})
-    return allow(key=key, secret=secret, method_arn=request.method_arn)
+    return allow(key=key, method_arn=request.method_arn)
 
 
-def allow(*, key: ApiKey, secret: str, method_arn: str) -> dict[str, Any]:
+def allow(*, key: ApiKey, method_arn: str) -> dict[str, Any]:
     """The Allow answer for ``key``: every route of the method's API stage (see above)."""
     arn = parse_api_gateway_arn(method_arn)
     response = APIGatewayAuthorizerResponse(
@@ -111,7 +112,7 @@ def allow(*, key: ApiKey, secret: str, method_arn: str) -> dict[str, Any]:
             "admin": "true" if key.admin else "false",
             "name": key.name,
         },
-        usage_identifier_key=secret,
+        usage_identifier_key=usage_key_value(key.secret_hash),
         partition=arn.partition,
     )
     response.allow_all_routes()

@@ -8,10 +8,9 @@ Thin on purpose: logging context, the clients (built once per container, lazily)
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import replace
 from functools import cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -19,38 +18,46 @@ from functions.batch.jobs import BatchDeps, handle_event
 from functions.core.aws_clients import LazyClient
 from functions.core.settings import get_settings
 
+if TYPE_CHECKING:
+    from functions.core.backends import Backends
+
 logger = Logger(service="modelway-batch", level=get_settings().log_level)
 
+# Set by tests to swap the dependencies; otherwise they come from the process's backends.
 _deps: BatchDeps | None = None
-_lock = threading.Lock()
+_built: tuple[Backends, BatchDeps] | None = None
 
 
 def get_deps() -> BatchDeps:
-    """The registry, store and runtime client the settings ask for; built on first use."""
-    global _deps
-    if _deps is None:
-        with _lock:
-            if _deps is None:
-                from functions.core.backends import (
-                    make_artifact_store,
-                    make_registry,
-                    make_runtime_client,
-                )
+    """The registry, store and runtime client of the process's backends
+    (``functions.core.backends.current``), built on first use and kept."""
+    from functions.core.backends import current
 
-                settings = get_settings()
-                _deps = BatchDeps(
-                    settings=settings,
-                    registry=make_registry(settings),
-                    store=make_artifact_store(settings),
-                    runtime=make_runtime_client(settings),
-                )
-    return _deps
+    global _built
+    if _deps is not None:
+        return _deps
+    backends = current()
+    held = _built
+    if held is None or held[0] is not backends:
+        held = _built = (
+            backends,
+            BatchDeps(
+                settings=backends.settings,
+                registry=backends.registry,
+                store=backends.store,
+                runtime=backends.runtime,
+            ),
+        )
+    return held[1]
 
 
 def reset_deps() -> None:
-    """Forget the clients (tests; a settings change)."""
-    global _deps
-    _deps = None
+    """Forget the process's backends (tests; a settings change)."""
+    from functions.core.backends import use
+
+    global _deps, _built
+    use(None)
+    _deps = _built = None
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

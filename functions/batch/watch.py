@@ -36,17 +36,14 @@ def watch_inputs(
     from functions.batch.jobs import BatchDeps
 
     if deps is None:
-        from functions.core.backends import (
-            make_artifact_store,
-            make_registry,
-            make_runtime_client,
-        )
+        from functions.core.backends import Backends
 
+        backends = Backends.from_settings(settings)
         deps = BatchDeps(
             settings=settings,
-            registry=make_registry(settings),
-            store=make_artifact_store(settings),
-            runtime=make_runtime_client(settings),
+            registry=backends.registry,
+            store=backends.store,
+            runtime=backends.runtime,
         )
     watcher = InputsWatcher(deps=deps)
     while not stop_event.is_set():

@@ -1,11 +1,19 @@
-"""Builds the registry, artifact store and runtime client that the settings ask for.
+"""The one wiring point: the registry, artifact store, runtime client, deployer and API key
+gateway that the settings ask for.
 
-Imports are lazy so that a cold start loads only the backend in use.
+Every entry point gets them here — the router (``functions.api.deps``), the authorizer, the
+batch and endpoint-events handlers, and the CLI — through :class:`Backends` (one per
+settings object) or :func:`current` (the process's, for the settings in force), so that two
+entry points can never wire the same environment differently (the CLI once made keys
+without their API Gateway key). Each part is built on first use, and its imports are lazy,
+so that a cold start loads only the backend in use. Tests swap a part with
+``Backends(settings=…, registry=…)`` or :func:`use`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from functions.core.artifacts.base import ArtifactStore
@@ -74,3 +82,114 @@ def make_deployer(settings: Settings) -> Deployer | None:
     from functions.core.deploy.sagemaker import SageMakerDeployer
 
     return SageMakerDeployer.from_settings(settings)
+
+
+_UNSET: Any = object()
+_BUILDERS = {
+    "registry": make_registry,
+    "store": make_artifact_store,
+    "runtime": make_runtime_client,
+    "key_gateway": make_key_gateway,
+    "deployer": make_deployer,
+}
+
+
+class Backends:
+    """The backends of one environment (one ``Settings``), each built once, on first use,
+    safely across threads; parts given to the constructor are used as they are."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        registry: Registry | None = _UNSET,
+        store: ArtifactStore | None = _UNSET,
+        runtime: RuntimeClient | None = _UNSET,
+        key_gateway: KeyGateway | None = _UNSET,
+        deployer: Deployer | None = _UNSET,
+    ) -> None:
+        self.settings = settings
+        self._built: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("registry", registry),
+                ("store", store),
+                ("runtime", runtime),
+                ("key_gateway", key_gateway),
+                ("deployer", deployer),
+            )
+            if value is not _UNSET
+        }
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Backends:
+        return cls(settings=settings)
+
+    def _get(self, name: str) -> Any:
+        try:
+            return self._built[name]
+        except KeyError:
+            pass
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = _BUILDERS[name](self.settings)
+            return self._built[name]
+
+    @property
+    def registry(self) -> Registry:
+        registry: Registry = self._get("registry")
+        return registry
+
+    @property
+    def store(self) -> ArtifactStore:
+        store: ArtifactStore = self._get("store")
+        return store
+
+    @property
+    def runtime(self) -> RuntimeClient:
+        runtime: RuntimeClient = self._get("runtime")
+        return runtime
+
+    @property
+    def key_gateway(self) -> KeyGateway | None:
+        """API Gateway usage-plan keys on AWS; None locally."""
+        gateway: KeyGateway | None = self._get("key_gateway")
+        return gateway
+
+    @property
+    def deployer(self) -> Deployer | None:
+        """SageMaker on AWS; None locally."""
+        deployer: Deployer | None = self._get("deployer")
+        return deployer
+
+
+_current: Backends | None = None
+_pinned: Backends | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Backends:
+    """This process's backends, for the settings in force (``get_settings()``): built once
+    per settings object and kept (a Lambda container's life; a CLI command)."""
+    from functions.core.settings import get_settings
+
+    global _current
+    if _pinned is not None:
+        return _pinned
+    settings = get_settings()
+    found = _current
+    if found is None or found.settings is not settings:
+        with _current_lock:
+            if _current is None or _current.settings is not settings:
+                _current = Backends.from_settings(settings)
+            found = _current
+    return found
+
+
+def use(backends: Backends | None) -> None:
+    """Make ``backends`` this process's whatever the settings (tests); None goes back to
+    building them from the settings in force."""
+    global _current, _pinned
+    _pinned = backends
+    _current = None

@@ -2,13 +2,18 @@
 ``functions.core.keys``.
 
 The REST API takes its API key from the authorizer (API key source ``AUTHORIZER``): the
-Lambda authorizer returns the caller's modelway secret as ``usageIdentifierKey``, and API
-Gateway meters and throttles the usage-plan key whose *value* is that secret. So each
-modelway key has one API Gateway key with the secret as its value, on
-``settings.usage_plan_id``. API Gateway cannot change a key's value: rotation creates a key
-with the new value and deletes the old one (``keys.rotate_key`` drives that order), and
+Lambda authorizer returns ``keys.usage_key_value(secret_hash)`` of the caller's key as
+``usageIdentifierKey``, and API Gateway meters and throttles the usage-plan key whose *value*
+that is. So each modelway key has one API Gateway key, on ``settings.usage_plan_id``, whose
+value is derived from the stored hash — never the secret, which API Gateway would hand to
+anyone allowed ``apigateway:GET``. API Gateway cannot change a key's value: rotation creates
+a key with the new value and deletes the old one (``keys.rotate_key`` drives that order), and
 revocation deletes it. API Gateway keys identify callers for quotas; whether a key may do
 something is decided from the registry (the authorizer and the router).
+
+The stage caches the authorizer's answer per key for its TTL; ``flush_authorizer_cache``
+(FlushStageAuthorizersCache) drops those answers so that a revoked or rotated key is checked
+again at its next request.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ class ApiGatewayKeys:
         usage_plan_id: str,
         region: str | None = None,
         name_prefix: str = "modelway",
+        rest_api_id: str | None = None,
+        stage_name: str | None = None,
         client: Any = None,
     ) -> None:
         self._usage_plan_id = usage_plan_id
         self._name_prefix = name_prefix
+        self._rest_api_id = rest_api_id
+        self._stage_name = stage_name
         self._client = LazyClient("apigateway", region=region, client=client)
 
     @classmethod
@@ -42,19 +51,21 @@ class ApiGatewayKeys:
             usage_plan_id=settings.usage_plan_id,
             region=settings.region,
             name_prefix=settings.resolved_endpoint_prefix,
+            rest_api_id=settings.rest_api_id,
+            stage_name=settings.stage_name,
         )
 
     @property
     def _apigw(self) -> Any:
         return self._client.get()
 
-    def create_api_key(self, *, key_id: str, name: str, secret: str) -> str:
-        """An enabled API key whose value is ``secret``, on the usage plan; returns its id."""
+    def create_api_key(self, *, key_id: str, name: str, value: str) -> str:
+        """An enabled API key with ``value``, on the usage plan; returns its id."""
         created = self._apigw.create_api_key(
             name=f"{self._name_prefix}-{key_id}",
             description=f"modelway key {key_id} ({name})"[:1024],
             enabled=True,
-            value=secret,
+            value=value,
             tags={"modelway:key_id": key_id},
         )
         apigw_key_id = str(created["id"])
@@ -92,3 +103,11 @@ class ApiGatewayKeys:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "NotFoundException":
                     raise
+
+    def flush_authorizer_cache(self) -> None:
+        """Drop the stage's cached authorizer answers (no-op when the stage is not known)."""
+        if not (self._rest_api_id and self._stage_name):
+            return
+        self._apigw.flush_stage_authorizers_cache(
+            restApiId=self._rest_api_id, stageName=self._stage_name
+        )

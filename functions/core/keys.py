@@ -1,16 +1,20 @@
 """API keys: create, revoke, rotate, and the checks the router makes on every request.
 
 A secret is shown once, when it is made; the registry keeps only its hash (``auth.py``).
-On AWS the same secret is also an API Gateway API key in the stage's usage plan, which is
-what throttles and meters a caller — identification, not authorization (API Gateway's own
-advice). Authorization is decided here, from the registry. The ``gateway`` seam below keeps
-API Gateway out of this module: the AWS side passes an object that manages those keys, the
-local stack passes none.
+On AWS each key also has an API Gateway API key in the stage's usage plan, which is what
+throttles and meters a caller — identification, not authorization (API Gateway's own advice);
+its value is derived from the stored hash (``usage_key_value``), never the secret.
+Authorization is decided here, from the registry. The ``gateway`` seam below keeps API
+Gateway out of this module: the AWS side passes an object that manages those keys, the local
+stack passes none.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,15 +29,31 @@ if TYPE_CHECKING:
 
 ALL_MODELS = "*"
 
+logger = logging.getLogger("modelway.keys")
+
+
+USAGE_KEY_PREFIX = "mwu_"
+
 
 class KeyGateway(Protocol):
     """Where API keys must also exist for callers to get through (API Gateway usage plans)."""
 
-    def create_api_key(self, *, key_id: str, name: str, secret: str) -> str:
-        """Create a gateway key whose value is ``secret``; returns the gateway's key id."""
+    def create_api_key(self, *, key_id: str, name: str, value: str) -> str:
+        """Create a gateway key with ``value`` (``usage_key_value``); returns its id."""
 
     def delete_api_key(self, *, apigw_key_id: str) -> None:
         """Idempotent."""
+
+    def flush_authorizer_cache(self) -> None:
+        """Forget the authorizer answers the gateway cached (a revoked key's included)."""
+
+
+def usage_key_value(secret_hash: str) -> str:
+    """The value of a key's API Gateway key: derived from the stored hash, so the authorizer
+    can name it from the registry record alone, and never the secret (API Gateway returns
+    key values to anyone allowed ``apigateway:GET``). A rotation changes it with the hash."""
+    digest = hashlib.sha256(b"modelway usage key\0" + secret_hash.encode()).hexdigest()
+    return USAGE_KEY_PREFIX + digest
 
 
 def create_key(
@@ -67,26 +87,31 @@ def create_key(
         tenant=tenant,
     )
     if gateway is not None:
-        key = replace(
-            key, apigw_key_id=gateway.create_api_key(key_id=key_id, name=name, secret=secret)
+        apigw_key_id = gateway.create_api_key(
+            key_id=key_id, name=name, value=usage_key_value(key.secret_hash)
         )
+        key = replace(key, apigw_key_id=apigw_key_id)
     try:
         key = registry.create_key(key=key)
     except BaseException:
         if key.apigw_key_id is not None and gateway is not None:
-            gateway.delete_api_key(apigw_key_id=key.apigw_key_id)
+            _quietly(gateway.delete_api_key, apigw_key_id=key.apigw_key_id)
         raise
     return key, secret
 
 
 def revoke_key(*, registry: Registry, key_id: str, gateway: KeyGateway | None = None) -> ApiKey:
-    """Stop a key at once. Idempotent: revoking again keeps the first revocation time."""
+    """Stop a key. Idempotent: revoking again keeps the first revocation time, and retries
+    removing its API Gateway key if that failed before."""
     # The registry first: that is what authorization reads, so the key stops even if the
-    # gateway call below fails (it is then retried by revoking again).
+    # gateway calls below fail (they are logged; revoking again retries them).
     key = registry.revoke_key(key_id=key_id)
-    if gateway is not None and key.apigw_key_id is not None:
-        gateway.delete_api_key(apigw_key_id=key.apigw_key_id)
-        key = registry.update_key(key=replace(key, apigw_key_id=None))
+    if gateway is None:
+        return key
+    gateway_key = key.apigw_key_id
+    if gateway_key is not None and _quietly(gateway.delete_api_key, apigw_key_id=gateway_key):
+        key = registry.set_apigw_key_id(key_id=key_id, apigw_key_id=None, expected=gateway_key)
+    _quietly(gateway.flush_authorizer_cache)
     return key
 
 
@@ -94,26 +119,51 @@ def rotate_key(
     *, registry: Registry, key_id: str, gateway: KeyGateway | None = None
 ) -> tuple[ApiKey, str]:
     """Give a key a new secret, keeping its id and scopes; the old secret stops at once.
-    Returns the key and its new secret (shown once). A revoked key cannot be rotated."""
+    Returns the key and its new secret (shown once). A revoked key cannot be rotated.
+
+    Ordered so that a failure at any step leaves the caller one working secret: the new
+    API Gateway key is made first (the old secret still works), then one conditional
+    registry write switches secret and gateway key together (it fails, and the new gateway
+    key goes, if the key was revoked or rotated meanwhile), and only then is the old gateway
+    key removed — best effort, as the new secret must reach the caller either way."""
     key = registry.get_key(key_id=key_id)
     if not key.active:
         raise Conflict(f"key {key_id} is revoked; create a new key instead", code="key_revoked")
     secret = new_secret(key_id=key_id)
-    old_apigw_key_id = key.apigw_key_id
-    new_apigw_key_id = (
-        gateway.create_api_key(key_id=key_id, name=key.name, secret=secret) if gateway else None
-    )
+    secret_hash = hash_secret(secret)
+    new_gateway_key = key.apigw_key_id
+    if gateway is not None:
+        new_gateway_key = gateway.create_api_key(
+            key_id=key_id, name=key.name, value=usage_key_value(secret_hash)
+        )
     try:
-        key = registry.rotate_key(key_id=key_id, secret_hash=hash_secret(secret))
-        if gateway is not None:
-            key = registry.update_key(key=replace(key, apigw_key_id=new_apigw_key_id))
+        rotated = registry.rotate_key(
+            key_id=key_id,
+            expected_hash=key.secret_hash,
+            secret_hash=secret_hash,
+            apigw_key_id=new_gateway_key,
+        )
     except BaseException:
-        if gateway is not None and new_apigw_key_id is not None:
-            gateway.delete_api_key(apigw_key_id=new_apigw_key_id)
+        if gateway is not None and new_gateway_key is not None:
+            _quietly(gateway.delete_api_key, apigw_key_id=new_gateway_key)
         raise
-    if gateway is not None and old_apigw_key_id is not None:
-        gateway.delete_api_key(apigw_key_id=old_apigw_key_id)
-    return key, secret
+    if gateway is not None:
+        if key.apigw_key_id is not None:
+            _quietly(gateway.delete_api_key, apigw_key_id=key.apigw_key_id)
+        _quietly(gateway.flush_authorizer_cache)
+    return rotated, secret
+
+
+def _quietly(call: Callable[..., object], **kwargs: Any) -> bool:
+    """Run a gateway clean-up step; a failure is logged, not raised (the registry already
+    holds the decision). Returns whether it succeeded."""
+    try:
+        call(**kwargs)
+    except Exception:
+        name = getattr(call, "__name__", repr(call))
+        logger.warning("API Gateway step %s failed", name, extra=kwargs, exc_info=True)
+        return False
+    return True
 
 
 def authenticate(*, registry: Registry, secret: str | None, touch: bool = False) -> ApiKey:

@@ -8,7 +8,6 @@ and, after its retries, hands it to the dead-letter queue.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -22,28 +21,20 @@ if TYPE_CHECKING:
 
 logger = Logger(service="modelway-endpoint-events")
 
-# (deployer,) once built: make_deployer answers None where nothing is deployed (local).
-_deployer: tuple[Deployer | None] | None = None
-_lock = threading.Lock()
-
 
 def get_deployer() -> Deployer | None:
-    """The settings' deployer; built on the first invocation and kept for the container."""
-    global _deployer
-    if _deployer is None:
-        with _lock:
-            if _deployer is None:
-                from functions.core.backends import make_deployer
-                from functions.core.settings import get_settings
+    """The process's deployer (``functions.core.backends.current``): built on the first
+    invocation and kept for the container; None where nothing is deployed (local)."""
+    from functions.core.backends import current
 
-                _deployer = (make_deployer(get_settings()),)
-    return _deployer[0]
+    return current().deployer
 
 
 def reset_deployer() -> None:
-    """Forget the deployer (tests; a settings change)."""
-    global _deployer
-    _deployer = None
+    """Forget the process's backends (tests; a settings change)."""
+    from functions.core.backends import use
+
+    use(None)
 
 
 @logger.inject_lambda_context(correlation_id_path="id")

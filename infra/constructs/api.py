@@ -31,6 +31,17 @@ from infra.constructs.nag import acknowledge, allow
 from infra.constructs.storage import ARTIFACTS_PREFIX, UPLOADS_PREFIX, Storage
 
 API_KEY_HEADER = "x-api-key"
+# The bodies the API treats as binary: the Open Inference Protocol's binary tensor extension
+# (functions.core.settings.BINARY_MEDIA_TYPE). Only these reach the router base64-encoded;
+# JSON travels as text, so it is not inflated by a third on its way through Lambda.
+BINARY_MEDIA_TYPES = ("application/octet-stream",)
+# Lambda's synchronous invocation payload (the whole API Gateway event) is 6 MB. The router's
+# own limits sit below what fits in it, so a caller over them gets the router's 413 (JSON
+# error) rather than a gateway failure: a JSON body up to 5 MiB leaves 1 MiB for the event
+# around it and JSON string escaping; a binary body up to 4 MiB is 5.33 MiB in base64.
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
+ROUTER_MAX_PAYLOAD_BYTES = 5 * 1024 * 1024
+ROUTER_MAX_BINARY_PAYLOAD_BYTES = 4 * 1024 * 1024
 HEALTH_ROUTES = ("live", "ready")
 # API Gateway's own access log variables, one JSON object per request.
 ACCESS_LOG_FORMAT = {
@@ -132,6 +143,11 @@ class Api(Construct):
             snap_start=router.snap_start,
         )
         self._grant_router(self.router_function.role, storage=storage, endpoints=endpoints)
+        fn = self.router_function.function
+        fn.add_environment("MODELWAY_MAX_PAYLOAD_BYTES", str(ROUTER_MAX_PAYLOAD_BYTES))
+        fn.add_environment(
+            "MODELWAY_MAX_BINARY_PAYLOAD_BYTES", str(ROUTER_MAX_BINARY_PAYLOAD_BYTES)
+        )
 
         self.access_log_group = logs.LogGroup(
             self,
@@ -155,9 +171,9 @@ class Api(Construct):
             description=f"modelway ({env_name}): Open Inference Protocol API with keys",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
-            # Tensors may travel as raw bytes (the binary extension): pass every body to the
-            # router base64-encoded, untouched; Mangum decodes it.
-            binary_media_types=["*/*"],
+            # Binary tensor bodies pass base64-encoded, untouched (Mangum decodes them);
+            # everything else is text. Binary responses need the caller's Accept to name it.
+            binary_media_types=list(BINARY_MEDIA_TYPES),
             default_cors_preflight_options=cors,
             # Execution logging needs the account's API Gateway logging role. That setting is
             # one per account and region, shared with any other stack there: keep the role
@@ -316,6 +332,12 @@ class Api(Construct):
             reason="Publishing writes a version's model.tar.gz under artifacts/ (and removes "
             "it again when the publish fails).",
         )
+        storage.grant_list(
+            role,
+            prefixes=[UPLOADS_PREFIX, ARTIFACTS_PREFIX],
+            reason="Listing under uploads/ and artifacts/ only, so that a missing upload is a "
+            "404 (the caller's mistake), not a 403.",
+        )
         endpoints.grant_invoke(role)
         endpoints.grant_manage(role)
 
@@ -326,6 +348,8 @@ class Api(Construct):
         plan_ids = {tier: plan.usage_plan_id for tier, plan in self.usage_plans.items()}
         fn.add_environment("MODELWAY_USAGE_PLAN_ID", plan_ids[self.default_tier])
         fn.add_environment("MODELWAY_USAGE_PLAN_IDS", cdk.Stack.of(self).to_json_string(plan_ids))
+        fn.add_environment("MODELWAY_REST_API_ID", self.rest_api.rest_api_id)
+        fn.add_environment("MODELWAY_STAGE_NAME", self.stage_name)
         region = cdk.Aws.REGION
         base = f"arn:{cdk.Aws.PARTITION}:apigateway:{region}::"
         allow(role, actions=["apigateway:POST"], resources=[f"{base}/apikeys"])
@@ -348,6 +372,22 @@ class Api(Construct):
             role,
             actions=["apigateway:POST"],
             resources=[f"{base}/usageplans/{plan_id}/keys" for plan_id in plan_ids.values()],
+        )
+        allow(
+            role,
+            actions=["apigateway:DELETE"],
+            resources=[f"{base}/usageplans/{plan_id}/keys/*" for plan_id in plan_ids.values()],
+            wildcard_reason="Taking a key off this stage's usage plans (revoke, rotate): the "
+            "API key ids are generated when the router creates them.",
+        )
+        # A revoke or rotate flushes the authorizer answers this stage caches.
+        allow(
+            role,
+            actions=["apigateway:DELETE"],
+            resources=[
+                f"{base}/restapis/{self.rest_api.rest_api_id}/stages/{self.stage_name}"
+                "/cache/authorizers"
+            ],
         )
 
     @property

@@ -187,6 +187,10 @@ class ModelwayStack(cdk.Stack):
                         **self.function_settings,
                         "MODELWAY_REGION": self.region,
                         "MODELWAY_USAGE_PLAN_ID": api.usage_plans[api.default_tier].usage_plan_id,
+                        # So that `modelway keys revoke|rotate` flushes the stage's cached
+                        # authorizer answers, as the router does.
+                        "MODELWAY_REST_API_ID": api.rest_api.rest_api_id,
+                        "MODELWAY_STAGE_NAME": api.stage_name,
                         "MODELWAY_USAGE_PLAN_IDS": self.to_json_string(
                             {tier: p.usage_plan_id for tier, p in api.usage_plans.items()}
                         ),

@@ -75,9 +75,9 @@ def stage_event_inputs(*, event: dict[str, Any], settings: Any, search_dir: Path
     ``modelway invoke batch events/s3-put.json`` run on a fresh local stack, with the sample
     input shipped beside the event (``events/sample.jsonl``)."""
     from functions.batch.events import parse_notification
-    from functions.core.backends import make_artifact_store
+    from functions.core.backends import Backends
 
-    store = make_artifact_store(settings)
+    store = Backends.from_settings(settings).store
     staged = []
     for ref in parse_notification(event):
         if settings.data_dir.joinpath(*ref.key.split("/")).exists():
@@ -93,8 +93,7 @@ def _submit(args: argparse.Namespace) -> int:
     from functions.batch.events import job_id_for, parse_notification
     from functions.batch.jobs import RetryableBatchFailure
     from functions.batch.local import local_object_event
-    from functions.core.backends import make_artifact_store, make_registry
-    from functions.core.settings import get_settings
+    from functions.core.backends import current
     from model_build.cli import print_json
 
     source: Path = args.file
@@ -103,8 +102,9 @@ def _submit(args: argparse.Namespace) -> int:
         return 2
     target = str(args.version) if args.version is not None else (args.alias or "default")
     key = input_key(model=args.model, target=target, name=args.name or source.name)
-    settings = get_settings()
-    uri = upload_input(store=make_artifact_store(settings), key=key, source=source)
+    backends = current()
+    settings = backends.settings
+    uri = upload_input(store=backends.store, key=key, source=source)
     if not settings.is_local:
         print(f"uploaded {uri}; the bucket's notification starts the job: modelway jobs "
               f"--model {args.model}")  # fmt: skip
@@ -120,7 +120,7 @@ def _submit(args: argparse.Namespace) -> int:
         except RetryableBatchFailure as exc:
             print(f"warning: {exc.message}", file=sys.stderr)
     (ref,) = parse_notification(event)
-    job = make_registry(settings).get_job(job_id=job_id_for(ref))
+    job = current().registry.get_job(job_id=job_id_for(ref))
     print_json(job_view(job))
     return 0 if job.status in ("succeeded", "partial") else 1
 
@@ -137,10 +137,9 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def _registry() -> Any:
-    from functions.core.backends import make_registry
-    from functions.core.settings import get_settings
+    from functions.core.backends import current
 
-    return make_registry(get_settings())
+    return current().registry
 
 
 def _list(args: argparse.Namespace) -> int:

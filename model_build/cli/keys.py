@@ -8,7 +8,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from functions.core.registry.base import ApiKey, Registry
+    from functions.core.backends import Backends
+    from functions.core.registry.base import ApiKey
 
 _ONCE = "Store this secret now: it is shown only once and cannot be recovered (rotate to replace)."
 
@@ -46,11 +47,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rotate.set_defaults(func=_rotate)
 
 
-def _registry() -> Registry:
-    from functions.core.backends import make_registry
-    from functions.core.settings import get_settings
+def _backends() -> Backends:
+    """The environment's backends, wired exactly as the router wires them: on AWS a key is
+    also an API Gateway key on the usage plan, or API Gateway would refuse it."""
+    from functions.core.backends import current
 
-    return make_registry(get_settings())
+    return current()
 
 
 def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
@@ -63,8 +65,10 @@ def _create(args: argparse.Namespace) -> int:
     from functions.core.keys import create_key
     from model_build.cli import print_json
 
+    backends = _backends()
     key, secret = create_key(
-        registry=_registry(),
+        registry=backends.registry,
+        gateway=backends.key_gateway,
         name=args.name,
         models=args.models.split(","),
         admin=args.admin,
@@ -88,7 +92,7 @@ def _list(args: argparse.Namespace) -> int:
             k.created_at,
             k.last_used_at or "-",
         ]
-        for k in _registry().list_keys()
+        for k in _backends().registry.list_keys()
     ]
     print_table(["KEY ID", "NAME", "MODELS", "ADMIN", "STATUS", "CREATED", "LAST USED"], rows)
     return 0
@@ -98,7 +102,9 @@ def _revoke(args: argparse.Namespace) -> int:
     from functions.core.keys import key_summary, revoke_key
     from model_build.cli import print_json
 
-    print_json(key_summary(revoke_key(registry=_registry(), key_id=args.key_id)))
+    backends = _backends()
+    key = revoke_key(registry=backends.registry, key_id=args.key_id, gateway=backends.key_gateway)
+    print_json(key_summary(key))
     return 0
 
 
@@ -106,7 +112,10 @@ def _rotate(args: argparse.Namespace) -> int:
     from functions.core.keys import rotate_key
     from model_build.cli import print_json
 
-    key, secret = rotate_key(registry=_registry(), key_id=args.key_id)
+    backends = _backends()
+    key, secret = rotate_key(
+        registry=backends.registry, key_id=args.key_id, gateway=backends.key_gateway
+    )
     print_json(_with_secret(key, secret))
     print(_ONCE, file=sys.stderr)
     return 0

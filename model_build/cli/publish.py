@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from model_build.cli import print_table
 
 if TYPE_CHECKING:
+    from functions.core.backends import Backends
     from functions.core.registry.base import Alias, AliasEvent, Registry
 
 
@@ -115,31 +116,32 @@ def current_actor() -> str:
         return "unknown"
 
 
-def _registry() -> Registry:
-    from functions.core.backends import make_registry
-    from functions.core.settings import get_settings
+def _backends() -> Backends:
+    from functions.core.backends import current
 
-    return make_registry(get_settings())
+    return current()
+
+
+def _registry() -> Registry:
+    return _backends().registry
 
 
 # Commands -----------------------------------------------------------------------------------
 def _publish(args: argparse.Namespace) -> int:
-    from functions.core.backends import make_artifact_store, make_deployer, make_registry
     from functions.core.publishing import publish_artifact
-    from functions.core.settings import get_settings
     from model_build.cli import print_json
     from model_build.verify import verify_artifact
 
-    settings = get_settings()
+    backends = _backends()
     result = publish_artifact(
         path=args.artifact,
-        registry=make_registry(settings),
-        store=make_artifact_store(settings),
-        settings=settings,
+        registry=backends.registry,
+        store=backends.store,
+        settings=backends.settings,
         actor=current_actor(),
         alias=args.alias,
         verify=verify_artifact,
-        deployer=make_deployer(settings),
+        deployer=backends.deployer,
     )
     version = result.version
     summary: dict[str, Any] = {
@@ -195,15 +197,12 @@ def _alias_set(args: argparse.Namespace) -> int:
 
     if args.weight is not None and args.canary is None:
         raise _usage("--weight needs --canary VERSION")
-    from functions.core.backends import make_deployer
     from functions.core.deploy import rollout
-    from functions.core.settings import get_settings
 
-    settings = get_settings()
     # On AWS the endpoint is updated first; the CLI can afford to wait until it is InService.
     alias = rollout.set_alias(
         registry=_registry(),
-        deployer=make_deployer(settings),
+        deployer=_backends().deployer,
         wait=True,
         model=args.model,
         alias=args.alias,
@@ -234,14 +233,12 @@ def _alias_list(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from functions.core.backends import make_deployer
     from functions.core.deploy import rollout
-    from functions.core.settings import get_settings
     from model_build.cli import print_json
 
     alias = rollout.rollback_alias(
         registry=_registry(),
-        deployer=make_deployer(get_settings()),
+        deployer=_backends().deployer,
         wait=True,
         model=args.model,
         alias=args.alias,

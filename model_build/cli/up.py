@@ -86,7 +86,7 @@ def ensure_demo_model(*, settings: Settings, registry: Registry) -> None:
     """Build and publish the digits model unless the registry already holds a model."""
     if registry.list_models():
         return
-    from functions.core.backends import make_artifact_store
+    from functions.core.backends import Backends
     from functions.core.publishing import publish_artifact
     from model_build.cli.build import default_out_dir
     from model_build.cli.publish import current_actor
@@ -98,7 +98,7 @@ def ensure_demo_model(*, settings: Settings, registry: Registry) -> None:
     published = publish_artifact(
         path=result.artifact,
         registry=registry,
-        store=make_artifact_store(settings),
+        store=Backends.from_settings(settings).store,
         settings=settings,
         actor=current_actor(),
         alias="default",
@@ -188,12 +188,12 @@ def sample_request() -> tuple[dict[str, object], int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from functions.core.backends import make_registry
-    from functions.core.settings import get_settings
+    from functions.core.backends import current
 
-    settings = get_settings()
+    backends = current()
+    settings = backends.settings
     settings.home.mkdir(parents=True, exist_ok=True)
-    registry = make_registry(settings)
+    registry = backends.registry
     ensure_demo_model(settings=settings, registry=registry)
     secret = issue_admin_key(registry=registry)
 

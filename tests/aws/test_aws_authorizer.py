@@ -73,7 +73,9 @@ def test_a_valid_key_is_allowed_on_every_route_of_the_stage(
         "Effect": "Allow",
         "Resource": ["arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/prod/*/*"],
     }
-    assert answer["usageIdentifierKey"] == secret
+    # API Gateway meters the usage-plan key derived from the stored hash, not the secret.
+    assert answer["usageIdentifierKey"] == keys.usage_key_value(key.secret_hash)
+    assert secret not in json.dumps(answer)
     assert answer["context"] == {
         "keyId": key.key_id,
         "tenant": "default",

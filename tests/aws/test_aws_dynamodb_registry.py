@@ -262,7 +262,7 @@ def test_rotation_swaps_the_hash_pointer_atomically(registry: Any) -> None:
         created_at="2025-01-01T00:00:00.000Z",
     )
     registry.create_key(key=key)
-    registry.rotate_key(key_id="key_1", secret_hash="new")
+    registry.rotate_key(key_id="key_1", expected_hash="old", secret_hash="new", apigw_key_id=None)
     assert registry.find_key_by_hash(secret_hash="old") is None
     assert registry.find_key_by_hash(secret_hash="new").key_id == "key_1"
     assert raw_items("KEYHASH#old") == []

@@ -336,14 +336,27 @@ def test_keys_create_get_find_list(registry: Any) -> None:
 def test_keys_revoke_rotate_update_touch(registry: Any) -> None:
     registry.create_key(key=api_key("key_1", "a" * 64))
 
-    rotated = registry.rotate_key(key_id="key_1", secret_hash="d" * 64)
+    rotated = registry.rotate_key(
+        key_id="key_1", expected_hash="a" * 64, secret_hash="d" * 64, apigw_key_id="gw-1"
+    )
     assert rotated.secret_hash == "d" * 64
     assert rotated.rotated_at
+    assert rotated.apigw_key_id == "gw-1"
     assert registry.find_key_by_hash(secret_hash="a" * 64) is None
     assert registry.find_key_by_hash(secret_hash="d" * 64) == rotated
+    # Conditional on the hash the caller read: a stale rotation changes nothing.
+    with pytest.raises(Conflict) as stale:
+        registry.rotate_key(
+            key_id="key_1", expected_hash="a" * 64, secret_hash="e" * 64, apigw_key_id=None
+        )
+    assert stale.value.code == "key_changed"
+    assert registry.get_key(key_id="key_1") == rotated
 
-    updated = registry.update_key(key=replace(rotated, apigw_key_id="gw-1"))
-    assert registry.get_key(key_id="key_1").apigw_key_id == "gw-1" == updated.apigw_key_id
+    updated = registry.set_apigw_key_id(key_id="key_1", apigw_key_id="gw-2", expected="gw-1")
+    assert registry.get_key(key_id="key_1").apigw_key_id == "gw-2" == updated.apigw_key_id
+    with pytest.raises(Conflict):
+        registry.set_apigw_key_id(key_id="key_1", apigw_key_id=None, expected="gw-1")
+    assert registry.get_key(key_id="key_1").apigw_key_id == "gw-2"
 
     registry.touch_key(key_id="key_1", at="2025-02-01T00:00:00.000Z")
     assert registry.get_key(key_id="key_1").last_used_at == "2025-02-01T00:00:00.000Z"
@@ -360,11 +373,27 @@ def test_keys_revoke_rotate_update_touch(registry: Any) -> None:
 
     for call in (
         lambda: registry.revoke_key(key_id="key_nope"),
-        lambda: registry.rotate_key(key_id="key_nope", secret_hash="e" * 64),
-        lambda: registry.update_key(key=api_key("key_nope", "f" * 64)),
+        lambda: registry.rotate_key(
+            key_id="key_nope", expected_hash="a" * 64, secret_hash="e" * 64, apigw_key_id=None
+        ),
+        lambda: registry.set_apigw_key_id(key_id="key_nope", apigw_key_id=None, expected=None),
     ):
         with pytest.raises(KeyNotFound):
             call()
+
+
+def test_a_revoked_key_cannot_be_rotated_back_to_life(registry: Any) -> None:
+    """The registry half of "a revoke racing a rotate is not undone": the rotation's write
+    is conditioned on the key not being revoked, whatever the caller read before."""
+    registry.create_key(key=api_key("key_1", "a" * 64))
+    registry.revoke_key(key_id="key_1")
+    with pytest.raises(Conflict) as refused:
+        registry.rotate_key(
+            key_id="key_1", expected_hash="a" * 64, secret_hash="d" * 64, apigw_key_id=None
+        )
+    assert refused.value.code == "key_revoked"
+    assert registry.find_key_by_hash(secret_hash="d" * 64) is None
+    assert not registry.get_key(key_id="key_1").active
 
 
 # Jobs -----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from functions.core.keys import (
     key_summary,
     revoke_key,
     rotate_key,
+    usage_key_value,
 )
 from functions.core.registry.exceptions import KeyNotFound
 from functions.core.registry.local import SqliteRegistry
@@ -115,17 +116,24 @@ def test_touch_records_last_use(registry: SqliteRegistry) -> None:
 # The API Gateway seam --------------------------------------------------------------------------
 class FakeGateway:
     def __init__(self) -> None:
-        self.keys: dict[str, str] = {}  # apigw id -> secret
+        self.keys: dict[str, str] = {}  # apigw id -> value
         self.counter = 0
+        self.flushes = 0
+        self.fail_deletes = False
 
-    def create_api_key(self, *, key_id: str, name: str, secret: str) -> str:
+    def create_api_key(self, *, key_id: str, name: str, value: str) -> str:
         self.counter += 1
         apigw_id = f"apigw-{self.counter}"
-        self.keys[apigw_id] = secret
+        self.keys[apigw_id] = value
         return apigw_id
 
     def delete_api_key(self, *, apigw_key_id: str) -> None:
+        if self.fail_deletes:
+            raise RuntimeError("AccessDenied: apigateway:DELETE")
         self.keys.pop(apigw_key_id, None)
+
+    def flush_authorizer_cache(self) -> None:
+        self.flushes += 1
 
 
 def test_the_gateway_holds_exactly_the_live_secrets(registry: SqliteRegistry) -> None:
@@ -135,15 +143,45 @@ def test_the_gateway_holds_exactly_the_live_secrets(registry: SqliteRegistry) ->
         registry=registry, name="a", models=["*"], admin=False, gateway=gateway
     )
     assert key.apigw_key_id == "apigw-1"
-    assert gateway.keys == {"apigw-1": secret}
+    # The gateway holds a value derived from the stored hash, never the secret.
+    assert gateway.keys == {"apigw-1": usage_key_value(key.secret_hash)}
+    assert secret not in gateway.keys.values()
 
     rotated, new = rotate_key(registry=registry, key_id=key.key_id, gateway=gateway)
     assert rotated.apigw_key_id == "apigw-2"
-    assert gateway.keys == {"apigw-2": new}
+    assert gateway.keys == {"apigw-2": usage_key_value(hash_secret(new))}
     assert registry.get_key(key_id=key.key_id).apigw_key_id == "apigw-2"
 
     revoke_key(registry=registry, key_id=key.key_id, gateway=gateway)
     assert gateway.keys == {}
+    assert registry.get_key(key_id=key.key_id).apigw_key_id is None
+    # Rotation and revocation each flushed the authorizer answers API Gateway caches.
+    assert gateway.flushes == 2
+
+
+def test_a_gateway_failure_after_the_switch_still_hands_over_the_new_secret(
+    registry: SqliteRegistry,
+) -> None:
+    """Removing the old gateway key is the last step of a rotation: if it fails (it once did,
+    for a permission the router lacked), the new secret works and reaches the caller."""
+    gateway = FakeGateway()
+    key, old = create_key(registry=registry, name="a", models=["*"], admin=False, gateway=gateway)
+    gateway.fail_deletes = True
+    rotated, new = rotate_key(registry=registry, key_id=key.key_id, gateway=gateway)
+    assert authenticate(registry=registry, secret=new).key_id == key.key_id
+    with pytest.raises(Unauthenticated):
+        authenticate(registry=registry, secret=old)
+    assert rotated.apigw_key_id in gateway.keys  # the new secret is metered
+
+    # Revocation: the key stops even when the gateway cannot delete; revoking again, once
+    # the gateway works, finishes the clean-up.
+    revoked = revoke_key(registry=registry, key_id=key.key_id, gateway=gateway)
+    assert not revoked.active
+    with pytest.raises(Unauthenticated):
+        authenticate(registry=registry, secret=new)
+    gateway.fail_deletes = False
+    revoke_key(registry=registry, key_id=key.key_id, gateway=gateway)
+    assert rotated.apigw_key_id not in gateway.keys
     assert registry.get_key(key_id=key.key_id).apigw_key_id is None
 
 

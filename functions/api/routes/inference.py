@@ -163,7 +163,9 @@ async def _infer(
     # caller (401/403) before the body's size (413).
     too_large: PayloadTooLarge | None = None
     try:
-        body = await receive_body(request, limit=state.settings.max_payload_bytes)
+        body = await receive_body(
+            request, limit=state.settings.payload_limit(request.headers.get("content-type"))
+        )
     except PayloadTooLarge as exc:
         too_large, body = exc, b""
     json_header_length = request.headers.get(BINARY_HEADER)

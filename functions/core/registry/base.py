@@ -158,11 +158,19 @@ class Registry(Protocol):
 
     def revoke_key(self, *, key_id: str) -> ApiKey: ...
 
-    def rotate_key(self, *, key_id: str, secret_hash: str) -> ApiKey:
-        """Replace the secret's hash; the old secret stops matching at once."""
+    def rotate_key(
+        self, *, key_id: str, expected_hash: str, secret_hash: str, apigw_key_id: str | None
+    ) -> ApiKey:
+        """Replace the secret's hash (and the key's API Gateway key id) in one conditional
+        write: only while the stored hash is ``expected_hash`` and the key is not revoked, so
+        that a revoke racing a rotate is never undone. The old secret stops matching at once.
+        Raises ``KeyNotFound``, or ``Conflict`` (``key_revoked``, ``key_changed``)."""
 
-    def update_key(self, *, key: ApiKey) -> ApiKey:
-        """Overwrite mutable fields (e.g. ``apigw_key_id``)."""
+    def set_apigw_key_id(
+        self, *, key_id: str, apigw_key_id: str | None, expected: str | None
+    ) -> ApiKey:
+        """Set the key's API Gateway key id, only while it is still ``expected``.
+        Raises ``KeyNotFound``, or ``Conflict`` (``key_changed``)."""
 
     def touch_key(self, *, key_id: str, at: str) -> None:
         """Record last use (best effort)."""

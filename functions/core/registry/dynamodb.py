@@ -50,9 +50,11 @@ Access patterns
   retire racing an alias move cannot leave an alias on a retired version.
 - alias_history: ``Query begins_with(sk, EVENT#)`` (model-wide order), filtered by alias.
 - Keys: create = transaction Put key + Put hash pointer (both ``attribute_not_exists``);
-  find_key_by_hash = ``GetItem`` pointer then key; rotate = transaction Update key (conditioned
-  on the hash read) + Delete old pointer + Put new pointer, so the old secret stops matching
-  in the same instant the new one starts; revoke/touch = ``UpdateItem``; list = ``Query gsi1
+  find_key_by_hash = ``GetItem`` pointer then key; rotate = transaction Update key (only the
+  fields that change, conditioned on the hash read and on not being revoked, so a racing
+  revoke is never undone) + Delete old pointer + Put new pointer, so the old secret stops
+  matching in the same instant the new one starts; revoke/touch = ``UpdateItem``;
+  set_apigw_key_id = ``UpdateItem`` conditioned on the id read; list = ``Query gsi1
   (gsi1pk = KEYS)``.
 - Jobs: create = transaction Put job (``attribute_not_exists``) + Put feed entry; a cancelled
   job put returns the existing job. update = ``PutItem`` (``attribute_exists``); given the
@@ -74,7 +76,6 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any
 
 from functions.core.aws_clients import LazyClient
@@ -646,53 +647,79 @@ class DynamoDBRegistry:
             raise
         return _api_key(resp["Attributes"])
 
-    def rotate_key(self, *, key_id: str, secret_hash: str) -> ApiKey:
-        current = self.get_key(key_id=key_id)
-        return self._write_key(
-            current, replace(current, secret_hash=secret_hash, rotated_at=utc_now())
-        )
-
-    def update_key(self, *, key: ApiKey) -> ApiKey:
-        return self._write_key(self.get_key(key_id=key.key_id), key)
-
-    def _write_key(self, current: ApiKey, new: ApiKey) -> ApiKey:
-        """Overwrite a key, conditioned on the hash read; a changed hash swaps the pointer in
-        the same transaction so that exactly one secret matches at any instant."""
-        items: list[Item] = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": _key_item(new),
-                    "ConditionExpression": "secret_hash = :seen",
-                    "ExpressionAttributeValues": {":seen": _s(current.secret_hash)},
-                }
+    def rotate_key(
+        self, *, key_id: str, expected_hash: str, secret_hash: str, apigw_key_id: str | None
+    ) -> ApiKey:
+        # An update of the fields that change, conditioned on the state the caller decided
+        # on (this hash, not revoked): a revoke landing between the caller's read and this
+        # write fails it instead of being overwritten.
+        now = utc_now()
+        update: Item = {
+            "Update": {
+                "TableName": self._table,
+                "Key": _key(_key_pk(key_id), "KEY"),
+                "ConditionExpression": "secret_hash = :seen AND attribute_not_exists(revoked_at)",
+                **_key_update(
+                    {"secret_hash": secret_hash, "rotated_at": now, "apigw_key_id": apigw_key_id}
+                ),
             }
-        ]
-        if new.secret_hash != current.secret_hash:
-            items += [
+        }
+        update["Update"]["ExpressionAttributeValues"][":seen"] = _s(expected_hash)
+        reasons = self._transact(
+            [
+                update,
                 {
                     "Delete": {
                         "TableName": self._table,
-                        "Key": _key(_hash_pk(current.secret_hash), "KEYHASH"),
+                        "Key": _key(_hash_pk(expected_hash), "KEYHASH"),
                     }
                 },
                 {
                     "Put": {
                         "TableName": self._table,
-                        "Item": _hash_pointer(new.secret_hash, new.key_id),
+                        "Item": _hash_pointer(secret_hash, key_id),
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
             ]
-        reasons = self._transact(items)
+        )
         if reasons is not None:
             if _failed(reasons, 0):
-                raise Conflict(
-                    f"key {new.key_id} changed while it was being updated; try again",
-                    code="key_changed",
-                )
+                raise _key_state_conflict(self.get_key(key_id=key_id))
             raise Conflict("that secret is already in use by another key", code="key_exists")
-        return new
+        return self.get_key(key_id=key_id)
+
+    def set_apigw_key_id(
+        self, *, key_id: str, apigw_key_id: str | None, expected: str | None
+    ) -> ApiKey:
+        from botocore.exceptions import ClientError
+
+        update = _key_update({"apigw_key_id": apigw_key_id})
+        condition = "attribute_exists(pk) AND "
+        if expected is None:
+            condition += "attribute_not_exists(apigw_key_id)"
+        else:
+            condition += "apigw_key_id = :expected"
+            update["ExpressionAttributeValues"][":expected"] = _s(expected)
+        if not update["ExpressionAttributeValues"]:
+            del update["ExpressionAttributeValues"]
+        try:
+            resp = self._ddb.update_item(
+                TableName=self._table,
+                Key=_key(_key_pk(key_id), "KEY"),
+                ConditionExpression=condition,
+                ReturnValues="ALL_NEW",
+                **update,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                self.get_key(key_id=key_id)  # KeyNotFound when it is gone
+                raise Conflict(
+                    f"key {key_id} changed while it was being updated; try again",
+                    code="key_changed",
+                ) from exc
+            raise
+        return _api_key(resp["Attributes"])
 
     def touch_key(self, *, key_id: str, at: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -818,6 +845,37 @@ def _hash_pk(secret_hash: str) -> str:
 
 def _job_pk(job_id: str) -> str:
     return f"JOB#{job_id}"
+
+
+def _key_update(fields: dict[str, str | None]) -> dict[str, Any]:
+    """``UpdateExpression`` + values that SET the given fields, REMOVE-ing those set to None."""
+    sets = [f"{name} = :{name}" for name, value in fields.items() if value is not None]
+    removes = [name for name, value in fields.items() if value is None]
+    expression = " ".join(
+        part
+        for part in (
+            f"SET {', '.join(sets)}" if sets else "",
+            f"REMOVE {', '.join(removes)}" if removes else "",
+        )
+        if part
+    )
+    return {
+        "UpdateExpression": expression,
+        "ExpressionAttributeValues": {
+            f":{name}": _s(value) for name, value in fields.items() if value is not None
+        },
+    }
+
+
+def _key_state_conflict(key: ApiKey) -> Conflict:
+    """Why a conditional key write failed, read back: revoked, or changed meanwhile."""
+    if not key.active:
+        return Conflict(
+            f"key {key.key_id} is revoked; create a new key instead", code="key_revoked"
+        )
+    return Conflict(
+        f"key {key.key_id} changed while it was being updated; try again", code="key_changed"
+    )
 
 
 def _key(pk: str, sk: str) -> Item:

@@ -501,43 +501,50 @@ class SqliteRegistry:
                 raise KeyNotFound(f"unknown key {key_id!r}")
         return _key(row)
 
-    def rotate_key(self, *, key_id: str, secret_hash: str) -> ApiKey:
+    def rotate_key(
+        self, *, key_id: str, expected_hash: str, secret_hash: str, apigw_key_id: str | None
+    ) -> ApiKey:
         with self._write() as tx:
-            tx.execute(
-                "UPDATE api_keys SET secret_hash = ?, rotated_at = ? WHERE key_id = ?",
-                (secret_hash, utc_now(), key_id),
+            cursor = tx.execute(
+                "UPDATE api_keys SET secret_hash = ?, rotated_at = ?, apigw_key_id = ? "
+                "WHERE key_id = ? AND secret_hash = ? AND revoked_at IS NULL",
+                (secret_hash, utc_now(), apigw_key_id, key_id, expected_hash),
             )
             row = tx.execute(
                 f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
             ).fetchone()
             if row is None:
                 raise KeyNotFound(f"unknown key {key_id!r}")
+            if cursor.rowcount == 0:
+                key = _key(row)
+                if not key.active:
+                    raise Conflict(
+                        f"key {key_id} is revoked; create a new key instead", code="key_revoked"
+                    )
+                raise Conflict(
+                    f"key {key_id} changed while it was being updated; try again",
+                    code="key_changed",
+                )
         return _key(row)
 
-    def update_key(self, *, key: ApiKey) -> ApiKey:
+    def set_apigw_key_id(
+        self, *, key_id: str, apigw_key_id: str | None, expected: str | None
+    ) -> ApiKey:
         with self._write() as tx:
             cursor = tx.execute(
-                "UPDATE api_keys SET name = ?, secret_hash = ?, models = ?, admin = ?, tenant = ?, "
-                "revoked_at = ?, rotated_at = ?, last_used_at = ?, apigw_key_id = ? "
-                "WHERE key_id = ?",
-                (
-                    key.name,
-                    key.secret_hash,
-                    json.dumps(list(key.models)),
-                    int(key.admin),
-                    key.tenant,
-                    key.revoked_at,
-                    key.rotated_at,
-                    key.last_used_at,
-                    key.apigw_key_id,
-                    key.key_id,
-                ),
+                "UPDATE api_keys SET apigw_key_id = ? WHERE key_id = ? AND apigw_key_id IS ?",
+                (apigw_key_id, key_id, expected),
             )
-            if cursor.rowcount == 0:
-                raise KeyNotFound(f"unknown key {key.key_id!r}")
             row = tx.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key.key_id,)
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
             ).fetchone()
+            if row is None:
+                raise KeyNotFound(f"unknown key {key_id!r}")
+            if cursor.rowcount == 0:
+                raise Conflict(
+                    f"key {key_id} changed while it was being updated; try again",
+                    code="key_changed",
+                )
         return _key(row)
 
     def touch_key(self, *, key_id: str, at: str) -> None:
