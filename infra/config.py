@@ -21,7 +21,9 @@ LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557}
     | {2922, 3288, 3653}
 )
-ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+# No '-' in an environment's name: IAM, EventBridge and SageMaker patterns name an
+# environment's resources ``modelway-{env}-*``, which must not also match ``{env}-eu``.
+ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 TIER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 # API Gateway stops waiting for a Lambda proxy integration after 29 s by default.
 API_INTEGRATION_TIMEOUT_SECONDS = 29
@@ -259,7 +261,13 @@ def _validate(c: EnvironmentConfig, *, where: str) -> None:
         1 <= sm.min_instance_count <= sm.initial_instance_count <= sm.max_instance_count,
         "sagemaker: need 1 <= min_instance_count <= initial_instance_count <= max_instance_count",
     )
-    check(1 <= sm.deploy_canary_percent <= 99, "sagemaker.deploy_canary_percent must be 1..99")
+    # SageMaker's traffic routing: a canary is at most 50% of the fleet, a linear step 10-50%.
+    low = 10 if sm.deploy_traffic_routing == "LINEAR" else 1
+    check(
+        low <= sm.deploy_canary_percent <= 50,
+        f"sagemaker.deploy_canary_percent must be {low}..50 with "
+        f"{sm.deploy_traffic_routing} traffic routing (SageMaker's limit)",
+    )
     check(
         0 <= sm.deploy_wait_interval_seconds <= 3600,
         "sagemaker.deploy_wait_interval_seconds must be 0..3600",

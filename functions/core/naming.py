@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import re
 
-_MODEL_NAME = r"[a-z0-9][a-z0-9-]{0,39}"
+# SageMaker names match ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}: no leading or trailing '-'. A model
+# name ends every SageMaker name of its versions, so it follows that rule (lower case, at most
+# 40 characters, leaving room for the environment's prefix).
+_MODEL_NAME = r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?"
 _ALIAS_NAME = r"[a-z][a-z0-9_-]{0,31}"
 _TENANT_NAME = r"[a-z0-9][a-z0-9_-]{0,63}"
+# Environment names carry no '-': the environment is the second '-'-separated part of every
+# name (``modelway-{env}-…``), so the pattern ``modelway-prod-*`` cannot also match an
+# environment ``prod-eu``'s names.
+_ENV_NAME = r"[a-z][a-z0-9]{0,15}"
+ENV_NAME_PATTERN = f"^{_ENV_NAME}$"
 MODEL_NAME_PATTERN = f"^{_MODEL_NAME}$"
 ALIAS_NAME_PATTERN = f"^{_ALIAS_NAME}$"
 TENANT_NAME_PATTERN = f"^{_TENANT_NAME}$"
@@ -21,6 +29,7 @@ MODEL_SCOPE_PATTERN = rf"^(\*|{_MODEL_NAME})$"
 MODEL_NAME_RE = re.compile(rf"{_MODEL_NAME}\Z")
 ALIAS_NAME_RE = re.compile(rf"{_ALIAS_NAME}\Z")
 TENANT_NAME_RE = re.compile(rf"{_TENANT_NAME}\Z")
+ENV_NAME_RE = re.compile(rf"{_ENV_NAME}\Z")
 # Version numbers are positive and fit a signed 64-bit integer (SQLite's INTEGER; DynamoDB
 # and SageMaker names hold them too): a larger number names no version and never will.
 MAX_VERSION = 2**63 - 1

@@ -100,7 +100,8 @@ def publish_artifact(
     if not is_model_name(model):
         raise InvalidArtifact(
             f"invalid model name {model!r}: lowercase letters, digits and '-', "
-            "starting with a letter or digit, at most 40 characters"
+            "starting and ending with a letter or digit, at most 40 characters "
+            "(SageMaker's naming rule)"
         )
     existing = registry.find_by_sha256(model=model, sha256=manifest.sha256)
     if existing is not None:

@@ -6,11 +6,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from functions.core.naming import ENV_NAME_PATTERN
 
 # SageMaker real-time endpoints and Lambda proxy integrations both cap a payload at 6 MB.
 SIX_MB = 6 * 1024 * 1024
+# The media type of the binary tensor extension's bodies: the only one the REST API passes to
+# the router base64-encoded (its binary media types); JSON travels as text.
+BINARY_MEDIA_TYPE = "application/octet-stream"
 
 
 class Settings(BaseSettings):
@@ -18,7 +23,8 @@ class Settings(BaseSettings):
 
     # "local" runs over SQLite + a directory + the local model server; any other name
     # (dev, staging, prod) is an AWS environment whose resource names come from the stack.
-    env: str = "local"
+    # No '-' in the name (``functions.core.naming``).
+    env: str = Field(default="local", pattern=ENV_NAME_PATTERN)
     home: Path = Field(default_factory=lambda: Path.cwd() / ".modelway")
 
     # Local backend.
@@ -30,6 +36,9 @@ class Settings(BaseSettings):
     bucket_name: str = "modelway-data"
     artifacts_prefix: str = "artifacts/"
     usage_plan_id: str | None = None
+    # The REST API and stage, whose cached authorizer answers a revoke or rotate flushes.
+    rest_api_id: str | None = None
+    stage_name: str | None = None
     sagemaker_role_arn: str | None = None
     serving_image_uri: str | None = None
     instance_type: str = "ml.g5.xlarge"
@@ -51,7 +60,8 @@ class Settings(BaseSettings):
     sagemaker_deploy: bool = True
     # SageMaker deployment guardrails for endpoint updates that keep the variant names.
     deploy_traffic_routing: Literal["ALL_AT_ONCE", "CANARY", "LINEAR"] = "ALL_AT_ONCE"
-    deploy_canary_percent: int = Field(default=10, ge=1, le=99)
+    # SageMaker: a canary is at most 50% of the fleet; a linear step 10-50%.
+    deploy_canary_percent: int = Field(default=10, ge=1, le=50)
     deploy_wait_interval_seconds: int = Field(default=300, ge=0, le=3600)
     deploy_termination_wait_seconds: int = Field(default=300, ge=0, le=3600)
     deploy_max_execution_timeout_seconds: int = Field(default=3600, ge=600, le=28800)
@@ -62,6 +72,9 @@ class Settings(BaseSettings):
     # Shared.
     endpoint_prefix: str | None = None
     max_payload_bytes: int = SIX_MB
+    # Bodies of BINARY_MEDIA_TYPE reach a Lambda router base64-encoded (4/3 their size) inside
+    # Lambda's 6 MB invocation payload, so the stack gives them a lower limit; None: the same.
+    max_binary_payload_bytes: int | None = None
     key_cache_ttl_seconds: float = 30.0
     registry_cache_ttl_seconds: float = 5.0
     # Every inference's deadline: API Gateway's integration timeout (a client may ask for less
@@ -86,6 +99,19 @@ class Settings(BaseSettings):
     batch_estimated_bytes_per_second: int = 1_000_000
     # A file continues in at most this many invocations before its job fails.
     batch_max_slices: int = Field(default=12, ge=1)
+
+    @model_validator(mode="after")
+    def _linear_steps_of_ten_percent_or_more(self) -> Settings:
+        if self.deploy_traffic_routing == "LINEAR" and self.deploy_canary_percent < 10:
+            raise ValueError("LINEAR traffic routing needs deploy_canary_percent 10..50")
+        return self
+
+    def payload_limit(self, content_type: str | None) -> int:
+        """The largest request body accepted with this ``Content-Type``."""
+        media_type = (content_type or "").split(";", 1)[0].strip().lower()
+        if media_type == BINARY_MEDIA_TYPE and self.max_binary_payload_bytes is not None:
+            return self.max_binary_payload_bytes
+        return self.max_payload_bytes
 
     @property
     def is_local(self) -> bool:

@@ -4,11 +4,21 @@ body gets its own status and a message naming the tensor, and nothing reaches th
 from __future__ import annotations
 
 import json
+import random
 import struct
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, PAYLOAD_LIMIT, FakeRuntime, add_version, digit_request, make_key
+from api_testkit import (
+    MODEL,
+    PAYLOAD_LIMIT,
+    FakeClock,
+    FakeRuntime,
+    add_version,
+    build_app,
+    digit_request,
+    make_key,
+)
 from fastapi.testclient import TestClient
 
 from functions.core.errors import InvalidInput
@@ -17,6 +27,7 @@ from functions.core.oip import decode_document
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.local import SqliteRegistry
 from functions.core.runtime.base import BINARY_JSON, RuntimeResponse
+from functions.core.settings import Settings
 
 INFER = f"/v2/models/{MODEL}/infer"
 
@@ -197,6 +208,40 @@ def test_payload_over_the_limit_without_content_length_is_413(
 
     response = client.post(INFER, content=chunks(), headers={"x-api-key": user_key})
     assert response.status_code == 413
+
+
+def test_binary_bodies_have_their_own_lower_limit(
+    settings: Settings,
+    registry: SqliteRegistry,
+    runtime: FakeRuntime,
+    clock: FakeClock,
+    digits_v1: ModelVersion,
+    user_key: str,
+) -> None:
+    """On AWS binary bodies reach the router base64-encoded (a third larger) inside Lambda's
+    6 MB payload, so they get a lower limit: over it, the router's own 413."""
+    limit = PAYLOAD_LIMIT // 4
+    app = build_app(
+        settings=settings.model_copy(update={"max_binary_payload_bytes": limit}),
+        registry=registry,
+        runtime=runtime,
+        clock=clock,
+        rng=random.Random(0),
+    )
+    body = b"x" * (limit + 1)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        binary = client.post(
+            INFER,
+            content=body,
+            headers={"x-api-key": user_key, "content-type": "application/octet-stream"},
+        )
+        text = client.post(
+            INFER, content=body, headers={"x-api-key": user_key, "content-type": "application/json"}
+        )
+    assert binary.status_code == 413
+    assert binary.json()["code"] == "payload_too_large"
+    assert text.status_code == 400  # under the JSON limit: parsed, and refused as not JSON
+    assert runtime.calls == []
 
 
 def test_the_key_is_checked_before_the_body(client: TestClient, digits_v1: ModelVersion) -> None:

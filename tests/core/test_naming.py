@@ -4,7 +4,10 @@ where it enters, never passed on to a store that overflows on it."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from pydantic import ValidationError
 
 from functions.batch.events import InvalidInputKey, parse_input_key
 from functions.core.naming import (
@@ -16,6 +19,7 @@ from functions.core.naming import (
 )
 from functions.core.registry.exceptions import InvalidAliasTarget
 from functions.core.registry.rules import check_alias_name
+from functions.core.settings import Settings
 from serving.app import _parse_variant
 from serving.errors import UnknownTarget
 
@@ -55,3 +59,28 @@ def test_an_input_key_naming_an_impossible_version_is_refused(segment: str) -> N
     with pytest.raises(InvalidInputKey):
         parse_input_key(f"inputs/digits/{segment}/a.jsonl")
     assert parse_input_key(f"inputs/digits/{MAX_VERSION}/a.jsonl").version == MAX_VERSION
+
+
+# SageMaker's own pattern for model, endpoint-config and endpoint names.
+SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+
+
+@pytest.mark.parametrize("name", ["digits", "a", "bert-base", "x--y", "9" * 40])
+def test_valid_model_names_are_valid_sagemaker_names(name: str) -> None:
+    assert is_model_name(name)
+    assert re.fullmatch(SAGEMAKER_NAME, f"modelway-prod-{name}")
+
+
+@pytest.mark.parametrize("name", ["digits-", "-digits", "Digits", "a" * 41, "", "di_gits"])
+def test_names_sagemaker_would_refuse_are_refused(name: str) -> None:
+    assert not is_model_name(name)
+
+
+def test_settings_refuse_what_sagemaker_and_the_name_patterns_refuse() -> None:
+    with pytest.raises(ValidationError):
+        Settings(env="prod-eu")
+    with pytest.raises(ValidationError):
+        Settings(deploy_canary_percent=60)
+    with pytest.raises(ValidationError, match="LINEAR"):
+        Settings(deploy_traffic_routing="LINEAR", deploy_canary_percent=5)
+    assert Settings(deploy_traffic_routing="CANARY", deploy_canary_percent=50)

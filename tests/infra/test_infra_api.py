@@ -44,7 +44,8 @@ def test_rest_api_is_regional_and_meters_the_authorizers_key(each_env: Synthesiz
             "Name": f"modelway-{each_env.name}-api",
             "EndpointConfiguration": {"Types": ["REGIONAL"]},
             "ApiKeySourceType": "AUTHORIZER",
-            "BinaryMediaTypes": ["*/*"],
+            # Only the binary tensor extension's bodies travel base64-encoded.
+            "BinaryMediaTypes": ["application/octet-stream"],
         },
     )
 
@@ -211,3 +212,31 @@ def test_throttled_callers_are_told_when_to_retry(dev: Synthesized) -> None:
 
 def test_execution_logging_has_its_account_role(each_env: Synthesized) -> None:
     each_env.assertions.resource_count_is("AWS::ApiGateway::Account", 1)
+
+
+def test_the_routers_payload_limits_are_what_a_caller_meets(each_env: Synthesized) -> None:
+    """Bodies the router would accept fit in Lambda's 6 MB invocation payload (binary ones
+    base64-encoded), so a caller over a limit gets the router's own 413, not a gateway error;
+    and the router knows which bodies API Gateway encodes."""
+    from functions.core.settings import BINARY_MEDIA_TYPE
+    from infra.constructs.api import BINARY_MEDIA_TYPES, LAMBDA_PAYLOAD_BYTES
+
+    router = env_vars(function_named(each_env, f"modelway-{each_env.name}-api"))
+    text_limit = int(router["MODELWAY_MAX_PAYLOAD_BYTES"])
+    binary_limit = int(router["MODELWAY_MAX_BINARY_PAYLOAD_BYTES"])
+    assert BINARY_MEDIA_TYPES == (BINARY_MEDIA_TYPE,)
+    headroom = 256 * 1024  # the rest of the API Gateway event: headers, request context
+    assert -(-binary_limit * 4 // 3) + headroom <= LAMBDA_PAYLOAD_BYTES
+    assert text_limit * 1.15 + headroom <= LAMBDA_PAYLOAD_BYTES  # JSON string escaping
+    batch = env_vars(function_named(each_env, f"modelway-{each_env.name}-batch"))
+    assert int(batch["MODELWAY_MAX_PAYLOAD_BYTES"]) == 6 * 1024 * 1024  # SageMaker's, no Lambda hop
+
+
+def test_batch_waits_for_slow_models_as_sagemaker_recommends(each_env: Synthesized) -> None:
+    """SageMaker gives a model 60 s and recommends a 70 s client read timeout; the router
+    keeps its 12 s (API Gateway's 29 s deadline), batch has no such deadline."""
+    batch = env_vars(function_named(each_env, f"modelway-{each_env.name}-batch"))
+    router = env_vars(function_named(each_env, f"modelway-{each_env.name}-api"))
+    assert batch["MODELWAY_RUNTIME_READ_TIMEOUT_SECONDS"] == "70"
+    assert batch["MODELWAY_RUNTIME_MAX_ATTEMPTS"] == "1"  # its own retries, with backoff
+    assert "MODELWAY_RUNTIME_READ_TIMEOUT_SECONDS" not in router

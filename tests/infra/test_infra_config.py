@@ -88,6 +88,9 @@ def test_missing_setting_is_named() -> None:
         (("api", "usage_plans", "free", "quota_period"), "YEAR", "must be one of"),
         (("api", "stage_throttle", "burst_limit"), "100", "must be an integer"),
         (("termination_protection",), "yes", "true or false"),
+        # SageMaker refuses a canary over 50% of the fleet (dev routes ALL_AT_ONCE; the
+        # percentage is checked whatever the routing, so a later switch cannot surprise).
+        (("sagemaker", "deploy_canary_percent"), 60, r"must be 1\.\.50"),
     ],
 )
 def test_invalid_values_are_rejected(path: tuple[str, ...], value: Any, message: str) -> None:
@@ -98,6 +101,22 @@ def test_invalid_values_are_rejected(path: tuple[str, ...], value: Any, message:
     target[path[-1]] = value
     with pytest.raises(ConfigError, match=message):
         load_environment(envs, "dev")
+
+
+def test_linear_steps_are_ten_to_fifty_percent() -> None:
+    envs = environments()
+    envs["dev"]["sagemaker"].update(deploy_traffic_routing="LINEAR", deploy_canary_percent=5)
+    with pytest.raises(ConfigError, match=r"must be 10\.\.50 with LINEAR"):
+        load_environment(envs, "dev")
+
+
+def test_an_environment_name_with_a_dash_is_refused() -> None:
+    """``modelway-prod-*`` (IAM, EventBridge, SageMaker names) would also match an
+    environment ``prod-eu``'s resources."""
+    envs = environments()
+    envs["prod-eu"] = envs["prod"]
+    with pytest.raises(ConfigError, match=r"environment name 'prod-eu' must match"):
+        load_environment(envs, "prod-eu")
 
 
 def _run_app(env: str | None) -> subprocess.CompletedProcess[str]:
