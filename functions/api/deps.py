@@ -54,6 +54,10 @@ class RouterState:
     def registry(self) -> Registry:
         return self.backends.registry
 
+    @registry.setter
+    def registry(self, registry: Registry) -> None:  # tests swap it
+        self.backends = self.backends.replace(registry=registry)
+
     @property
     def store(self) -> ArtifactStore:
         return self.backends.store
@@ -61,6 +65,10 @@ class RouterState:
     @property
     def runtime(self) -> RuntimeClient:
         return self.backends.runtime
+
+    @runtime.setter
+    def runtime(self, runtime: RuntimeClient) -> None:  # tests swap it
+        self.backends = self.backends.replace(runtime=runtime)
 
     @property
     def key_gateway(self) -> keys.KeyGateway | None:

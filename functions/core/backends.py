@@ -126,6 +126,15 @@ class Backends:
     def from_settings(cls, settings: Settings) -> Backends:
         return cls(settings=settings)
 
+    @property
+    def built(self) -> frozenset[str]:
+        """The parts built (or given) so far."""
+        return frozenset(self._built)
+
+    def replace(self, **parts: Any) -> Backends:
+        """These backends with some parts swapped (tests); the others as built so far."""
+        return Backends(settings=self.settings, **{**self._built, **parts})
+
     def _get(self, name: str) -> Any:
         try:
             return self._built[name]

@@ -75,7 +75,7 @@ from functions.api import handler
 state = handler._adapter.app.state.modelway if handler._adapter else None
 print(json.dumps({
     "built": handler._adapter is not None,
-    "clients_built": state is not None and {"registry", "runtime"} <= set(vars(state)),
+    "clients_built": state is not None and {"registry", "runtime"} <= state.backends.built,
     "boto3_client": state is not None and state.runtime._client is not None,
     "hooks": [f.__qualname__ for f, _, _ in snapshot_restore_py.get_after_restore()],
     "xray": "aws_xray_sdk" in sys.modules,
