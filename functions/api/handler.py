@@ -73,7 +73,12 @@ def init() -> Mangum:
                 adapter = build_adapter(app)
                 _prime(adapter, app)
                 _adapter = adapter
-                snapstart.register(after_restore=app.state.modelway.renew)
+                snapstart.register(
+                    # The control plane too goes in the snapshot (it is lazy only to spare
+                    # the data plane's cold starts without SnapStart).
+                    before_snapshot=app.state.control_plane.load,
+                    after_restore=app.state.modelway.renew,
+                )
     return _adapter
 
 

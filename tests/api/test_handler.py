@@ -277,3 +277,14 @@ def test_invoke_cli_prints_the_response(
     monkeypatch.setenv("MODELWAY_API_KEY", "mw_key_000000000000_wrong")
     assert run_invoke(["invoke", "api", str(EVENTS / "api-admin-list-models.json")]) == 1
     assert capsys.readouterr().out.startswith("HTTP 401\n")
+
+
+@pytest.mark.parametrize("name", API_EVENTS)
+def test_a_replayed_sample_event_was_received_now(name: str) -> None:
+    """The router's deadline counts from API Gateway's requestTimeEpoch: a sample event kept
+    its recorded one, it would be past its deadline (504) before it was routed."""
+    import time
+
+    event = load_event(EVENTS / name, api_key="k")
+    received = event["requestContext"]["requestTimeEpoch"] / 1000
+    assert abs(received - time.time()) < 5

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from api_testkit import FakeClock, digit_request
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from functions.core import keys
@@ -78,6 +79,11 @@ print(json.dumps({
     "clients_built": state is not None and {"registry", "runtime"} <= state.backends.built,
     "boto3_client": state is not None and state.runtime._client is not None,
     "hooks": [f.__qualname__ for f, _, _ in snapshot_restore_py.get_after_restore()],
+    "before": [f.__qualname__ for f, _, _ in snapshot_restore_py.get_before_snapshot()],
+    "control_plane": sorted(
+        m for m in ("functions.api.routes.admin", "functions.core.publishing",
+                    "functions.core.deploy.rollout") if m in sys.modules
+    ),
     "xray": "aws_xray_sdk" in sys.modules,
     "tracer": handler.tracer is not None,
 }))
@@ -98,6 +104,10 @@ def test_in_a_lambda_sandbox_the_router_is_built_at_import(tmp_path: Path) -> No
     assert answer["clients_built"]
     assert answer["boto3_client"]
     assert answer["hooks"] == ["RouterState.renew"]
+    assert answer["before"] == ["ControlPlane.load"]
+    # The data plane is ready; the control plane's modules wait for a /v1 request (or the
+    # before-snapshot hook).
+    assert answer["control_plane"] == []
     assert answer["xray"] is False
     assert answer["tracer"] is False
 
@@ -201,3 +211,31 @@ def test_after_a_restore_the_canary_rng_is_reseeded(client: TestClient) -> None:
     state.renew()
     # Two sandboxes restored from one snapshot would otherwise draw the same sequence.
     assert [state.rng.random() for _ in range(4)] != [snapshot.random() for _ in range(4)]
+
+
+def test_the_control_plane_loads_on_its_first_request(
+    app: FastAPI, admin_key: str, digits_v1: ModelVersion
+) -> None:
+    control_plane = app.state.control_plane
+    client = TestClient(app)  # the ``client`` fixture reads the OpenAPI document: it loads
+    assert not control_plane.loaded
+    assert client.get("/v2/health/live").status_code == 200
+    assert not control_plane.loaded
+    response = client.get("/v1/models", headers={"x-api-key": admin_key})
+    assert response.status_code == 200
+    assert [m["name"] for m in response.json()["models"]] == ["digits"]
+    assert control_plane.loaded
+    # Unknown /v1 paths and wrong methods answer as they always did.
+    missing = client.get("/v1/nothing-here", headers={"x-api-key": admin_key})
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    assert client.post("/v1/models", headers={"x-api-key": admin_key}).status_code == 405
+
+
+def test_before_the_control_plane_loads_a_405_still_names_its_methods(
+    client: TestClient, admin_key: str
+) -> None:
+    """The Allow header comes from the OpenAPI document, which loads the control plane."""
+    response = client.put("/v2/health/live")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert "/v1/models" in client.get("/openapi.json").json()["paths"]
