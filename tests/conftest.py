@@ -63,6 +63,16 @@ def tiny_classifier_build(tiny_classifier_dir: Path, tmp_path_factory: pytest.Te
     )
 
 
+@pytest.fixture(scope="session")
+def minilm_build(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The real all-MiniLM-L6-v2 from its wheel through ``modelway build minilm``'s code,
+    once per test session (a few minutes on a CPU: only the tests that need the real model
+    use it)."""
+    from model_build.minilm import build_minilm
+
+    return build_minilm(out_dir=tmp_path_factory.mktemp("minilm-build"))
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
