@@ -2,7 +2,7 @@
 directory — into a verified ``model.tar.gz`` ready for ``modelway publish``.
 
 Exit status: 0 packaged; 1 any other error; 2 usage; and one per refusal (each printed as
-``error: <reason> (<code>)`` on stderr, see ``EXIT_STATUSES``).
+``error: <reason> (<code>)`` on stderr): ``exit_status`` of the ``model_build.errors`` class.
 """
 
 from __future__ import annotations
@@ -13,19 +13,6 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-
-# code → exit status, in the order of the help text (model_build.errors defines both).
-EXIT_STATUSES = {
-    "file_not_found": 3,
-    "unsupported_operator": 4,
-    "unsupported_datatype": 5,
-    "no_batch_axis": 6,
-    "parity_failed": 7,
-    "invalid_samples": 8,
-    "model_run_failed": 9,
-    "export_failed": 10,
-    "invalid_model": 12,
-}
 
 EPILOG = """\
 sources (exactly one):
@@ -152,7 +139,7 @@ def _package(args: argparse.Namespace) -> int:
         result = _run(args)
     except InvalidArtifact as exc:  # PackagingError and the Hugging Face path's own errors
         print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
-        return EXIT_STATUSES.get(exc.code, getattr(exc, "exit_status", 1))
+        return exit_status(exc)
     except InvalidRequest as exc:
         print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
         return 2
@@ -245,6 +232,19 @@ def _run(args: argparse.Namespace) -> Any:
         max_length=int(args.max_length[0]) if args.max_length else None,
         description=args.description,
     )
+
+
+def exit_status(exc: Exception) -> int:
+    """The exit status of a refusal: its class's (``model_build.errors``), or, for an error
+    from elsewhere (the Hugging Face packager's own), that of the packaging error with the
+    same code; 1 otherwise."""
+    from model_build.errors import PackagingError
+
+    status = getattr(exc, "exit_status", None)
+    if isinstance(status, int):
+        return status
+    by_code = {cls.code: cls.exit_status for cls in PackagingError.__subclasses__()}
+    return by_code.get(getattr(exc, "code", ""), 1)
 
 
 def load_module(spec: str) -> Any:

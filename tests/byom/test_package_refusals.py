@@ -298,3 +298,18 @@ def test_hf_usage_errors(run_package: Run, args: list[str]) -> None:
     status, _, err = run_package(*args)
     assert status == 2
     assert "(usage)" in _one_line(err)
+
+
+def test_each_refusal_has_its_own_exit_status() -> None:
+    from functions.core.errors import InvalidArtifact
+    from model_build.cli.package import exit_status
+    from model_build.errors import PackagingError
+
+    refusals = PackagingError.__subclasses__()
+    statuses = [cls.exit_status for cls in refusals]
+    assert len(set(statuses)) == len(statuses)
+    assert not {0, 1, 2} & set(statuses)
+    assert len({cls.code for cls in refusals}) == len(refusals)
+    # An error raised outside model_build.errors with a refusal's code exits the same way.
+    assert exit_status(InvalidArtifact("x", code="invalid_model")) == 12
+    assert exit_status(InvalidArtifact("x")) == 1
