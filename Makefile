@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: up test lint typecheck unit synth bench clean
+# Root in CI; elsewhere apt needs sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: up test lint typecheck unit synth bench clean browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +24,12 @@ infra/node_modules/.installed: infra/package.json infra/package-lock.json
 up: $(BIN)/.installed
 	$(BIN)/modelway up --host $(HOST) --port $(PORT)
 
-test: $(BIN)/.installed infra/node_modules/.installed
+# A headless browser renders /docs in a test (tests/api/test_docs.py): Debian's Chromium.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+test: $(BIN)/.installed infra/node_modules/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -24,8 +24,9 @@ ERROR_BODY = {
     "required": ["error", "code"],
     "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
 }
-# Served beside the API, not part of it.
-UNDOCUMENTED = {"/openapi.json"}
+# Served beside the API, not part of it: the document and its page (functions.api.docs).
+UNDOCUMENTED = {"/openapi.json", "/docs", "/docs/"}
+UNDOCUMENTED_PREFIXES = ("/docs/",)
 
 
 def _regex(template: str) -> re.Pattern[str]:
@@ -56,7 +57,9 @@ class ContractChecker:
         """Raises ``ContractViolation`` for a response the document does not allow."""
         method = method.lower()
         where = f"{method.upper()} {path} -> {status}"
-        if path in UNDOCUMENTED:
+        if path in UNDOCUMENTED or path.startswith(UNDOCUMENTED_PREFIXES):
+            if status >= 400:
+                self._validate(ERROR_BODY, headers, body, where)
             return
         matches = [(t, ops) for regex, t, ops in self.paths if regex.fullmatch(path)]
         if status >= 400 and method != "head":  # a HEAD answer has no body

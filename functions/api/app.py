@@ -18,10 +18,11 @@ from fastapi import FastAPI
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from functions.api import docs
 from functions.api.deps import Clock, new_state
 from functions.api.errors import install_error_handlers
 from functions.api.observability import ObserveMiddleware, Observer
-from functions.api.openapi import openapi_document
+from functions.api.openapi import OPENAPI_PATH, openapi_document
 from functions.api.routes import health, inference
 from functions.core.settings import Settings, get_settings
 
@@ -40,10 +41,10 @@ def create_app(
     app = FastAPI(
         title="modelway",
         summary="ONNX models over the Open Inference Protocol, with API keys.",
-        # The API is JSON for machines; no docs pages to serve from a Lambda.
+        # /docs is ours (functions.api.docs: no CDN, relative URLs for API Gateway's stage).
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json" if settings.is_local else None,
+        openapi_url=OPENAPI_PATH,
     )
     control_plane = ControlPlane(app)
     app.state.control_plane = control_plane
@@ -60,7 +61,7 @@ def create_app(
     install_error_handlers(app)
     # Outermost, so it also times (and counts) the 500s the error middleware produces.
     app.add_middleware(ObserveMiddleware)
-    for module in (health, inference):
+    for module in (health, inference, docs):
         app.include_router(module.router)
     app.router.routes.append(Route(f"{ControlPlane.PREFIX}/{{rest:path}}", control_plane))
     return app

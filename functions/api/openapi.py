@@ -18,6 +18,9 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+OPENAPI_PATH = "/openapi.json"
+API_KEY_SCHEME = "apiKey"
+
 
 class ErrorBody(BaseModel):
     """Every error: a message for people and a machine-readable code."""
@@ -45,6 +48,93 @@ _DESCRIPTIONS = {
     503: "The model (or the registry) is unavailable for now; retry after `Retry-After`.",
     504: "The model did not answer in time.",
 }
+# One example body per status (several where the codes differ in kind), shown by /docs. The
+# API tests send the requests behind the 400/401/404/422 ones and compare the answers.
+ERROR_EXAMPLES: dict[int, dict[str, dict[str, str]]] = {
+    400: {
+        "invalid_request": {
+            "error": "the request body is not valid JSON: "
+            "Expecting value: line 1 column 1 (char 0)",
+            "code": "invalid_request",
+        }
+    },
+    401: {
+        "unauthenticated": {"error": "missing x-api-key header", "code": "unauthenticated"},
+        "key_revoked": {"error": "key key_ada1b02ed1bf is revoked", "code": "key_revoked"},
+    },
+    403: {
+        "forbidden": {
+            "error": "API key key_ada1b02ed1bf may not call model 'iris'",
+            "code": "forbidden",
+        }
+    },
+    404: {
+        "model_not_found": {"error": "unknown model 'iris'", "code": "model_not_found"},
+        "version_not_found": {
+            "error": "model 'digits' has no version 9",
+            "code": "version_not_found",
+        },
+    },
+    409: {
+        "version_in_use": {
+            "error": "digits version 1 is in use by alias(es) default; move them first",
+            "code": "version_in_use",
+        }
+    },
+    413: {
+        "payload_too_large": {
+            "error": "the body is over the 6000000-byte limit",
+            "code": "payload_too_large",
+        }
+    },
+    422: {
+        "invalid_tensor": {
+            "error": "input 'input': shape [1, 64] has rank 2, the model expects rank 4 "
+            "[-1, 1, 8, 8]",
+            "code": "invalid_tensor",
+        }
+    },
+    429: {"throttled": {"error": "Too Many Requests", "code": "throttled"}},
+    500: {"internal_error": {"error": "internal error", "code": "internal_error"}},
+    502: {
+        "model_error": {
+            "error": "model endpoint modelway-digits/v1 failed: the model raised an error",
+            "code": "model_error",
+        }
+    },
+    503: {
+        "model_unavailable": {
+            "error": "model endpoint modelway-local-digits/v1 is unreachable",
+            "code": "model_unavailable",
+        }
+    },
+    504: {
+        "model_timeout": {
+            "error": "model endpoint modelway-local-digits/v1 did not answer in time",
+            "code": "model_timeout",
+        }
+    },
+}
+# The digits demo (`modelway up`): a held-out handwritten 7, 8x8 pixels, and the answer.
+DIGITS_SEVEN = [0, 0, 4, 15, 16, 13, 13, 10, 0, 0, 12, 13, 10, 15, 14, 2, 0, 2, 16, 6, 2, 14, 6, 0]
+DIGITS_SEVEN += [0, 1, 5, 0, 9, 11, 0, 0, 0, 0, 7, 12, 16, 14, 6, 0, 0, 0, 8, 15, 15, 11, 2, 0]
+DIGITS_SEVEN += [0, 0, 2, 16, 8, 0, 0, 0, 0, 0, 7, 15, 4, 0, 0, 0]
+INFER_REQUEST_EXAMPLE: dict[str, Any] = {
+    "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 8, 8], "data": DIGITS_SEVEN}]
+}
+INFER_RESPONSE_EXAMPLE: dict[str, Any] = {
+    "model_name": "digits",
+    "model_version": "1",
+    "outputs": [
+        {
+            "name": "logits",
+            "datatype": "FP32",
+            "shape": [1, 10],
+            "data": [-3.49, -10.76, -3.78, -0.45, -1.15, -0.007, -11.44, 12.52, 3.21, -5.11],
+        },
+        {"name": "label", "datatype": "INT64", "shape": [1], "data": [7]},
+    ],
+}
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}
 }
@@ -58,7 +148,17 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route or router: the given error statuses with the error body."""
     responses: dict[int | str, dict[str, Any]] = {}
     for status in sorted(set(statuses)):
-        entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
+        entry: dict[str, Any] = {
+            "model": ErrorBody,
+            "description": _DESCRIPTIONS[status],
+            "content": {
+                "application/json": {
+                    "examples": {
+                        name: {"value": body} for name, body in ERROR_EXAMPLES[status].items()
+                    }
+                }
+            },
+        }
         if status in (429, 503):
             entry["headers"] = _RETRY_AFTER
         responses[status] = entry
@@ -98,8 +198,30 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[body.__name__] = schema
+    _add_security(document)
+    # Relative to where the document is served: behind API Gateway that is the stage
+    # (/dev/openapi.json -> /dev), so /docs' "Try it out" calls the API it was loaded from.
+    document["servers"] = [{"url": ".", "description": "this API"}]
     app.openapi_schema = document
     return document
+
+
+def _add_security(document: dict[str, Any]) -> None:
+    """The ``x-api-key`` scheme, on every route that answers 401 (the ones that read a key),
+    so /docs asks for a key once (*Authorize*) and sends it with every try."""
+    from functions.api.callers import API_KEY_HEADER
+
+    components = document.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[API_KEY_SCHEME] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": API_KEY_HEADER,
+        "description": "An API key (`modelway keys create`; `modelway up` prints an admin key).",
+    }
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if "401" in operation.get("responses", {}):
+                operation["security"] = [{API_KEY_SCHEME: []}]
 
 
 @lru_cache(maxsize=256)

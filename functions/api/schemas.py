@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from functions.api.openapi import INFER_REQUEST_EXAMPLE
 from functions.core.naming import (
     ALIAS_NAME_PATTERN,
     MAX_VERSION,
@@ -28,6 +29,9 @@ class _Body(BaseModel):
 
 
 class RegisterVersion(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"artifact_key": "uploads/digits/model.tar.gz"}]}
+    )
     # A key in the data area's uploads, e.g. "uploads/digits/model.tar.gz".
     artifact_key: str = Field(min_length=1, max_length=1024, pattern=r"^uploads/")
     # Point this alias at the new version too (a model's first version always gets "default").
@@ -35,6 +39,9 @@ class RegisterVersion(_Body):
 
 
 class SetAlias(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"version": 1, "canary_version": 2, "canary_weight": 10}]}
+    )
     version: VersionNumber
     canary_version: VersionNumber | None = None
     canary_weight: int = Field(default=0, ge=0, le=100)
@@ -44,6 +51,9 @@ ModelScope = Annotated[str, Field(pattern=MODEL_SCOPE_PATTERN)]
 
 
 class CreateKey(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "team-a", "models": ["digits"], "admin": False}]}
+    )
     # Shown in listings; anything printable but blank.
     name: str = Field(min_length=1, max_length=128, pattern=r"\S")
     # At most the creating key's own models ("*" only from a key that has "*").
@@ -69,6 +79,7 @@ class RequestedOutput(BaseModel):
 
 
 class InferenceRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [INFER_REQUEST_EXAMPLE]})
     id: str | None = None
     parameters: dict[str, Any] | None = None
     inputs: list[RequestTensor] = Field(min_length=1)

@@ -43,6 +43,9 @@ LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
 ROUTER_MAX_PAYLOAD_BYTES = 5 * 1024 * 1024
 ROUTER_MAX_BINARY_PAYLOAD_BYTES = 4 * 1024 * 1024
 HEALTH_ROUTES = ("live", "ready")
+# The API's page and document (functions/api/docs.py): GET only, no key.
+DOCS_RESOURCE = "docs"
+OPENAPI_RESOURCE = "openapi.json"
 # API Gateway's own access log variables, one JSON object per request.
 ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",
@@ -279,18 +282,28 @@ class Api(Construct):
             resource.add_resource("{proxy+}").add_method("ANY", self.integration, **protected)
         v2.add_method("ANY", self.integration, **protected)  # GET /v2: server metadata
         for route in HEALTH_ROUTES:
-            method = health.add_resource(route).add_method(
-                "GET",
-                self.integration,
-                authorization_type=apigw.AuthorizationType.NONE,
-                api_key_required=False,
-            )
-            acknowledge(
-                method,
-                rule="AwsSolutions-APIG4",
+            self._add_public_get(
+                health.add_resource(route),
                 reason="Liveness and readiness are public by design (probes carry no key) and "
                 "reveal nothing else; every other route needs a key and the authorizer.",
             )
+        docs = root.add_resource(DOCS_RESOURCE)
+        why = (
+            "The API's documentation page, its static assets and its OpenAPI document are "
+            "public by design: they describe the API, the same for every caller, and hold "
+            "nothing of a tenant's; trying a route from the page still needs a key."
+        )
+        for resource in (docs, docs.add_resource("{proxy+}"), root.add_resource(OPENAPI_RESOURCE)):
+            self._add_public_get(resource, reason=why)
+
+    def _add_public_get(self, resource: apigw.IResource, *, reason: str) -> None:
+        method = resource.add_method(
+            "GET",
+            self.integration,
+            authorization_type=apigw.AuthorizationType.NONE,
+            api_key_required=False,
+        )
+        acknowledge(method, rule="AwsSolutions-APIG4", reason=reason)
 
     def _add_gateway_responses(self) -> None:
         for response_type, status, code, headers in GATEWAY_ERRORS:

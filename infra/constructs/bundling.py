@@ -49,9 +49,13 @@ PROVIDED_BY_RUNTIME = {
 }
 # What must never reach a Lambda: the heavy numeric stack belongs to serving/ and model_build/.
 FORBIDDEN = ("torch", "onnxruntime", "onnx", "numpy")
-# Files of installed packages that the functions never load: Powertools' own Swagger UI
-# (the router is FastAPI, whose docs page loads its assets from a CDN), and C sources.
-TRIMMED = ("aws_lambda_powertools/event_handler/openapi/swagger_ui",)
+# Files of installed packages that the functions never load: C sources, and Powertools' event
+# handler (the router is FastAPI) but for its Swagger UI build, which the router's /docs page
+# serves (functions/api/docs.py). Folder -> the one subfolder of it that is kept.
+TRIMMED: tuple[str, ...] = ()
+TRIMMED_BUT = {
+    "aws_lambda_powertools/event_handler": "aws_lambda_powertools/event_handler/openapi/swagger_ui"
+}
 TRIMMED_SUFFIXES = (".c", ".pyx", ".h")
 # Folders that are not Lambda code: anywhere in functions/, and only at its top.
 EXCLUDED_DIRS = ("tests", "__pycache__")
@@ -96,6 +100,7 @@ def dependencies_hash() -> str:
         *PLATFORMS,
         *PROVIDED_BY_RUNTIME,
         *TRIMMED,
+        *(f"{folder}!{kept}" for folder, kept in TRIMMED_BUT.items()),
         *TRIMMED_SUFFIXES,
         *lambda_requirements(),
     )
@@ -185,6 +190,15 @@ def _trim(root: Path) -> None:
     for suffix in TRIMMED_SUFFIXES:
         for path in root.rglob(f"*{suffix}"):
             path.unlink()
+    for folder, kept in TRIMMED_BUT.items():
+        # Deepest first, so a folder is emptied before it is looked at.
+        for path in sorted((root / folder).rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if path.relative_to(root).is_relative_to(kept):
+                continue
+            if path.is_file():
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
 
 
 def _check(root: Path) -> None:

@@ -50,10 +50,14 @@ def test_rest_api_is_regional_and_meters_the_authorizers_key(each_env: Synthesiz
     )
 
 
-def test_every_route_needs_a_key_and_the_authorizer_except_health(each_env: Synthesized) -> None:
+def test_every_route_needs_a_key_and_the_authorizer_except_health_and_docs(
+    each_env: Synthesized,
+) -> None:
     methods = _methods(each_env)
     authorizer = {"Ref": each_env.logical_id(each_env.stack.api.authorizer)}
     public = {("GET", "/v2/health/live"), ("GET", "/v2/health/ready")}
+    # The page, its assets and the document: what /docs loads, relative to the stage.
+    public |= {("GET", "/docs"), ("GET", "/docs/{proxy+}"), ("GET", "/openapi.json")}
     assert public <= set(methods)
     assert {("ANY", "/{proxy+}"), ("ANY", "/v2"), ("ANY", "/v2/{proxy+}")} <= set(methods)
     for key, props in methods.items():

@@ -62,6 +62,18 @@ def test_bundle_holds_the_handlers_and_their_dependencies(bundle: Path) -> None:
     assert core.name == f"_pydantic_core.cpython-{tag}-aarch64-linux-gnu.so"
 
 
+def test_bundle_holds_the_docs_pages_assets(bundle: Path) -> None:
+    """/docs serves Swagger UI from the bundle itself (functions/api/docs.py): no CDN."""
+    from functions.api.docs import _ASSET_DIR, ASSETS
+
+    folder = bundle.joinpath("aws_lambda_powertools", *_ASSET_DIR)
+    for filename, _ in ASSETS.values():
+        assert (folder / filename).stat().st_size > 100_000, filename
+    # The rest of Powertools' event handler is not loaded by the FastAPI router: trimmed.
+    handler_dir = bundle / "aws_lambda_powertools" / "event_handler"
+    assert all(p.is_relative_to(folder) for p in handler_dir.rglob("*") if p.is_file())
+
+
 def test_bundle_leaves_out_what_lambda_already_has_and_what_is_not_code(bundle: Path) -> None:
     for paths in PROVIDED_BY_RUNTIME.values():
         for path in paths:

@@ -29,7 +29,12 @@ from functions.api.deps import (
     receive_body,
 )
 from functions.api.errors import VERSION_HEADER
-from functions.api.openapi import KEYED, error_responses
+from functions.api.openapi import (
+    INFER_REQUEST_EXAMPLE,
+    INFER_RESPONSE_EXAMPLE,
+    KEYED,
+    error_responses,
+)
 from functions.api.schemas import VersionPath
 from functions.api.services.inference import InferenceResult, InferenceService
 from functions.api.services.lookup import CachedRegistryReads
@@ -70,12 +75,28 @@ def _infer_doc(*, alias: bool = False) -> dict[str, Any]:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}},
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/InferenceRequest"},
+                    "examples": {
+                        "digits": {
+                            "summary": "The digits demo: a handwritten 7",
+                            "value": INFER_REQUEST_EXAMPLE,
+                        }
+                    },
+                },
                 "application/octet-stream": {
                     "schema": {"type": "string", "format": "binary"},
                     "description": "JSON header then raw tensor data (binary extension).",
                 },
             },
+        },
+        "responses": {
+            "200": {
+                "description": "The outputs, and the version that answered in `x-model-version`.",
+                "content": {
+                    "application/json": {"examples": {"digits": {"value": INFER_RESPONSE_EXAMPLE}}}
+                },
+            }
         },
     }
 
