@@ -39,6 +39,7 @@ synth: $(BIN)/.installed infra/node_modules/.installed
 	PATH=$(abspath $(BIN)):$$PATH npx --prefix infra cdk synth -c env=$${ENV:-dev} --quiet
 
 bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_router.py
 	$(BIN)/python benchmarks/bench_local_path.py
 
 clean:

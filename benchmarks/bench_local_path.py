@@ -43,6 +43,8 @@ class Target:
     port: int
     path: str
     headers: dict[str, str]
+    # The server-side processes whose CPU time a request costs (Linux /proc), if known.
+    pids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,14 @@ class Result:
     requests: int
     seconds: float
     latencies_ms: list[float]
+    # CPU seconds the target's processes spent per process, over the run (empty if unknown).
+    cpu_s: tuple[float, ...] = ()
+
+    @property
+    def cpu_ms_per_request(self) -> str:
+        if not self.cpu_s:
+            return "-"
+        return "+".join(f"{1e3 * s / self.requests:.2f}" for s in self.cpu_s)
 
     @property
     def throughput(self) -> float:
@@ -88,6 +98,15 @@ def connect(port: int) -> http.client.HTTPConnection:
     return conn
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def drive(target: Target, body: bytes, *, concurrency: int, total: int) -> Result:
     """``total`` requests from ``concurrency`` threads, each on its own keep-alive connection."""
     per_thread = total // concurrency
@@ -99,28 +118,33 @@ def drive(target: Target, body: bytes, *, concurrency: int, total: int) -> Resul
         conn = connect(target.port)
         headers = {"Content-Type": "application/json", **target.headers}
         barrier.wait()
-        for _ in range(per_thread):
-            started = time.perf_counter()
-            conn.request("POST", target.path, body=body, headers=headers)
-            response = conn.getresponse()
-            payload = response.read()
-            latencies[slot].append((time.perf_counter() - started) * 1000)
-            if response.status != 200:
-                errors.append(f"{response.status} {payload[:200]!r}")
+        try:
+            for _ in range(per_thread):
+                started = time.perf_counter()
+                conn.request("POST", target.path, body=body, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                latencies[slot].append((time.perf_counter() - started) * 1000)
+                if response.status != 200:
+                    errors.append(f"{response.status} {payload[:200]!r}")
+        except OSError as exc:  # a dropped connection fails the run, not just this thread
+            errors.append(repr(exc))
         conn.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for thread in threads:
         thread.start()
     barrier.wait()
+    cpu_before = [cpu_seconds(pid) for pid in target.pids]
     started = time.perf_counter()
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    cpu = tuple(cpu_seconds(pid) - b for pid, b in zip(target.pids, cpu_before, strict=True))
     if errors:
         raise RuntimeError(f"{target.name}: {len(errors)} failed requests, e.g. {errors[0]}")
     flat = [ms for chunk in latencies for ms in chunk]
-    return Result(target.name, concurrency, len(flat), seconds, flat)
+    return Result(target.name, concurrency, len(flat), seconds, flat, cpu)
 
 
 @dataclass(frozen=True)
@@ -244,11 +268,16 @@ def main() -> int:
         wait_ready(f"http://127.0.0.1:{baseline_port}/")
         serving_port = int(stack.serving_url.rsplit(":", 1)[1])
         router_port = int(stack.router_url.rsplit(":", 1)[1])
+        serving_pid, router_pid = (process.pid for process in stack.processes)
+        infer, key = "/v2/models/digits/infer", {"x-api-key": model.secret}
         targets = [
-            Target("torch-eager", baseline_port, "/v2/models/digits/infer", {}),
-            Target("serving", serving_port, f"/endpoints/{model.endpoint}/invocations", {}),
-            Target("modelway", router_port, "/v2/models/digits/infer", {"x-api-key": model.secret}),
-        ]
+            Target("torch-eager", baseline_port, infer, {}, (baseline.pid,)),
+            Target(
+                "serving", serving_port, f"/endpoints/{model.endpoint}/invocations", {},
+                (serving_pid,),
+            ),
+            Target("modelway", router_port, infer, key, (router_pid, serving_pid)),
+        ]  # fmt: skip
         for target in targets:  # each answers the right digit before it is timed
             conn = connect(target.port)
             headers = {"Content-Type": "application/json", **target.headers}
@@ -257,7 +286,7 @@ def main() -> int:
             got = next(o for o in answer["outputs"] if o["name"] == "label")["data"][0]
             assert got == model.label, f"{target.name} answered {got}, expected {model.label}"
             drive(target, body, concurrency=4, total=200)  # warm-up
-        ceiling = Target("trivial", trivial_port, "/", {})
+        ceiling = Target("trivial", trivial_port, "/", {}, (trivial.pid,))
         drive(ceiling, body, concurrency=4, total=200)
 
         results = [
@@ -273,7 +302,8 @@ def main() -> int:
 
     print(f"\ndigits model, {args.requests} requests per row, 1 compute thread per model process")
     print(f"{'target':<12} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-          f"   {'req/s x':>8} {'p50 x':>7} {'p99 x':>7}   (x = ratio to torch-eager)")  # fmt: skip
+          f"   {'req/s x':>8} {'p50 x':>7} {'p99 x':>7}   {'server cpu ms/req':>17}"
+          "   (x = ratio to torch-eager; cpu: modelway = router+serving)")  # fmt: skip
     for level in levels:
         row = [r for r in results if r.concurrency == level]
         base = next(r for r in row if r.target == "torch-eager")
@@ -282,7 +312,7 @@ def main() -> int:
                 f"{r.target:<12} {level:>4} {r.throughput:>9.0f} {r.percentile(50):>8.2f} "
                 f"{r.percentile(99):>8.2f}   {r.throughput / base.throughput:>8.2f} "
                 f"{r.percentile(50) / base.percentile(50):>7.2f} "
-                f"{r.percentile(99) / base.percentile(99):>7.2f}"
+                f"{r.percentile(99) / base.percentile(99):>7.2f}   {r.cpu_ms_per_request:>17}"
             )
     print()
     for level in levels:

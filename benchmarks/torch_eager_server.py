@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # socketserver's default backlog (5) drops or resets some of 16 simultaneous connects.
+    ThreadingHTTPServer.request_queue_size = 64
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(load_model()))
     server.serve_forever()
 

@@ -24,6 +24,7 @@ from functions.api.errors import install_error_handlers
 from functions.api.observability import ObserveMiddleware, Observer
 from functions.api.openapi import OPENAPI_PATH, openapi_document
 from functions.api.routes import health, inference
+from functions.core import snapstart
 from functions.core.settings import Settings, get_settings
 
 
@@ -103,4 +104,5 @@ def app_from_environment() -> FastAPI:
     before the first request (``RouterState.prepare``) instead of by it."""
     app = create_app(settings=get_settings())
     app.state.modelway.prepare()
+    snapstart.settle()
     return app

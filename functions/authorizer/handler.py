@@ -122,3 +122,4 @@ def allow(*, key: ApiKey, method_arn: str) -> dict[str, Any]:
 
 if snapstart.in_lambda():
     get_registry()  # the init phase: see the module's docstring
+    snapstart.settle()
