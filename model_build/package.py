@@ -178,6 +178,7 @@ def package_torch(
 
     from model_build.export import EXPORTER, OPSET, export_onnx
     from model_build.parity import merge_reports, torch_outputs
+    from model_build.runner import run_rows
     from model_build.signature import signature_from_onnx
 
     started = time.perf_counter()
@@ -206,10 +207,11 @@ def package_torch(
                 f"the exported graph takes inputs {graph_inputs}, the samples give "
                 f"{sorted(arrays)}: drop the samples forward does not use"
             )
+        _check_dynamic_axes(signature, dynamic_axes or {})
         session, _ = _load_and_run(onnx_path, signature, arrays, origin="sample")
         reports = []
         for label, feeds in _parity_variants(arrays, dynamic_axes or {}):
-            actual = dict(zip(names, session.run(names, feeds), strict=True))
+            actual = run_rows(session, feeds, source=f"{label} sample")
             expected = torch_outputs(model=module, inputs=feeds, output_names=names)
             reports.append(
                 (
@@ -495,6 +497,22 @@ def _with_max_lengths(
             )
         inputs.append(spec)
     return ManifestSignature(inputs=inputs, outputs=signature.outputs)
+
+
+def _check_dynamic_axes(signature: Signature, dynamic_axes: DynamicAxes) -> None:
+    """Refuse an export that fixed an axis the user named dynamic: torch.export specializes a
+    dimension the module's code ties to a constant (a reshape to a literal size, say),
+    silently, and every request of another length would then be refused."""
+    specs = {spec.name: spec for spec in signature.inputs}
+    for name, axes in dynamic_axes.items():
+        for axis, dim_name in axes.items():
+            size = specs[name].shape[axis]
+            if size != -1:
+                raise ExportFailed(
+                    f"input {name!r} axis {axis} ({dim_name}) was exported with the fixed size "
+                    f"{size}: the module's code ties it to that size (e.g. a reshape to a "
+                    "constant); compute the size from the input's shape to keep it dynamic"
+                )
 
 
 def _parity_variants(

@@ -313,3 +313,28 @@ def test_each_refusal_has_its_own_exit_status() -> None:
     # An error raised outside model_build.errors with a refusal's code exits the same way.
     assert exit_status(InvalidArtifact("x", code="invalid_model")) == 12
     assert exit_status(InvalidArtifact("x")) == 1
+
+
+def test_a_named_dynamic_axis_the_module_fixes(
+    run_package: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.export silently specializes an axis the code reshapes to a constant; packaging
+    says so instead of shipping a graph that refuses every other length."""
+    (tmp_path / "user_fixed.py").write_text(
+        "import torch\n\n"
+        "class Fixed(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return x.reshape(x.shape[0], 40).sum(1)\n\n"
+        "def build():\n"
+        "    return Fixed()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    np.savez(tmp_path / "s.npz", x=np.ones((3, 10, 4), np.float32))
+    status, _, err = run_package(
+        "--torch", "user_fixed:build", "--samples", tmp_path / "s.npz", "--name", "m",
+        "--dynamic", "x:1=sequence",
+    )  # fmt: skip
+    assert status == 10
+    line = _one_line(err)
+    assert "input 'x' axis 1 (sequence) was exported with the fixed size 10" in line
+    _nothing_written(tmp_path)
