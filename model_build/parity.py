@@ -132,8 +132,16 @@ def torch_outputs(
     import torch
 
     model.eval()
-    with torch.no_grad():
-        result = model(**{name: torch.from_numpy(array) for name, array in inputs.items()})
+    try:
+        with torch.no_grad():
+            result = model(**{name: torch.from_numpy(array) for name, array in inputs.items()})
+    except Exception as exc:  # the user's forward: anything
+        shapes = {name: list(array.shape) for name, array in inputs.items()}
+        message = " ".join(str(exc).split())[:300]
+        raise ExportFailed(
+            f"{type(model).__name__} fails in eager torch on inputs of shapes {shapes}: "
+            f"{type(exc).__name__}: {message}"
+        ) from exc
     values = flatten_outputs(result)
     if len(values) != len(output_names):
         raise ExportFailed(

@@ -274,3 +274,22 @@ def test_latency_of_a_slow_model_is_bounded_by_its_time_budget(
     assert latency["p50_batch1"] >= 50
     # Per batch size: warm-up within a fifth of the budget, then 10 timed runs (the floor).
     assert len(runs) <= 2 * (3 + 10)
+
+
+def test_eager_torch_failing_on_a_parity_input_is_one_line() -> None:
+    import torch
+
+    from model_build.errors import ExportFailed
+    from model_build.parity import torch_outputs
+
+    class NeedsTwoRows(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] < 2:
+                raise ValueError("batch norm needs more than one row")
+            return x
+
+    with pytest.raises(ExportFailed, match=r"NeedsTwoRows fails in eager torch on inputs of "
+                       r"shapes \{'x': \[1, 3\]\}: ValueError: batch norm needs"):  # fmt: skip
+        torch_outputs(
+            model=NeedsTwoRows(), inputs={"x": np.zeros((1, 3), np.float32)}, output_names=["y"]
+        )
