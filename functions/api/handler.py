@@ -24,7 +24,7 @@ from typing import Any, cast
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from fastapi import FastAPI
 from mangum import Mangum
@@ -32,9 +32,10 @@ from mangum import Mangum
 from functions.api.apigw import RestApiGateway
 from functions.api.observability import RequestRecord
 from functions.core import snapstart, tracing
+from functions.core.deploy import guardrail
 
-SERVICE = "modelway-api"
-NAMESPACE = "modelway"
+SERVICE = guardrail.SERVICE
+NAMESPACE = guardrail.NAMESPACE
 # Loggers of ours (and Mangum's) that should write Powertools' JSON lines too.
 _LOGGER_PREFIXES = ("modelway", "functions", "mangum")
 
@@ -116,6 +117,17 @@ def _get_adapter() -> Mangum:
 
 def record_request(record: RequestRecord) -> None:
     if record.model is not None:
+        # The model's own error count, by model alone: what that model's rollback alarm
+        # watches (``functions.core.deploy.guardrail``), so no other model's failures, and no
+        # request that never reached a model, can roll its deployment back.
+        with single_metric(
+            name=guardrail.METRIC,
+            unit=MetricUnit.Count,
+            value=int(record.status >= 500),
+            namespace=guardrail.NAMESPACE,
+            default_dimensions={"service": guardrail.SERVICE},
+        ) as model_errors:
+            model_errors.add_dimension(name="model", value=record.model)
         metrics.add_dimension(name="model", value=record.model)
         if record.version is not None:
             metrics.add_dimension(name="version", value=str(record.version))

@@ -43,7 +43,11 @@ class Settings(BaseSettings):
     serving_image_uri: str | None = None
     instance_type: str = "ml.g5.xlarge"
     initial_instance_count: int = 1
+    # Deployment guardrails: each model's own rollback alarm (``deploy/guardrail.py``) trips
+    # at this many 5xx for the model in a minute; rollback_alarm_names are watched in addition.
     rollback_alarm_names: list[str] = Field(default_factory=list)
+    rollback_5xx_count: int = Field(default=10, ge=1)
+    alarm_topic_arn: str | None = None
     # Every usage plan of the stage by tier (JSON); usage_plan_id is the default tier's.
     usage_plan_ids: dict[str, str] = Field(default_factory=dict)
     # Autoscaling every endpoint variant gets (target tracking on invocations per instance).

@@ -1,12 +1,12 @@
 """The environment's dashboard and alarms, and where alarms are sent.
 
-Alarms: the API's 5xx rate and p99 latency, and the *rollback* alarm that SageMaker
-deployment guardrails watch while a new version takes traffic (its name is given to the
-router, which passes it in ``AutoRollbackConfiguration``). The rollback alarm counts the
-stage's 5xx answers: every model endpoint's failure reaches callers as a 502/503/504 through
-this one stage, and it is the one signal that covers all of this environment's endpoints and
-nothing else (SageMaker's own metrics exist per endpoint, and alarms cannot aggregate them by
-name prefix).
+Alarms: the API's 5xx rate and p99 latency, for people. The alarms that SageMaker deployment
+guardrails watch are per model, not here: a stage-wide 5xx count would let any caller's
+failures on any model roll back every guarded update. Models are published at run time, so
+the control plane creates each model's rollback alarm (``functions.core.deploy.guardrail``:
+``{prefix}-{model}-rollback`` on the router's ``ModelErrors`` metric for that model) with the
+threshold and alarm topic this construct gives it (``model_alarm_environment``), and the
+permission to write exactly those alarms (``grant_model_alarms``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,13 @@ from constructs import Construct
 
 from infra.config import AlarmConfig
 from infra.constructs.lambdas import METRICS_NAMESPACE
+from infra.constructs.nag import allow
 
 ONE_MINUTE = cdk.Duration.minutes(1)
+# The router's per-model error metric and the models' alarm names, as
+# functions/core/deploy/guardrail.py has them (infra imports no runtime code; a test checks).
+MODEL_ERRORS_METRIC = "ModelErrors"
+ROLLBACK_SUFFIX = "-rollback"
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 # Instance metrics (GPU, memory, disk) of endpoints.
 ENDPOINT_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -42,7 +47,6 @@ class Monitoring(Construct):
         *,
         endpoint_prefix: str,
         settings: AlarmConfig,
-        rollback_alarm_name: str,
         stage: apigw.Stage,
         functions: dict[str, lambda_.IFunction],
         dead_letter_queue: sqs.IQueue,
@@ -106,22 +110,10 @@ class Monitoring(Construct):
             evaluation_periods=settings.evaluation_periods,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.rollback_alarm = cloudwatch.Alarm(
-            self,
-            "Rollback",
-            alarm_name=rollback_alarm_name,
-            alarm_description="Deployment guardrail: SageMaker rolls an endpoint update back "
-            f"when the API answers {settings.rollback_5xx_count} or more 5xx in a minute.",
-            metric=server_errors,
-            threshold=settings.rollback_5xx_count,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        self.rollback_5xx_count = settings.rollback_5xx_count
         self.alarms: list[cloudwatch.Alarm] = [
             self.error_rate_alarm,
             self.latency_alarm,
-            self.rollback_alarm,
             *extra_alarms,
         ]
         action = cw_actions.SnsAction(self.topic)
@@ -136,6 +128,35 @@ class Monitoring(Construct):
             default_interval=cdk.Duration.hours(3),
         )
         self._add_widgets(functions=functions, dead_letter_queue=dead_letter_queue)
+
+    # Per-model rollback alarms ------------------------------------------------------------
+    @property
+    def model_alarm_arns(self) -> str:
+        """Every model's rollback alarm in this environment (``guardrail.alarm_name``)."""
+        return cdk.Stack.of(self).format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{self.endpoint_prefix}-*{ROLLBACK_SUFFIX}",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def model_alarm_environment(self) -> dict[str, str]:
+        """What the control plane needs to create a model's rollback alarm."""
+        return {
+            "MODELWAY_ROLLBACK_5XX_COUNT": str(self.rollback_5xx_count),
+            "MODELWAY_ALARM_TOPIC_ARN": self.topic.topic_arn,
+        }
+
+    def grant_model_alarms(self, role: iam.IRole) -> None:
+        """Creating and updating the models' rollback alarms, and no other alarm."""
+        allow(
+            role,
+            actions=["cloudwatch:PutMetricAlarm"],
+            resources=[self.model_alarm_arns],
+            wildcard_reason="Each model's rollback alarm is created when its endpoint first "
+            "takes a guarded update; the names are this environment's prefix, any model, "
+            "and the rollback suffix.",
+        )
 
     def _endpoint_search(self, namespace: str, metric: str, statistic: str) -> cloudwatch.IMetric:
         """Every endpoint variant of this environment (names start with its prefix)."""
@@ -242,6 +263,18 @@ class Monitoring(Construct):
                 title="Router requests by model/version",
                 left=[self._router_search("Requests")],
                 right=[self._router_search("ServerErrors")],
+                width=8,
+            ),
+            graph(
+                title="5xx by model (what each model's rollback alarm counts)",
+                left=[
+                    cloudwatch.SearchExpression(
+                        expression=f"SEARCH('{{{METRICS_NAMESPACE},service,model}} "
+                        f"MetricName=\"{MODEL_ERRORS_METRIC}\"', 'Sum', 60)",
+                        label=MODEL_ERRORS_METRIC,
+                        period=ONE_MINUTE,
+                    )
+                ],
                 width=8,
             ),
             graph(

@@ -61,8 +61,8 @@ class ModelwayStack(cdk.Stack):
             settings=config.sagemaker,
             storage=self.storage,
         )
-        self.rollback_alarm_name = f"{prefix}-rollback"
-        environment = self.function_environment(rollback_alarm_names=[self.rollback_alarm_name])
+        # Each model's guardrail alarm is the control plane's (Monitoring.grant_model_alarms).
+        environment = self.function_environment(rollback_alarm_names=[])
         self.function_settings = environment
         code = functions_code()
         self.api = Api(
@@ -110,7 +110,6 @@ class ModelwayStack(cdk.Stack):
             "Monitoring",
             endpoint_prefix=prefix,
             settings=config.alarms,
-            rollback_alarm_name=self.rollback_alarm_name,
             stage=self.api.rest_api.deployment_stage,
             functions={
                 "api": self.api.router_function.function,
@@ -122,6 +121,11 @@ class ModelwayStack(cdk.Stack):
             extra_alarms=[self.batch.dlq_alarm, self.endpoint_events.dlq_alarm],
             removal_policy=removal,
         )
+        # The router's admin routes publish and move aliases: they create the models' alarms.
+        router = self.api.router_function
+        self.monitoring.grant_model_alarms(router.role)
+        for name, value in self.monitoring.model_alarm_environment().items():
+            router.function.add_environment(name, value)
         self._outputs()
 
     def function_environment(self, *, rollback_alarm_names: list[str]) -> dict[str, str]:
@@ -175,7 +179,10 @@ class ModelwayStack(cdk.Stack):
                 "Execution role of the model endpoints",
             ),
             "EndpointPrefix": (self.config.endpoint_prefix, "Prefix of every SageMaker name"),
-            "RollbackAlarmName": (self.rollback_alarm_name, "Deployment guardrail alarm"),
+            "RollbackAlarms": (
+                f"{self.config.endpoint_prefix}-{{model}}-rollback",
+                "Deployment guardrail alarm of each model (created at its first guarded update)",
+            ),
             "DashboardName": (
                 self.monitoring.dashboard.dashboard_name,
                 "CloudWatch dashboard",
@@ -185,6 +192,7 @@ class ModelwayStack(cdk.Stack):
                 self.to_json_string(
                     {
                         **self.function_settings,
+                        **self.monitoring.model_alarm_environment(),
                         "MODELWAY_REGION": self.region,
                         "MODELWAY_USAGE_PLAN_ID": api.usage_plans[api.default_tier].usage_plan_id,
                         # So that `modelway keys revoke|rotate` flushes the stage's cached

@@ -288,3 +288,70 @@ def test_a_replayed_sample_event_was_received_now(name: str) -> None:
     event = load_event(EVENTS / name, api_key="k")
     received = event["requestContext"]["requestTimeEpoch"] / 1000
     assert abs(received - time.time()) < 5
+
+
+def _event_for(model: str, *, key: str | None, body: bytes | None = None) -> dict[str, Any]:
+    event = load_event(EVENTS / "api-infer.json", api_key=key)
+    event["path"] = f"/v2/models/{model}/infer"
+    event["pathParameters"] = {"proxy": f"models/{model}/infer"}
+    event["requestContext"]["path"] = f"/prod/v2/models/{model}/infer"
+    if key is None:
+        event["headers"].pop("x-api-key")
+        event["multiValueHeaders"].pop("x-api-key")
+    if body is not None:
+        event["body"] = base64.b64encode(body).decode()
+    return event
+
+
+def test_each_models_errors_are_counted_for_that_model_alone(
+    lambda_handler: Any,
+    registry: SqliteRegistry,
+    digits_v1: ModelVersion,
+    admin_key: str,
+    runtime: FakeRuntime,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 10: the rollback alarm counted every 5xx of the stage, so one tenant's failures
+    rolled back another's deployment. ``ModelErrors`` (service, model) is what each model's
+    rollback alarm watches (``functions.core.deploy.guardrail``)."""
+    from api_testkit import add_version
+
+    from functions.core.deploy import guardrail
+    from functions.core.errors import UpstreamError
+
+    add_version(registry, model="other")
+    answer = FakeRuntime().invoke
+
+    def digits_fails(call: Any) -> Any:
+        if call.endpoint.endswith("-digits"):
+            raise UpstreamError("the model failed")
+        return answer(
+            endpoint=call.endpoint,
+            variant=call.variant,
+            body=call.body,
+            content_type=call.content_type,
+        )
+
+    runtime.answer = digits_fails
+    capsys.readouterr()
+    statuses = [
+        lambda_handler(_event_for(MODEL, key=admin_key), LocalLambdaContext())["statusCode"],
+        lambda_handler(_event_for("other", key=admin_key), LocalLambdaContext())["statusCode"],
+        lambda_handler(
+            _event_for("other", key=admin_key, body=b'{"inputs": 1}'), LocalLambdaContext()
+        )["statusCode"],
+        lambda_handler(_event_for("other", key=None), LocalLambdaContext())["statusCode"],
+    ]
+    assert statuses == [502, 200, 422, 401]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    counted = [m for m in lines if guardrail.METRIC in m]
+    assert [(m["model"], m[guardrail.METRIC]) for m in counted] == [
+        (MODEL, [1.0]),
+        ("other", [0.0]),
+        ("other", [0.0]),
+    ]
+    for m in counted:
+        (directive,) = m["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == guardrail.NAMESPACE
+        assert [set(d) for d in directive["Dimensions"]] == [{"service", "model"}]
+        assert m["service"] == guardrail.SERVICE

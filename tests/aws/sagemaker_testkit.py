@@ -19,7 +19,9 @@ REGION = "us-east-1"
 PREFIX = "modelway-test"
 ROLE = "arn:aws:iam::123456789012:role/modelway-sagemaker"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelway-serving:1"
-ALARM = "modelway-test-digits-5xx"
+ALARM = "modelway-test-digits-5xx"  # an extra alarm every guarded update also watches
+ROLLBACK_5XX = 7
+TOPIC = "arn:aws:sns:us-east-1:123456789012:modelway-test-alarms"
 ENDPOINT = f"{PREFIX}-digits"
 # The autoscaling ``make_deployer`` gives every variant unless told otherwise.
 AUTOSCALING: dict[str, int] = {
@@ -95,6 +97,7 @@ def make_deployer(sagemaker: SageMaker, **overrides: Any) -> Any:
     """A ``SageMakerDeployer`` on the recorded clients; ``autoscaling=None`` turns autoscaling
     off, ``autoscaling={...}`` changes its settings (see ``AUTOSCALING``)."""
     from functions.core.deploy.autoscaling import VariantAutoscaling
+    from functions.core.deploy.guardrail import ModelGuardrail
     from functions.core.deploy.sagemaker import SageMakerDeployer
 
     scaling = overrides.pop("autoscaling", AUTOSCALING)
@@ -107,6 +110,12 @@ def make_deployer(sagemaker: SageMaker, **overrides: Any) -> Any:
         "alarm_names": (ALARM,),
         "region": REGION,
         "client": sagemaker.client,
+        "guardrail": ModelGuardrail(
+            prefix=PREFIX,
+            threshold=ROLLBACK_5XX,
+            topic_arn=TOPIC,
+            client=sagemaker.watch(boto3.client("cloudwatch", region_name=REGION)),
+        ),
         "autoscaling": None
         if scaling is None
         else VariantAutoscaling(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 
 from functions.core.deploy import rollout
@@ -16,7 +17,18 @@ from functions.core.errors import Conflict
 from functions.core.registry.exceptions import VersionRetired
 from functions.core.settings import Settings
 
-from .sagemaker_testkit import ALARM, ENDPOINT, IMAGE, PREFIX, ROLE, SageMaker, make_deployer
+from .sagemaker_testkit import (
+    ALARM,
+    ENDPOINT,
+    IMAGE,
+    PREFIX,
+    REGION,
+    ROLE,
+    ROLLBACK_5XX,
+    TOPIC,
+    SageMaker,
+    make_deployer,
+)
 
 
 def test_publishing_creates_the_model_and_the_endpoint(
@@ -118,9 +130,24 @@ def test_a_fleet_change_with_the_same_variants_uses_deployment_guardrails(
     }
     assert policy["TerminationWaitInSeconds"] == 300
     assert policy["MaximumExecutionTimeoutInSeconds"] >= 600
+    # The model's own alarm (issue 10: one stage-wide 5xx count let any caller roll back
+    # any model's update), created before the update, and the configured extra one.
+    own = f"{PREFIX}-digits-rollback"
     assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {
-        "Alarms": [{"AlarmName": ALARM}]
+        "Alarms": [{"AlarmName": own}, {"AlarmName": ALARM}]
     }
+    names = sagemaker.names()
+    assert names.index("PutMetricAlarm") < names.index("UpdateEndpoint")
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[own])["MetricAlarms"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("modelway", "ModelErrors")
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+        "service": "modelway-api",
+        "model": "digits",
+    }
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 60, ROLLBACK_5XX)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [TOPIC]
     config = sagemaker.client.describe_endpoint_config(
         EndpointConfigName=update["EndpointConfigName"]
     )

@@ -194,8 +194,13 @@ def test_router_may_autoscale_variants_with_exactly_the_calls_the_deployer_makes
         "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
         f"TargetTracking-endpoint/modelway-{each_env.name}-*"
     )
-    for action in ("PutMetricAlarm", "DeleteAlarms"):
-        assert allowed[f"cloudwatch:{action}"] == {alarms}
+    assert allowed["cloudwatch:DeleteAlarms"] == {alarms}
+    # PutMetricAlarm also for the models' own rollback alarms (test_infra_monitoring).
+    assert allowed["cloudwatch:PutMetricAlarm"] == {
+        alarms,
+        "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
+        f"modelway-{each_env.name}-*-rollback",
+    }
     # The first registration creates Application Auto Scaling's role for SageMaker endpoints.
     (slr,) = [s for s in policy if "iam:CreateServiceLinkedRole" in as_list(s["Action"])]
     assert slr["Condition"] == {

@@ -1,4 +1,4 @@
-"""Dashboard, alarms (the rollback alarm among them), and the stack's outputs."""
+"""Dashboard, alarms, what each model's rollback alarm needs, and the stack's outputs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import json
 from typing import Any
 
 import pytest
-from infra_testkit import Synthesized, env_vars, environment_config, flat, function_named, text
+from infra_testkit import (
+    Synthesized,
+    env_vars,
+    environment_config,
+    flat,
+    function_named,
+    grants,
+    role_policy,
+    text,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -55,19 +64,50 @@ def test_alarms_on_error_rate_and_latency_from_the_environment(each_env: Synthes
     assert latency["Threshold"] == config.api_p99_latency_ms
 
 
-def test_rollback_alarm_is_the_one_the_router_hands_to_sagemaker(each_env: Synthesized) -> None:
-    name = f"modelway-{each_env.name}-rollback"
-    rollback = _alarms(each_env)[name]
-    assert rollback["MetricName"] == "5XXError"
-    assert rollback["Namespace"] == "AWS/ApiGateway"
-    assert rollback["Period"] == 60
-    assert rollback["Threshold"] == environment_config(each_env.name).alarms.rollback_5xx_count
-    dimensions = {d["Name"]: d["Value"] for d in rollback["Dimensions"]}
-    assert dimensions["Stage"] == {
-        "Ref": each_env.logical_id(each_env.stack.api.rest_api.deployment_stage)
-    }
+def test_no_stage_wide_alarm_gates_a_deployment(each_env: Synthesized) -> None:
+    """Issue 10: the rollback alarm counted every 5xx of the stage, so any caller could roll
+    back any model's guarded update. Each model's alarm is made at run time instead."""
+    assert not any(name.endswith("-rollback") for name in _alarms(each_env))
+    for function in ("api", "batch", "authorizer", "endpoint-events"):
+        variables = env_vars(function_named(each_env, f"modelway-{each_env.name}-{function}"))
+        assert json.loads(variables["MODELWAY_ROLLBACK_ALARM_NAMES"]) == [], function
+
+
+def test_the_router_makes_each_models_rollback_alarm_and_only_those(
+    each_env: Synthesized,
+) -> None:
+    from functions.core.deploy import guardrail
+    from infra.constructs import monitoring
+
+    # infra imports no runtime code: its copy of the names must be the router's.
+    assert monitoring.MODEL_ERRORS_METRIC == guardrail.METRIC
+    assert monitoring.ROLLBACK_SUFFIX == guardrail.ROLLBACK_SUFFIX
+    assert guardrail.alarm_name(prefix=f"modelway-{each_env.name}", model="digits") == (
+        f"modelway-{each_env.name}-digits-rollback"
+    )
+    stack = each_env.stack
     router = env_vars(function_named(each_env, f"modelway-{each_env.name}-api"))
-    assert json.loads(router["MODELWAY_ROLLBACK_ALARM_NAMES"]) == [name]
+    config = environment_config(each_env.name).alarms
+    assert router["MODELWAY_ROLLBACK_5XX_COUNT"] == str(config.rollback_5xx_count)
+    assert router["MODELWAY_ALARM_TOPIC_ARN"] == {
+        "Ref": each_env.logical_id(stack.monitoring.topic)
+    }
+    allowed = grants(role_policy(each_env, stack.api.router_function.role))
+    assert (
+        "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
+        f"modelway-{each_env.name}-*-rollback"
+    ) in allowed["cloudwatch:PutMetricAlarm"]
+    # Only the control plane writes alarms.
+    for function in (stack.batch.function, stack.api.authorizer_function):
+        assert "cloudwatch:PutMetricAlarm" not in grants(role_policy(each_env, function.role))
+    # SageMaker reads them (as the endpoints' execution role) during a guarded update.
+    execution = grants(role_policy(each_env, stack.endpoints.execution_role))
+    assert any(
+        flat(r).endswith(f"alarm:modelway-{each_env.name}-*")
+        for r in execution["cloudwatch:DescribeAlarms"]
+    )
+    body = text(each_env.one("AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
+    assert '{modelway,service,model} MetricName=\\"ModelErrors\\"' in body
 
 
 def test_every_alarm_notifies_the_encrypted_alarm_topic(each_env: Synthesized) -> None:
@@ -91,7 +131,7 @@ def test_outputs_tell_the_cli_how_to_reach_the_environment(each_env: Synthesized
         "ServingImageUri",
         "SageMakerRoleArn",
         "EndpointPrefix",
-        "RollbackAlarmName",
+        "RollbackAlarms",
         "DashboardName",
         "Settings",
     ):

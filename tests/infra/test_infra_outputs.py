@@ -64,7 +64,9 @@ def test_outputs_give_the_cli_valid_settings_for_the_environment(
     assert settings.table_name.startswith("phys-storageregistry")
     assert settings.bucket_name.startswith("phys-storagedata")
     assert settings.resolved_endpoint_prefix == "modelway-dev"
-    assert settings.rollback_alarm_names == ["modelway-dev-rollback"]
+    assert settings.rollback_alarm_names == []
+    assert settings.rollback_5xx_count == 10
+    assert settings.alarm_topic_arn
     assert set(settings.usage_plan_ids) == {"free", "standard", "premium"}
     assert settings.usage_plan_id == settings.usage_plan_ids["standard"]
     assert settings.sagemaker_role_arn

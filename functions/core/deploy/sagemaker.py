@@ -49,6 +49,7 @@ from functions.core.naming import endpoint_name
 
 if TYPE_CHECKING:
     from functions.core.deploy.autoscaling import VariantAutoscaling
+    from functions.core.deploy.guardrail import ModelGuardrail
     from functions.core.deploy.plan import EndpointPlan
     from functions.core.registry.base import ModelVersion
     from functions.core.settings import Settings
@@ -78,6 +79,7 @@ class SageMakerDeployer:
         region: str | None = None,
         client: Any = None,
         autoscaling: VariantAutoscaling | None = None,
+        guardrail: ModelGuardrail | None = None,
     ) -> None:
         self._prefix = prefix
         self._role_arn = role_arn
@@ -92,10 +94,12 @@ class SageMakerDeployer:
         self._alarms = tuple(alarm_names)
         self._client = LazyClient("sagemaker", region=region, client=client)
         self._autoscaling = autoscaling
+        self._guardrail = guardrail
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SageMakerDeployer:
         from functions.core.deploy.autoscaling import VariantAutoscaling
+        from functions.core.deploy.guardrail import ModelGuardrail
 
         return cls(
             prefix=settings.resolved_endpoint_prefix,
@@ -111,6 +115,12 @@ class SageMakerDeployer:
             alarm_names=tuple(settings.rollback_alarm_names),
             region=settings.region,
             autoscaling=VariantAutoscaling.from_settings(settings),
+            guardrail=ModelGuardrail(
+                prefix=settings.resolved_endpoint_prefix,
+                threshold=settings.rollback_5xx_count,
+                topic_arn=settings.alarm_topic_arn,
+                region=settings.region,
+            ),
         )
 
     @property
@@ -230,7 +240,7 @@ class SageMakerDeployer:
         config = self._create_config(plan.model, variants)
         request: dict[str, Any] = {"EndpointName": endpoint, "EndpointConfigName": config}
         if {v["VariantName"] for v in running} == {v["VariantName"] for v in variants}:
-            request["DeploymentConfig"] = self.deployment_config()
+            request["DeploymentConfig"] = self.deployment_config(model=plan.model)
         if self._autoscaling is not None:
             request["RetainAllVariantProperties"] = True
             request["ExcludeRetainedVariantProperties"] = [
@@ -268,8 +278,9 @@ class SageMakerDeployer:
         return True
 
     # Pieces ---------------------------------------------------------------------------
-    def deployment_config(self) -> dict[str, Any]:
-        """Blue/green with the configured traffic shifting, and auto-rollback on the alarms."""
+    def deployment_config(self, *, model: str) -> dict[str, Any]:
+        """Blue/green with the configured traffic shifting, and auto-rollback on the model's
+        own alarm (created here if need be) and any configured ones."""
         routing: dict[str, Any] = {
             "Type": self._routing,
             "WaitIntervalInSeconds": self._wait_interval,
@@ -290,9 +301,12 @@ class SageMakerDeployer:
                 "MaximumExecutionTimeoutInSeconds": min(28800, max(self._max_execution, floor)),
             }
         }
-        if self._alarms:
+        alarms = list(self._alarms)
+        if self._guardrail is not None:
+            alarms.insert(0, self._guardrail.ensure(model=model))
+        if alarms:
             config["AutoRollbackConfiguration"] = {
-                "Alarms": [{"AlarmName": name} for name in self._alarms]
+                "Alarms": [{"AlarmName": name} for name in alarms]
             }
         return config
 
