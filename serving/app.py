@@ -30,8 +30,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from serving import sagemaker_errors
+from serving.batching import RequestTiming
 from serving.config import ServingConfig
-from serving.deadlines import request_deadline
+from serving.deadlines import CUSTOM_ATTRIBUTES, reply_attributes, request_deadline, request_id
 from serving.errors import (
     DeadlineExceeded,
     Overloaded,
@@ -75,6 +76,7 @@ async def run_inference(model: OnnxModel, request: Request, *, limit: int) -> Re
     """Body -> preprocess -> batched predict -> postprocess -> HTTP response. A request whose
     deadline (``deadlines``) passes first is answered 504 ``model_timeout``."""
     deadline = request_deadline(request.headers)
+    timing = RequestTiming()
     # Tell the batcher this request is coming, so a batch it is forming may wait for it.
     model.batcher.announce()
     submitted = False
@@ -92,7 +94,7 @@ async def run_inference(model: OnnxModel, request: Request, *, limit: int) -> Re
             infer_request = decode_request(body, json_length=json_length, signature=model.signature)
         inputs = model.preprocess(infer_request)
         submitted = True  # submit settles the announcement even when it refuses
-        future = model.predict(inputs, announced=True, deadline=deadline)
+        future = model.predict(inputs, announced=True, deadline=deadline, timing=timing)
     finally:
         if not submitted:
             model.batcher.withdraw()
@@ -110,7 +112,11 @@ async def run_inference(model: OnnxModel, request: Request, *, limit: int) -> Re
         encoded = await run_in_threadpool(model.postprocess, infer_request, outputs)
     else:
         encoded = model.postprocess(infer_request, outputs)
-    return _encoded_response(encoded)
+    response = _encoded_response(encoded)
+    response.headers[CUSTOM_ATTRIBUTES] = reply_attributes(
+        request_id=request_id(request.headers), queued=timing.queued, computed=timing.computed
+    )
+    return response
 
 
 def _encoded_response(encoded: EncodedResponse) -> Response:
@@ -170,7 +176,9 @@ def create_hosting_app(
         except ServingError as exc:
             return _plain_error(exc)
         except Exception:
-            log.exception("unexpected failure on /invocations")
+            log.exception(
+                "unexpected failure on /invocations (request %s)", request_id(request.headers)
+            )
             return _plain_error(ServingError("internal error"))
 
     return Starlette(
@@ -226,7 +234,7 @@ def create_local_app(
 
     async def invoke_endpoint(request: Request) -> Response:
         endpoint: str = request.path_params["endpoint"]
-        request_id = str(uuid.uuid4())
+        amzn_request_id = str(uuid.uuid4())
         try:
             if not endpoint.startswith(endpoint_start):
                 raise UnknownTarget(f"Endpoint {endpoint} not found.")
@@ -247,10 +255,14 @@ def create_local_app(
         except ServingError as exc:
             return sagemaker_errors.model_error(exc)
         except Exception:
-            log.exception("unexpected failure on %s", request.url.path)
+            log.exception(
+                "unexpected failure on %s (request %s)",
+                request.url.path,
+                request_id(request.headers),
+            )
             return sagemaker_errors.model_error(ServingError("internal error"))
         response.headers[INVOKED_VARIANT] = f"v{version}"
-        response.headers["x-amzn-RequestId"] = request_id
+        response.headers["x-amzn-RequestId"] = amzn_request_id
         return response
 
     app = Starlette(

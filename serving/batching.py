@@ -69,6 +69,15 @@ class BatchStats:
 
 
 @dataclass
+class RequestTiming:
+    """Where one request's time went here (seconds), set before its future resolves: the
+    router folds them into its ``Server-Timing`` (``queue``, ``compute``)."""
+
+    queued: float = 0.0  # from submit until its batch started
+    computed: float = 0.0  # its batch's run
+
+
+@dataclass
 class _Pending:
     inputs: Tensors
     rows: int
@@ -77,6 +86,7 @@ class _Pending:
     future: Future[Tensors]
     arrived: float
     deadline: float | None = None  # time.monotonic(); None: none
+    timing: RequestTiming | None = None
 
 
 def _batch_key(inputs: Mapping[str, np.ndarray]) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
@@ -125,7 +135,12 @@ class DynamicBatcher:
             self._cond.notify()
 
     def submit(
-        self, inputs: Tensors, *, announced: bool = False, deadline: float | None = None
+        self,
+        inputs: Tensors,
+        *,
+        announced: bool = False,
+        deadline: float | None = None,
+        timing: RequestTiming | None = None,
     ) -> Future[Tensors]:
         """Queue one request (all inputs share axis 0); the future resolves to all outputs
         for its rows, or to a ``ServingError``. ``deadline`` (``time.monotonic()``): see the
@@ -139,6 +154,7 @@ class DynamicBatcher:
             future=Future(),
             arrived=now,
             deadline=deadline,
+            timing=timing,
         )
         with self._cond:
             if announced:
@@ -256,12 +272,16 @@ class DynamicBatcher:
             if live:
                 self._execute(live)
 
-    def _call_run(self, inputs: Tensors, *, requests: int, rows: int) -> Tensors:
+    def _call_run(self, inputs: Tensors, *, batch: list[_Pending], rows: int) -> Tensors:
         started = time.monotonic()
+        requests = len(batch)
         try:
             return self._run(inputs)
         finally:
             took = time.monotonic() - started
+            for p in batch:
+                if p.timing is not None:
+                    p.timing.queued, p.timing.computed = started - p.arrived, took
             self._run_seconds = (
                 took if self._run_seconds <= 0.0 else 0.8 * self._run_seconds + 0.2 * took
             )
@@ -272,7 +292,7 @@ class DynamicBatcher:
 
     def _run_alone(self, pending: _Pending) -> None:
         try:
-            outputs = self._call_run(pending.inputs, requests=1, rows=pending.rows)
+            outputs = self._call_run(pending.inputs, batch=[pending], rows=pending.rows)
         except ServingError as exc:
             pending.future.set_exception(exc)
         except Exception as exc:
@@ -291,7 +311,7 @@ class DynamicBatcher:
                 name: np.concatenate([p.inputs[name] for p in batch], axis=0)
                 for name in batch[0].inputs
             }
-            outputs = self._call_run(inputs, requests=len(batch), rows=total)
+            outputs = self._call_run(inputs, batch=batch, rows=total)
             for name, arr in outputs.items():
                 if arr.ndim == 0 or arr.shape[0] != total:
                     raise ModelFailure(

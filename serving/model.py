@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.artifact import Artifact, open_artifact
-from serving.batching import DynamicBatcher, Tensors
+from serving.batching import DynamicBatcher, RequestTiming, Tensors
 from serving.config import ServingConfig
 from serving.errors import ArtifactError, InvalidTensor
 from serving.processing import TextPipeline, load_pipeline
@@ -165,11 +165,17 @@ class OnnxModel:
         return {t.name: given[t.name] for t in self.signature.inputs}
 
     def predict(
-        self, inputs: Tensors, *, announced: bool = False, deadline: float | None = None
+        self,
+        inputs: Tensors,
+        *,
+        announced: bool = False,
+        deadline: float | None = None,
+        timing: RequestTiming | None = None,
     ) -> Future[Tensors]:
         """``announced``: the caller called ``batcher.announce()`` when the request came in;
-        ``deadline`` (``time.monotonic()``): after it the request is dropped, not computed."""
-        return self.batcher.submit(inputs, announced=announced, deadline=deadline)
+        ``deadline`` (``time.monotonic()``): after it the request is dropped, not computed;
+        ``timing`` is filled in with its queue and compute time."""
+        return self.batcher.submit(inputs, announced=announced, deadline=deadline, timing=timing)
 
     def postprocess(self, request: InferRequest, outputs: Tensors) -> EncodedResponse:
         if request.outputs is None:

@@ -29,6 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from fastapi import FastAPI
 from mangum import Mangum
 
+from functions.api import trace
 from functions.api.apigw import RestApiGateway
 from functions.api.observability import RequestRecord
 from functions.core import snapstart, tracing
@@ -147,6 +148,7 @@ def record_request(record: RequestRecord) -> None:
             "model": record.model,
             "model_version": record.version,
             "key_id": record.key_id,
+            "request_id": record.request_id,
         },
     )
 
@@ -164,6 +166,10 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             ),
             "isBase64Encoded": False,
         }
+    # The correlation id is the request's id as the app will answer it (x-request-id): the
+    # client's, when it sent one, else API Gateway's (functions.api.trace).
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    logger.set_correlation_id(trace.request_id(headers=headers, event=event))
     # Mangum's own LambdaContext protocol is stricter than Powertools' type; same object.
     response: dict[str, Any] = _get_adapter()(event, cast(Any, context))
     return response

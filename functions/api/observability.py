@@ -1,5 +1,8 @@
 """One record per request (route, status, latency, and the model/version it served) handed
-to an observer: the Lambda handler turns it into CloudWatch metrics, locally there is none."""
+to an observer: the Lambda handler turns it into CloudWatch metrics, locally there is none.
+
+Every response also carries the request's id (``x-request-id``) and where its time went
+(``Server-Timing``); see ``functions.api.trace``."""
 
 from __future__ import annotations
 
@@ -9,7 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from functions.api import trace
 
 logger = logging.getLogger("modelway.api")
 
@@ -23,6 +29,7 @@ class RequestRecord:
     model: str | None  # set by the inference routes once they know
     version: int | None
     key_id: str | None  # the caller, once authenticated
+    request_id: str | None = None
 
 
 Observer = Callable[[RequestRecord], None]
@@ -42,11 +49,20 @@ class ObserveMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         status = 500
         started = time.perf_counter()
+        request_id = trace.request_id(headers=Headers(scope=scope), event=scope.get("aws.event"))
+        timings = trace.Timings()
+        state["request_id"] = request_id
+        state["timings"] = timings
 
         async def recording_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                headers = MutableHeaders(scope=message)
+                headers[trace.REQUEST_ID_HEADER] = request_id
+                headers[trace.SERVER_TIMING_HEADER] = trace.server_timing(
+                    timings.phases, total_ms=(time.perf_counter() - started) * 1000.0
+                )
             await send(message)
 
         try:
@@ -62,6 +78,7 @@ class ObserveMiddleware:
                     model=state.get("model"),
                     version=state.get("model_version"),
                     key_id=state.get("key_id"),
+                    request_id=request_id,
                 )
                 try:
                     observer(record)

@@ -42,6 +42,7 @@ class Call:
     body: bytes
     content_type: str
     deadline: float | None = None
+    request_id: str | None = None
 
 
 @dataclass
@@ -61,6 +62,7 @@ class FakeRuntime:
         body: bytes,
         content_type: str,
         deadline: float | None = None,
+        request_id: str | None = None,
     ) -> RuntimeResponse:
         call = Call(
             endpoint=endpoint,
@@ -68,6 +70,7 @@ class FakeRuntime:
             body=body,
             content_type=content_type,
             deadline=deadline,
+            request_id=request_id,
         )
         self.calls.append(call)
         if self.error is not None:

@@ -355,3 +355,33 @@ def test_each_models_errors_are_counted_for_that_model_alone(
         assert directive["Namespace"] == guardrail.NAMESPACE
         assert [set(d) for d in directive["Dimensions"]] == [{"service", "model"}]
         assert m["service"] == guardrail.SERVICE
+
+
+@pytest.mark.parametrize("client_id", [None, "trace-me-42"])
+def test_logs_and_the_answer_carry_one_request_id(
+    lambda_handler: Any,
+    digits_v1: ModelVersion,
+    admin_key: str,
+    client_id: str | None,
+) -> None:
+    """API Gateway's request id, or the client's x-request-id when it sent one: the same in
+    the log lines (Powertools correlation id) and the response."""
+    event = load_event(EVENTS / "api-infer.json", api_key=admin_key)
+    if client_id is not None:
+        event["headers"]["X-Request-Id"] = client_id
+        event["multiValueHeaders"]["X-Request-Id"] = [client_id]
+    expected = client_id or event["requestContext"]["requestId"]
+    log_stream = io.StringIO()
+    log_handler = handler_module.logger.registered_handler
+    assert isinstance(log_handler, logging.StreamHandler)
+    previous = log_handler.setStream(log_stream)
+    try:
+        response = lambda_handler(event, LocalLambdaContext())
+    finally:
+        log_handler.setStream(previous)
+    assert response["headers"]["x-request-id"] == expected
+    assert "runtime;dur=" in response["headers"]["server-timing"]
+    logs = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    [request_log] = [line for line in logs if line.get("message") == "request"]
+    assert request_log["correlation_id"] == expected
+    assert request_log["request_id"] == expected

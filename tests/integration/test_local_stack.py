@@ -201,6 +201,33 @@ def test_keys_are_checked(
     assert_error(post_infer(stack, infer_body(samples[0][0]), key=key), status, code)
 
 
+def test_a_request_is_traced_through_router_and_model_server(
+    stack: Stack, samples: list[tuple[list[float], int]]
+) -> None:
+    """The client's id comes back; Server-Timing splits the router's phases and the model
+    server's queue and compute (reported through SageMaker's custom attributes)."""
+    pixels, _ = samples[0]
+    response = httpx.post(
+        f"{stack.router}/v2/models/digits/infer",
+        json=infer_body(pixels),
+        headers={"x-api-key": stack.digits_only, "x-request-id": "trace-it-7"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "trace-it-7"
+    phases = [item.strip().split(";")[0] for item in response.headers["server-timing"].split(",")]
+    assert phases == [
+        "receive",
+        "auth",
+        "resolve",
+        "validate",
+        "runtime",
+        "queue",
+        "compute",
+        "total",
+    ]
+
+
 def test_unknown_model_and_version(stack: Stack, samples: list[tuple[list[float], int]]) -> None:
     body = infer_body(samples[0][0])
     response = httpx.post(

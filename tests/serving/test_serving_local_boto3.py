@@ -322,3 +322,38 @@ def test_a_body_over_the_limit_is_a_model_error_413(artifacts_dir: Path) -> None
         assert error["Error"]["Code"] == "ModelError"
         assert error["OriginalStatusCode"] == 413
         assert json.loads(error["OriginalMessage"])["code"] == "payload_too_large"
+
+
+def test_the_request_id_travels_in_and_queue_and_compute_come_back(
+    server: tuple[str, LocalRepository], batch: np.ndarray
+) -> None:
+    """Through the router's own runtime client: ``CustomAttributes`` carry the request id (and
+    deadline) to the model server, which echoes the id and reports its queue and compute
+    time in its reply's custom attributes (what SageMaker returns to the caller)."""
+    import time
+
+    from functions.core.runtime.sagemaker import SageMakerRuntimeClient
+
+    runtime = SageMakerRuntimeClient(
+        endpoint_url=server[0], region=None, connect_timeout=1.0, read_timeout=5.0, max_attempts=1
+    )
+    response = runtime.invoke(
+        endpoint=ENDPOINT,
+        variant="v1",
+        body=json.dumps(infer_body(batch)).encode(),
+        content_type="application/json",
+        deadline=time.time() + 10,
+        request_id="req-42.a:b",
+    )
+    attributes = dict(response.attributes)
+    assert attributes["request-id"] == "req-42.a:b"
+    queued, computed = float(attributes["queue-ms"]), float(attributes["compute-ms"])
+    assert queued >= 0
+    assert computed > 0
+
+
+def test_a_request_id_that_is_not_one_is_not_echoed(client: Any, batch: np.ndarray) -> None:
+    response, _ = invoke(client, batch, CustomAttributes="request-id=a b c; x=1")
+    attributes = response["CustomAttributes"]
+    assert "request-id" not in attributes
+    assert "compute-ms=" in attributes

@@ -38,6 +38,7 @@ from functions.api.openapi import (
 from functions.api.schemas import VersionPath
 from functions.api.services.inference import InferenceResult, InferenceService
 from functions.api.services.lookup import CachedRegistryReads
+from functions.api.trace import Timings
 from functions.core import keys
 from functions.core.errors import InvalidRequest, PayloadTooLarge
 
@@ -191,7 +192,13 @@ async def _infer(
         too_large, body = exc, b""
     json_header_length = request.headers.get(BINARY_HEADER)
 
+    # Set by ObserveMiddleware (absent only when the app runs without it).
+    timings: Timings | None = getattr(request.state, "timings", None)
+    request_id: str | None = getattr(request.state, "request_id", None)
+
     def work() -> InferenceResult:
+        if timings is not None:
+            timings.lap("receive")
         registry = state.registry
         caller = authenticate(request, state, registry=registry)
         keys.authorize_model(caller, model)
@@ -199,6 +206,8 @@ async def _infer(
             raise too_large
         if bad_timeout is not None:
             raise bad_timeout
+        if timings is not None:
+            timings.lap("auth")
         reads = CachedRegistryReads(registry=registry, cache=state.lookups, now=state.clock())
         service = InferenceService(reads=reads, runtime=state.runtime, rng=state.rng)
         if version is None:
@@ -206,8 +215,15 @@ async def _infer(
         else:
             target = service.pinned(model=model, version=version)
         _observe(request, model=model, version=target.version.version)
+        if timings is not None:
+            timings.lap("resolve")
         return service.infer(
-            target=target, body=body, json_header_length=json_header_length, deadline=deadline
+            target=target,
+            body=body,
+            json_header_length=json_header_length,
+            deadline=deadline,
+            request_id=request_id,
+            timings=timings,
         )
 
     result = await state.run_blocking(work)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from functions.api.services.lookup import CachedRegistryReads
+from functions.api.trace import Timings
 from functions.api.views import model_metadata
 from functions.core import oip
 from functions.core.errors import NotFound
@@ -101,6 +104,8 @@ class InferenceService:
         body: bytes,
         json_header_length: str | None,
         deadline: float | None = None,
+        request_id: str | None = None,
+        timings: Timings | None = None,
     ) -> InferenceResult:
         """Check ``body`` against the version's signature (400/422 before any GPU time), then
         invoke the version's variant, which must answer by ``deadline`` (epoch seconds), and
@@ -110,6 +115,8 @@ class InferenceService:
         # The shared codec (the model server runs the same one): what passes here, loads there.
         json_length = oip.header_length(content_type=None, header=json_header_length)
         oip.decode_request(body, json_length=json_length, signature=signature)
+        if timings is not None:
+            timings.lap("validate")
         content_type = (
             JSON if json_length is None else f"{BINARY_JSON};json-header-size={json_length}"
         )
@@ -119,7 +126,11 @@ class InferenceService:
             body=body,
             content_type=content_type,
             deadline=deadline,
+            request_id=request_id,
         )
+        if timings is not None:
+            timings.lap("runtime")
+            _fold_model_timings(timings, response.attributes)
         return InferenceResult(
             body=response.body,
             content_type=response.content_type,
@@ -127,6 +138,17 @@ class InferenceService:
             alias=target.alias,
             json_header_size=_json_header_size(response.content_type),
         )
+
+
+def _fold_model_timings(timings: Timings, attributes: Mapping[str, str]) -> None:
+    """The model server's own split of the runtime call, when it reported one."""
+    for phase in ("queue", "compute"):
+        try:
+            ms = float(attributes[f"{phase}-ms"])
+        except (KeyError, ValueError):
+            continue
+        if math.isfinite(ms) and ms >= 0:
+            timings.add(phase, ms)
 
 
 def _answered_by(response: RuntimeResponse, *, fallback: int) -> int:

@@ -7,7 +7,8 @@ Both implementations are boto3's ``sagemaker-runtime`` ``invoke_endpoint``; loca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 JSON = "application/json"
@@ -21,6 +22,9 @@ class RuntimeResponse:
     content_type: str
     # The variant that answered (SageMaker's ``InvokedProductionVariant``).
     variant: str | None
+    # What the model server reported beside the answer (SageMaker's ``CustomAttributes``),
+    # e.g. its ``queue-ms`` and ``compute-ms``.
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 class RuntimeClient(Protocol):
@@ -32,7 +36,9 @@ class RuntimeClient(Protocol):
         body: bytes,
         content_type: str,
         deadline: float | None = None,
+        request_id: str | None = None,
     ) -> RuntimeResponse:
         """Raises ``UpstreamError`` (model failed, 502, or the model's own 4xx passed through
         as ``InvalidInput``), ``UpstreamUnavailable`` (503) or ``UpstreamTimeout`` (504, also
-        when ``deadline``, epoch seconds, passes first)."""
+        when ``deadline``, epoch seconds, passes first). ``request_id`` travels to the model
+        server for its logs (``CustomAttributes``)."""

@@ -30,8 +30,9 @@ _BUSY_CODES = frozenset(
         "ModelNotReadyException",
     }
 )
-# The item of CustomAttributes the model server reads its deadline from.
+# The items of CustomAttributes the model server reads: its deadline and the request's id.
 TIMEOUT_ATTRIBUTE = "timeout-ms"
+REQUEST_ID_ATTRIBUTE = "request-id"
 # Read timeouts (s) of the one-attempt clients used when a request's deadline is shorter than
 # the usual client's worst case.
 SHORT_READ_TIMEOUTS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -156,6 +157,7 @@ class SageMakerRuntimeClient:
         body: bytes,
         content_type: str,
         deadline: float | None = None,
+        request_id: str | None = None,
     ) -> RuntimeResponse:
         from botocore.exceptions import (
             ClientError,
@@ -174,14 +176,19 @@ class SageMakerRuntimeClient:
             params["TargetVariant"] = variant
         where = f"{endpoint}/{variant}" if variant else endpoint
         client = self.client
+        attributes: dict[str, str] = {}
+        if request_id:
+            attributes[REQUEST_ID_ATTRIBUTE] = request_id
         if deadline is not None:
             left = deadline - time.time()
             if left <= 0:
                 raise UpstreamTimeout(
                     f"the request's deadline passed before model endpoint {where} was called"
                 )
-            params["CustomAttributes"] = deadline_attribute(int(left * 1000))
+            attributes[TIMEOUT_ATTRIBUTE] = str(int(left * 1000))
             client = self._client_within(left)
+        if attributes:
+            params["CustomAttributes"] = format_attributes(attributes)
         try:
             response = client.invoke_endpoint(**params)
             payload = response["Body"].read()
@@ -198,6 +205,7 @@ class SageMakerRuntimeClient:
             body=payload,
             content_type=response.get("ContentType") or content_type,
             variant=response.get("InvokedProductionVariant"),
+            attributes=parse_attributes(response.get("CustomAttributes")),
         )
 
 
@@ -247,12 +255,23 @@ def _from_model_error(response: dict[str, Any], *, message: str, where: str) -> 
     return UpstreamError(f"model at {where} failed: {model_message}")
 
 
-def deadline_attribute(left_ms: int) -> str:
-    """The ``CustomAttributes`` value telling the model server how long the caller waits.
+def format_attributes(items: dict[str, str]) -> str:
+    """``{"a": "1", "b": "2"}`` -> ``"a=1; b=2"``.
 
     SageMaker forwards ``CustomAttributes`` to the container verbatim (1024 visible ASCII
     characters at most) as ``X-Amzn-SageMaker-Custom-Attributes``, and no other header of
-    ours; the model server reads ``timeout-ms`` from it (``serving.deadlines``). Relative, so
-    the router's and the instance's clocks need not agree.
+    ours; the model server reads ``timeout-ms`` (how long the caller waits, relative, so the
+    two clocks need not agree) and ``request-id`` from it (``serving.deadlines``), and answers
+    with its own (``queue-ms``, ``compute-ms``), which SageMaker returns to the caller.
     """
-    return f"{TIMEOUT_ATTRIBUTE}={left_ms}"
+    return "; ".join(f"{key}={value}" for key, value in items.items())
+
+
+def parse_attributes(raw: str | None) -> dict[str, str]:
+    """``"a=1; b=2"`` -> ``{"a": "1", "b": "2"}``; items without ``=`` are skipped."""
+    items: dict[str, str] = {}
+    for item in (raw or "").split(";"):
+        key, sep, value = item.partition("=")
+        if sep:
+            items[key.strip().lower()] = value.strip()
+    return items
