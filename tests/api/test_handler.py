@@ -342,7 +342,7 @@ def test_each_models_errors_are_counted_for_that_model_alone(
         )["statusCode"],
         lambda_handler(_event_for("other", key=None), LocalLambdaContext())["statusCode"],
     ]
-    assert statuses == [502, 200, 422, 401]
+    assert statuses == [502, 200, 400, 401]
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
     counted = [m for m in lines if guardrail.METRIC in m]
     assert [(m["model"], m[guardrail.METRIC]) for m in counted] == [

@@ -16,6 +16,7 @@ from api_testkit import MODEL, digit_request
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from functions.core import naming
 from functions.core.registry.base import ModelVersion
 
 METHODS = ["get", "put", "post", "delete", "patch", "options", "head"]
@@ -94,15 +95,15 @@ def test_every_operation_lists_its_errors_with_the_error_body(app: FastAPI) -> N
 def test_request_schemas_carry_the_constraints_the_code_enforces(app: FastAPI) -> None:
     schemas = app.openapi()["components"]["schemas"]
     key = schemas["CreateKey"]["properties"]
-    assert key["models"]["items"]["pattern"] == r"^(\*|[a-z0-9][a-z0-9-]{0,39})$"
+    assert key["models"]["items"]["pattern"] == naming.MODEL_SCOPE_PATTERN
     assert key["models"]["minItems"] == 1
-    assert key["tenant"]["anyOf"][0]["pattern"] == "^[a-z0-9][a-z0-9_-]{0,63}$"
+    assert key["tenant"]["anyOf"][0]["pattern"] == naming.TENANT_NAME_PATTERN
     assert schemas["CreateKey"]["additionalProperties"] is False
     alias = schemas["SetAlias"]["properties"]
     assert (alias["version"]["minimum"], alias["version"]["maximum"]) == (1, 2**63 - 1)
     assert (alias["canary_weight"]["minimum"], alias["canary_weight"]["maximum"]) == (0, 100)
     register = schemas["RegisterVersion"]["properties"]
-    assert register["alias"]["anyOf"][0]["pattern"] == "^[a-z][a-z0-9_-]{0,31}$"
+    assert register["alias"]["anyOf"][0]["pattern"] == naming.ALIAS_NAME_PATTERN
     assert register["artifact_key"]["pattern"] == "^uploads/"
     version = next(
         p
