@@ -88,6 +88,8 @@ def package_onnx(
         raise SourceNotFound(f"ONNX file {source} does not exist")
     if expected is not None and samples is None:
         raise InvalidSamples("expected outputs need the samples they were computed from")
+    if scores_output is not None and expected is None:
+        raise InvalidSamples("a scores output is compared with expected outputs: give them")
     try:
         graph = onnx.load(str(source), load_external_data=False)
         # Weights an exporter wrote to files beside the model are packed inline.

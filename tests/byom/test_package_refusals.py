@@ -338,3 +338,11 @@ def test_a_named_dynamic_axis_the_module_fixes(
     line = _one_line(err)
     assert "input 'x' axis 1 (sequence) was exported with the fixed size 10" in line
     _nothing_written(tmp_path)
+
+
+def test_scores_without_expected_outputs(run_package: Run, iris: IrisFiles) -> None:
+    status, _, err = run_package(
+        iris.onnx, "--name", "iris", "--samples", iris.samples, "--scores", "probabilities"
+    )
+    assert status == 8
+    assert "compared with expected outputs" in _one_line(err)
