@@ -238,6 +238,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="per target and level")
     parser.add_argument("--levels", default="1,16", help="concurrency levels")
+    parser.add_argument("--report-dir", type=Path, help="JSON + PNG (default docs/figures)")
     parser.add_argument("--trivial-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trivial_server:
@@ -324,6 +325,21 @@ def main() -> int:
             f"{row['trivial'].throughput:.0f} req/s = "
             f"{row['trivial'].throughput / row['serving'].throughput:.1f} x the model server's"
         )
+    from report import Row, write_report
+
+    write_report(
+        "bench_local_path",
+        [
+            Row(r.target, r.concurrency, r.throughput, r.percentile(50), r.percentile(99),
+                {"requests": r.requests, "seconds": r.seconds, "server_cpu_s": list(r.cpu_s)})
+            for r in results
+        ],
+        baseline="torch-eager",
+        title="digits, local path: torch eager vs modelway's model server vs router → server",
+        parameters={"requests": args.requests, "levels": levels, "ort_threads": 1},
+        out_dir=args.report_dir,
+        off_chart=["trivial"],
+    )  # fmt: skip
     return 0
 
 

@@ -285,6 +285,7 @@ def main() -> int:
     parser.add_argument("--scenario", choices=["load", "fault"], default="fault")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (60)")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--report-dir", type=Path, help="JSON + PNG (default docs/figures)")
     parser.add_argument(
         "--request-timeout",
         type=float,
@@ -385,6 +386,23 @@ def main() -> int:
     good_ok = [o.seconds for o in outcomes if o.kind == "good" and o.status == 200]
     print(f"latency, good requests answered 200 ({len(good_ok)}): {percentiles(good_ok)}")
     print(f"latency, all requests: {percentiles([o.seconds for o in outcomes])}")
+    from report import Row, write_report
+
+    def row(target: str, seconds: list[float]) -> Row:
+        ms = statistics.quantiles([1e3 * x for x in seconds], n=100, method="inclusive")
+        extra = {"requests": len(seconds), "seconds": elapsed}
+        return Row(target, args.concurrency, len(seconds) / elapsed, ms[49], ms[98], extra)
+
+    write_report(
+        f"bench_resilience_{args.scenario}",
+        [row("good, 200", good_ok), row("all", [o.seconds for o in outcomes])],
+        baseline=None,
+        title=f"modelway up, {args.scenario} scenario: {elapsed:.0f} s at concurrency "
+        f"{args.concurrency}"
+        + (" (model server SIGKILLed at 40 %)" if args.scenario == "fault" else ""),
+        parameters={"by_status": {str(k): v for k, v in by_status.items()}, **vars(args)},
+        out_dir=args.report_dir,
+    )
 
     if conn_errors:
         failures.append(f"{conn_errors} connection errors")

@@ -16,11 +16,13 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_stack_holds_under_load_and_heals_after_a_kill(digits_artifact: Path) -> None:
+def test_the_stack_holds_under_load_and_heals_after_a_kill(
+    digits_artifact: Path, tmp_path: Path
+) -> None:
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_resilience.py"),
          "--scenario", "fault", "--duration", "5", "--concurrency", "8",
-         "--artifact", str(digits_artifact)],
+         "--artifact", str(digits_artifact), "--report-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     report = run.stdout
@@ -30,3 +32,5 @@ def test_the_stack_holds_under_load_and_heals_after_a_kill(digits_artifact: Path
     assert "model server back (restart logged)" in report
     assert "(all with Retry-After: True)" in report
     assert "result file lines" in report
+    assert (tmp_path / "bench_resilience_fault.json").is_file()
+    assert (tmp_path / "bench_resilience_fault.png").is_file()
