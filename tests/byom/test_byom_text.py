@@ -242,3 +242,20 @@ def test_encoder_batch_scoring_jsonl_of_strings(
     got = np.array([r["outputs"][0]["data"] for r in results], np.float32).reshape(3, -1)
     want = _reference_embeddings(tiny_bert_dir, SENTENCES)
     assert ((got * want).sum(axis=1)).min() >= 0.9999
+
+
+def test_reviews_batch_scoring_csv_text_column(
+    stack: Stack, reviews: ReviewFiles, tmp_path: Path
+) -> None:
+    texts = ["rude waiter, cold soup", 'a "great" evening', "lovely wine"]
+    source = tmp_path / "reviews.csv"
+    source.write_text("review\n" + "".join('"' + text.replace('"', '""') + '"\n' for text in texts))
+
+    job = _cli("batch", "submit", source, "--model", "reviews")
+
+    assert (job["status"], job["ok"], job["errors"]) == ("succeeded", 3, 0), job
+    results = [json.loads(line) for line in _read_uri(job["output_uri"]).splitlines()]
+    probabilities = [
+        next(o for o in r["outputs"] if o["name"] == "probabilities")["data"] for r in results
+    ]
+    np.testing.assert_allclose(probabilities, reviews.classifier.predict_proba(texts), atol=1e-5)
