@@ -187,3 +187,15 @@ def test_hostile_queries_get_documented_answers(
     for path in ("/v1/jobs", f"/v1/models/{MODEL}/history", f"/v2/models/{MODEL}/ready"):
         response = client.get(f"{path}?{query}", headers={"x-api-key": admin_key})
         assert response.status_code < 500
+
+
+def test_the_document_says_what_delete_means(app: FastAPI) -> None:
+    """A revoked key and a retired version stay readable: the document says so, and the
+    suite's checker holds the answers to it (``test_admin_scope``: GET after DELETE is 200
+    with ``active: false``)."""
+    paths = app.openapi()["paths"]
+    revoke = paths["/v1/keys/{key_id}"]["delete"]["description"]
+    assert "active: false" in revoke
+    assert "again" in revoke
+    retire = paths["/v1/models/{model}/versions/{version}"]["delete"]["description"]
+    assert "status: retired" in retire

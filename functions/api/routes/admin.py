@@ -85,6 +85,9 @@ def get_version(model: str, version: VersionPath, catalog: CatalogDep) -> dict[s
 
 @router.delete("/models/{model}/versions/{version}", responses=error_responses(404, 409))
 def retire_version(model: str, version: VersionPath, catalog: CatalogDep) -> dict[str, Any]:
+    """Retire the version: it stops serving (404 ``version_retired`` on the data plane) but
+    stays readable here with ``status: retired``; retiring it again answers the same record.
+    409 while an alias (or its canary) points at it."""
     return catalog.retire(model=model, version=version)
 
 
@@ -136,9 +139,14 @@ def get_key(key_id: str, service: KeysDep) -> dict[str, Any]:
 
 @router.delete("/keys/{key_id}", responses=error_responses(404))
 def revoke_key(key_id: str, service: KeysDep) -> dict[str, Any]:
+    """Revoke the key: it stops authenticating at once (401 ``key_revoked``) but stays
+    readable here with ``active: false`` and ``revoked_at``, for audit; revoking it again
+    answers the same record. A key this admin does not administer is 404."""
     return service.revoke(key_id=key_id)
 
 
 @router.post("/keys/{key_id}/rotate", responses=error_responses(404, 409))
 def rotate_key(key_id: str, service: KeysDep) -> dict[str, Any]:
+    """A new secret for the key (shown once), same id and scopes; the old one stops at once.
+    409 ``key_revoked`` for a revoked key."""
     return service.rotate(key_id=key_id)
