@@ -10,8 +10,11 @@ hammered harder).
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
+
+logger = logging.getLogger("modelway.aws")
 
 
 class LazyClient:
@@ -91,5 +94,7 @@ def prime(
         from botocore import xform_name
 
         getattr(client, xform_name(operation))(**params)
+    except Exception:  # an optimisation: never a reason for the init phase to fail
+        logger.warning("priming %s failed; its first call pays instead", operation, exc_info=True)
     finally:
         client.meta.events.unregister(event, unique_id=unique_id)

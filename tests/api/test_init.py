@@ -241,3 +241,20 @@ def test_before_the_control_plane_loads_a_405_still_names_its_methods(
     assert response.status_code == 405
     assert response.headers["allow"] == "GET"
     assert "/v1/models" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_failed_priming_does_not_fail_the_init_phase(caplog: pytest.LogCaptureFixture) -> None:
+    """Priming only saves the first event some work; a client it cannot prime (no
+    credentials to sign with, here) still comes up and says why."""
+    client = SageMakerRuntimeClient(
+        endpoint_url=None, region="us-east-1", connect_timeout=1, read_timeout=1, max_attempts=1
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+            mp.delenv(name, raising=False)
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        mp.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        client.prepare()
+    assert client.client is not None
+    assert "priming InvokeEndpoint failed" in caplog.text
