@@ -51,11 +51,40 @@ def signature_from_model(model: onnx.ModelProto) -> Signature:
     graph = model.graph
     # Older IR versions list initializers among the inputs; those are weights, not inputs.
     initializers = {init.name for init in graph.initializer}
-    inputs = [_tensor_spec(value) for value in graph.input if value.name not in initializers]
+    values = [value for value in graph.input if value.name not in initializers]
+    inputs = _with_shared_dim_names([_tensor_spec(value) for value in values], values)
     outputs = [_tensor_spec(value) for value in graph.output]
     if not inputs or not outputs:
         raise InvalidArtifact("the ONNX graph must have at least one input and one output")
     return Signature(inputs=inputs, outputs=outputs)
+
+
+def _with_shared_dim_names(
+    specs: list[TensorSpec], values: list[onnx.ValueInfoProto]
+) -> list[TensorSpec]:
+    """Name the dynamic axes that several inputs share (the graph's ``dim_param``), so that the
+    router refuses e.g. an ``attention_mask`` longer than its ``input_ids`` (422) instead of the
+    model failing on it. Names no other input uses constrain nothing and are left out."""
+    names = [
+        [
+            dim.dim_param
+            if dim.HasField("dim_param") and spec.shape[axis] == -1 and len(dim.dim_param) <= 256
+            else None
+            for axis, dim in enumerate(value.type.tensor_type.shape.dim)
+        ]
+        for spec, value in zip(specs, values, strict=True)
+    ]
+    users: dict[str, set[str]] = {}
+    for spec, axes in zip(specs, names, strict=True):
+        for name in axes:
+            if name:
+                users.setdefault(name, set()).add(spec.name)
+    shared = {name for name, inputs in users.items() if len(inputs) > 1}
+    result = []
+    for spec, axes in zip(specs, names, strict=True):
+        kept = [name if name in shared else None for name in axes]
+        result.append(spec.model_copy(update={"dim_names": kept}) if any(kept) else spec)
+    return result
 
 
 def require_batch_axis(signature: Signature) -> None:

@@ -63,10 +63,15 @@ def _spec_from_ort(arg: Any) -> TensorSpec:
     datatype = ORT_TYPES.get(arg.type)
     if datatype is None:
         raise ArtifactError(f"model tensor {arg.name!r} has unsupported type {arg.type}")
-    # Symbolic or unknown dims come back as str/None: both are dynamic.
-    shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in (arg.shape or []))
+    # Symbolic or unknown dims come back as str/None: both are dynamic. A symbol names the
+    # axis: inputs sharing one must agree on its size (the codec checks it per request).
+    dims = list(arg.shape or [])
+    shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in dims)
+    names = tuple(d if isinstance(d, str) and d and len(d) <= 256 else None for d in dims)
     try:
-        return TensorSpec(name=arg.name, datatype=datatype, shape=shape)
+        return TensorSpec(
+            name=arg.name, datatype=datatype, shape=shape, dim_names=names if any(names) else None
+        )
     except SignatureError as exc:
         raise ArtifactError(f"model tensor {arg.name!r}: {exc}") from None
 

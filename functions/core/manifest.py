@@ -44,6 +44,8 @@ class TensorSpec(BaseModel):
     max_shape: list[int] | None = None
     # BYTES only: the longest element, in UTF-8 bytes.
     max_bytes: int | None = None
+    # Names of dynamic axes (the graph's dim_param): same name, same size across inputs.
+    dim_names: list[str | None] | None = None
 
     @model_validator(mode="after")
     def _follows_the_codec_rules(self) -> TensorSpec:
@@ -60,7 +62,7 @@ class TensorSpec(BaseModel):
     def _omit_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # Manifests without bounds stay byte for byte what they were before bounds existed.
         data: dict[str, Any] = handler(self)
-        for key in ("min_shape", "max_shape", "max_bytes"):
+        for key in ("min_shape", "max_shape", "max_bytes", "dim_names"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data

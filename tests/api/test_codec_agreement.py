@@ -37,7 +37,14 @@ from serving.config import ServingConfig
 MIXED = {
     "inputs": [
         {"name": "text", "datatype": "BYTES", "shape": [-1], "max_bytes": 16},
-        {"name": "ids", "datatype": "INT64", "shape": [-1, -1], "max_shape": [-1, 8]},
+        {
+            "name": "ids",
+            "datatype": "INT64",
+            "shape": [-1, -1],
+            "max_shape": [-1, 8],
+            "dim_names": ["batch", "sequence"],
+        },
+        {"name": "mask", "datatype": "INT64", "shape": [-1, -1], "dim_names": [None, "sequence"]},
         {"name": "x", "datatype": "FP32", "shape": [-1, 2]},
         {"name": "flag", "datatype": "BOOL", "shape": [-1]},
         {"name": "h", "datatype": "FP16", "shape": [-1]},
@@ -110,6 +117,7 @@ def _good(model: str) -> dict[str, Any]:
             "inputs": [
                 {"name": "text", "datatype": "BYTES", "shape": [1], "data": ["héllo wörld"]},
                 {"name": "ids", "datatype": "INT64", "shape": [1, 3], "data": [[101, 7, 102]]},
+                {"name": "mask", "datatype": "INT64", "shape": [1, 3], "data": [[1, 1, 0]]},
                 {"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [[0.5, -1.25]]},
                 {"name": "flag", "datatype": "BOOL", "shape": [1], "data": [True]},
                 {"name": "h", "datatype": "FP16", "shape": [1], "data": [1.5]},
@@ -238,7 +246,16 @@ CASES = [
     _json("mixed, every datatype", "mixed", _good("mixed")),
     _json("numbers at their extremes", "numbers", _good("numbers")),
     _json("flat data", "mixed", _with("mixed", "ids", data=[101, 7, 102])),
-    _json("sequence at its bound", "mixed", _with("mixed", "ids", shape=[1, 8], data=[[1] * 8])),
+    _json(
+        "sequence at its bound",
+        "mixed",
+        {
+            "inputs": [
+                {**t, "shape": [1, 8], "data": [[1] * 8]} if t["name"] in ("ids", "mask") else t
+                for t in _good("mixed")["inputs"]
+            ]
+        },
+    ),
     _json("empty text", "mixed", _with("mixed", "text", data=[""])),
     _json("16-byte text", "mixed", _with("mixed", "text", data=["x" * 14 + "é"])),
     _bin("binary, every datatype", "mixed", _binary("mixed")),
@@ -271,8 +288,8 @@ CASES = [
     _json(
         "unknown input",
         "mixed",
-        _with("mixed", "flag", name="mask"),
-        (*BAD_TENSOR, "unknown input 'mask'"),
+        _with("mixed", "flag", name="pixels"),
+        (*BAD_TENSOR, "unknown input 'pixels'"),
     ),
     _json(
         "input twice",
@@ -287,9 +304,20 @@ CASES = [
         (*BAD_TENSOR, "datatype must be INT64"),
     ),
     _json(
+        "sequence lengths differ",
+        "mixed",
+        _with("mixed", "mask", shape=[1, 2], data=[[1, 1]]),
+        (*BAD_TENSOR, "input 'mask' axis 1 ('sequence') is 2, but input 'ids' axis 1 is 3"),
+    ),
+    _json(
         "sequence past its bound",
         "mixed",
-        _with("mixed", "ids", shape=[1, 9], data=[[1] * 9]),
+        {
+            "inputs": [
+                {**t, "shape": [1, 9], "data": [[1] * 9]} if t["name"] in ("ids", "mask") else t
+                for t in _good("mixed")["inputs"]
+            ]
+        },
         (*BAD_TENSOR, "axis 1 is 9, outside the model's bounds (1..8)"),
     ),
     _json(

@@ -42,6 +42,9 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     (_spec(min_shape=[9, -1], max_shape=[8, -1]), "above max_shape"),
     (_spec(max_bytes=10), "BYTES tensors only"),
     (_spec(datatype="BYTES", max_bytes=0), "positive integer"),
+    (_spec(dim_names=["batch"]), "one name or null per axis"),
+    (_spec(dim_names=["batch", "features"]), "names axis 1, which is fixed"),
+    (_spec(dim_names=[7, None]), "dim_names[0] must be a short string"),
 ]
 
 
@@ -70,6 +73,27 @@ def test_bounds_are_per_axis_and_optional() -> None:
     assert spec.bounds(1) == (2, 256)
     assert spec.bounds(2) == (3, 3)
     assert TensorSpec(name="y", datatype="FP32", shape=(-1,)).bounds(0) == (1, None)
+
+
+def test_named_axes_are_the_ones_several_inputs_share() -> None:
+    signature = Signature.from_dict(
+        {
+            "inputs": [
+                {"name": "ids", "datatype": "INT64", "shape": [-1, -1], "dim_names": ["b", "seq"]},
+                {
+                    "name": "mask",
+                    "datatype": "INT64",
+                    "shape": [-1, -1],
+                    "dim_names": [None, "seq"],
+                },
+                {"name": "pos", "datatype": "INT64", "shape": [-1, -1], "dim_names": ["b", "p"]},
+            ],
+            "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1]}],
+        }
+    )
+    assert signature.named_axes == {"b": [("ids", 0), ("pos", 0)], "seq": [("ids", 1), ("mask", 1)]}
+    raw = signature.to_dict()["inputs"][1]
+    assert manifest.TensorSpec.model_validate(raw).model_dump(mode="json") == raw
 
 
 def test_old_manifests_read_and_write_unchanged() -> None:

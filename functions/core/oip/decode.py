@@ -240,6 +240,7 @@ def decode_document(
         if signature.batchable and len({t.shape[0] for t in inputs}) > 1:
             sizes = {t.name: t.shape[0] for t in inputs}
             raise TensorError(f"all inputs must have the same batch size (axis 0), got {sizes}")
+        _check_named_axes(inputs, signature)
     if view is not None and offset != len(view):
         raise ProtocolError(f"the binary data is {len(view)} bytes but the inputs declare {offset}")
     return InferRequest(
@@ -249,6 +250,23 @@ def decode_document(
         binary_output=binary_output,
         json_length=json_length,
     )
+
+
+def _check_named_axes(inputs: list[Tensor], signature: Signature) -> None:
+    """Axes the model names alike (e.g. "sequence" of input_ids and attention_mask) agree."""
+    named = signature.named_axes
+    if not named:
+        return
+    shapes = {t.name: t.shape for t in inputs}
+    for name, where in named.items():
+        (first, first_axis), *rest = where
+        size = shapes[first][first_axis]
+        for other, axis in rest:
+            if shapes[other][axis] != size:
+                raise TensorError(
+                    f"input {other!r} axis {axis} ({name!r}) is {shapes[other][axis]}, but "
+                    f"input {first!r} axis {first_axis} is {size}: the model needs them equal"
+                )
 
 
 def _parameters(raw: Any, *, where: str, error: type[Exception]) -> Mapping[str, Any]:

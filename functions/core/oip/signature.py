@@ -14,7 +14,10 @@ A tensor spec in the manifest::
 
 ``shape`` uses -1 for a dynamic axis. ``min_shape`` / ``max_shape`` (optional, same rank) bound
 the dynamic axes; -1 there means "no bound", and a fixed axis may only repeat its size.
-``max_bytes`` (BYTES only) caps the UTF-8 length of each element.
+``max_bytes`` (BYTES only) caps the UTF-8 length of each element. ``dim_names`` (optional, same
+rank; a name or null per axis) names dynamic axes as the ONNX graph does (``dim_param``): axes of
+different inputs that share a name must have the same size in a request, e.g. ``input_ids`` and
+``attention_mask`` along ``"sequence"`` (the model would fail on them otherwise).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class TensorSpec:
     min_shape: tuple[int, ...] | None = None
     max_shape: tuple[int, ...] | None = None
     max_bytes: int | None = None
+    dim_names: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or len(self.name) > MAX_NAME_LENGTH:
@@ -89,6 +93,18 @@ class TensorSpec:
                 raise SignatureError(f"{where}: max_bytes applies to BYTES tensors only")
             if type(self.max_bytes) is not int or self.max_bytes < 1:
                 raise SignatureError(f"{where}: max_bytes must be a positive integer")
+        if self.dim_names is not None:
+            names = tuple(self.dim_names) if isinstance(self.dim_names, list | tuple) else None
+            if names is None or len(names) != len(self.shape):
+                raise SignatureError(f"{where}: dim_names must list one name or null per axis")
+            for axis, name in enumerate(names):
+                if name is None:
+                    continue
+                if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
+                    raise SignatureError(f"{where}: dim_names[{axis}] must be a short string")
+                if self.shape[axis] != -1:
+                    raise SignatureError(f"{where}: dim_names names axis {axis}, which is fixed")
+            object.__setattr__(self, "dim_names", names)
 
     def bounds(self, axis: int) -> tuple[int, int | None]:
         """The smallest and largest size axis ``axis`` may take (None: no upper bound)."""
@@ -112,6 +128,8 @@ class TensorSpec:
             out["max_shape"] = list(self.max_shape)
         if self.max_bytes is not None:
             out["max_bytes"] = self.max_bytes
+        if self.dim_names is not None:
+            out["dim_names"] = list(self.dim_names)
         return out
 
     @classmethod
@@ -125,6 +143,7 @@ class TensorSpec:
             min_shape=raw.get("min_shape"),
             max_shape=raw.get("max_shape"),
             max_bytes=raw.get("max_bytes"),
+            dim_names=raw.get("dim_names"),
         )
 
 
@@ -155,6 +174,16 @@ class Signature:
 
     def output(self, name: str) -> TensorSpec | None:
         return self._by_name["outputs"].get(name)
+
+    @property
+    def named_axes(self) -> dict[str, list[tuple[str, int]]]:
+        """Per axis name shared by the inputs: the (input, axis) pairs that must agree."""
+        axes: dict[str, list[tuple[str, int]]] = {}
+        for spec in self.inputs:
+            for axis, name in enumerate(spec.dim_names or ()):
+                if name is not None:
+                    axes.setdefault(name, []).append((spec.name, axis))
+        return {name: where for name, where in axes.items() if len(where) > 1}
 
     @property
     def batchable(self) -> bool:
@@ -257,6 +286,13 @@ def _merge(spec: TensorSpec, real: TensorSpec) -> TensorSpec:
             return None
         return tuple(-1 if fixed != -1 else d for fixed, d in zip(shape, dims, strict=True))
 
+    # Axis names: the manifest's, else the graph's (so that even a manifest that names none
+    # gets the graph's "these axes must agree"), on axes still dynamic.
+    names = spec.dim_names or real.dim_names
+    if names is not None:
+        names = tuple(n if fixed == -1 else None for n, fixed in zip(names, shape, strict=True))
+        if not any(names):
+            names = None
     return TensorSpec(
         name=spec.name,
         datatype=spec.datatype,
@@ -264,4 +300,5 @@ def _merge(spec: TensorSpec, real: TensorSpec) -> TensorSpec:
         min_shape=bound(spec.min_shape),
         max_shape=bound(spec.max_shape),
         max_bytes=spec.max_bytes,
+        dim_names=names,
     )
