@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from functions.core import progress
 from functions.core.clock import utc_now
 from functions.core.manifest import ARTIFACT_NAME, MANIFEST_NAME, MODEL_FILE_NAME, Manifest
 from functions.core.naming import MODEL_NAME_RE
@@ -90,6 +91,7 @@ def package_onnx(
         raise InvalidSamples("expected outputs need the samples they were computed from")
     if scores_output is not None and expected is None:
         raise InvalidSamples("a scores output is compared with expected outputs: give them")
+    progress.report("checking the ONNX graph")
     try:
         graph = onnx.load(str(source), load_external_data=False)
         # Weights an exporter wrote to files beside the model are packed inline.
@@ -191,6 +193,7 @@ def package_torch(
     arrays = _forward_arguments(module, _arrays(samples, what="samples"))
     names = list(output_names) if output_names else _output_names(module, arrays)
     with tempfile.TemporaryDirectory(prefix="modelway-package-") as work:
+        progress.report("exporting to ONNX")
         onnx_path = export_onnx(
             model=module,
             inputs={key: torch.from_numpy(value) for key, value in arrays.items()},
@@ -210,6 +213,7 @@ def package_torch(
                 f"{sorted(arrays)}: drop the samples forward does not use"
             )
         _check_dynamic_axes(signature, dynamic_axes or {})
+        progress.report("checking parity with torch")
         session, _ = _load_and_run(onnx_path, signature, arrays, origin="sample")
         reports = []
         for label, feeds in _parity_variants(arrays, dynamic_axes or {}):
@@ -285,6 +289,7 @@ def assemble(
     started = time.perf_counter() if started is None else started
     if not parity.passed:
         raise ParityFailed(describe_failure(parity))
+    progress.report("measuring latency")
     manifest = Manifest(
         name=name,
         sha256=sha256_file(onnx_path),
@@ -298,12 +303,14 @@ def assemble(
         created_at=utc_now(),
         **{"source": dict(source), **dict(extra_manifest or {})},
     )
+    progress.report("writing model.tar.gz")
     artifact = write_artifact(
         model_path=onnx_path,
         manifest=manifest,
         dest=out_dir / ARTIFACT_NAME,
         files=files,
     )
+    progress.report("verifying model.tar.gz as publishing will")
     try:
         # The same gate publishing applies; a package that cannot pass it claims no success.
         verify_artifact(path=artifact)

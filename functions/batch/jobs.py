@@ -105,6 +105,7 @@ from functions.batch.formats import (
     sniff_format,
 )
 from functions.batch.scoring import Deadline, EndpointFailed, OutOfTime, Refused, Scorer
+from functions.core import progress
 from functions.core.artifacts.base import ArtifactStore, ObjectWriter
 from functions.core.artifacts.exceptions import ObjectNotFound
 from functions.core.clock import utc_now
@@ -724,6 +725,13 @@ class _JobRun:
         return _save(self.deps, job)
 
     def heartbeat(self, reached: _Progress) -> None:
+        progress.report(
+            "scoring",
+            done=reached.offset,
+            # Bytes of the input read; a gzip input's size is not what it decompresses to.
+            total=None if is_gzip(self.target.name) else self.ref.size,
+            detail=f"{reached.records} records, {reached.errors} refused",
+        )
         if self.deps.now() - self._last_beat >= HEARTBEAT_SECONDS:
             self.job = self._save_progress(reached)
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
+from functions.core import progress
 from functions.core.clock import utc_now
 from functions.core.errors import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, Manifest
@@ -95,6 +96,7 @@ def publish_artifact(
     """
     if alias is not None:
         check_alias_name(alias)
+    progress.report("verifying the artifact")
     manifest = verify(path=path)
     model = manifest.name
     if not is_model_name(model):
@@ -114,7 +116,11 @@ def publish_artifact(
         with _temp_file(suffix=".tar.gz") as repacked:
             restamp_archive(source=path, manifest=stamped, dest=repacked)
             uploaded = True  # from here on a failure may leave an object behind: delete it
+            size = repacked.stat().st_size
+            progress.report("uploading", done=0, total=size)
             uri = store.put_artifact(model=model, version=number, source=repacked)
+            progress.report("uploading", done=size, total=size)
+        progress.report("registering the version")
         prefix = settings.resolved_endpoint_prefix
         version = registry.register_version(
             version=ModelVersion(
@@ -144,7 +150,9 @@ def publish_artifact(
     from functions.core.deploy import rollout
 
     if deployer is not None:
+        progress.report("deploying to the endpoint")
         rollout.deploy_published(registry=registry, deployer=deployer, version=version)
+    progress.report("moving aliases")
     moved = tuple(
         rollout.set_alias(
             registry=registry,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,29 +34,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=False, default=str))
+    from model_build.cli.output import print_json as write
+
+    write(value)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    """A compact left-aligned table; '(none)' when empty."""
-    if not rows:
-        print("(none)")
-        return
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for row in [headers, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    from model_build.cli.output import print_table as write
+
+    write(headers, rows)
+
+
+# Long work: progress bars on a terminal while these run (model_build.cli.output).
+PROGRESS_COMMANDS = ("build", "package", "publish", "batch")
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser that runs a command: those with a ``func`` (``modelway jobs`` runs one and
+    has subcommands too), and those with no subcommands below them."""
+    children = [
+        child
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for child in dict.fromkeys(action.choices.values())
+    ]
+    own = [parser] if not children or parser.get_default("func") is not None else []
+    return own + [leaf for child in children for leaf in _leaf_parsers(child)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from model_build.cli import output
+
     parser = build_parser()
+    output.add_json_flag(_leaf_parsers(parser))
     args = parser.parse_args(argv)
+    output.set_json(bool(getattr(args, "json", False)))
     try:
+        if args.command in PROGRESS_COMMANDS:
+            with output.progress_bars():
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except ModelwayError as exc:
-        print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
-        return 1
+        output.print_error(exc.message, exc.code)
+        return output.EXIT_USAGE if exc.code == "usage" else output.EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return output.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

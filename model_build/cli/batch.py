@@ -95,19 +95,20 @@ def _submit(args: argparse.Namespace) -> int:
     from functions.batch.local import local_object_event
     from functions.core.backends import current
     from model_build.cli import print_json
+    from model_build.cli.output import EXIT_USAGE, print_error, print_note
 
     source: Path = args.file
     if not source.is_file():
-        print(f"error: no file {source}", file=sys.stderr)
-        return 2
+        print_error(f"no file {source}", "file_not_found")
+        return EXIT_USAGE
     target = str(args.version) if args.version is not None else (args.alias or "default")
     key = input_key(model=args.model, target=target, name=args.name or source.name)
     backends = current()
     settings = backends.settings
     uri = upload_input(store=backends.store, key=key, source=source)
     if not settings.is_local:
-        print(f"uploaded {uri}; the bucket's notification starts the job: modelway jobs "
-              f"--model {args.model}")  # fmt: skip
+        print_json({"input": uri, "status": "uploaded"})
+        print_note(f"the bucket's notification starts the job: modelway jobs --model {args.model}")
         return 0
 
     event = local_object_event(settings=settings, key=key)
@@ -118,7 +119,7 @@ def _submit(args: argparse.Namespace) -> int:
         try:
             handler(event, None)
         except RetryableBatchFailure as exc:
-            print(f"warning: {exc.message}", file=sys.stderr)
+            print_note(f"warning: {exc.message}")
     (ref,) = parse_notification(event)
     job = current().registry.get_job(job_id=job_id_for(ref))
     print_json(job_view(job))

@@ -4,8 +4,9 @@ choose. A secret is printed once, when it is made; only its hash is kept."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
+
+from model_build.cli.output import print_note
 
 if TYPE_CHECKING:
     from functions.core.backends import Backends
@@ -75,7 +76,7 @@ def _create(args: argparse.Namespace) -> int:
         tenant=args.tenant,
     )
     print_json(_with_secret(key, secret))
-    print(_ONCE, file=sys.stderr)
+    print_note(_ONCE)
     return 0
 
 
@@ -117,5 +118,5 @@ def _rotate(args: argparse.Namespace) -> int:
         registry=backends.registry, key_id=args.key_id, gateway=backends.key_gateway
     )
     print_json(_with_secret(key, secret))
-    print(_ONCE, file=sys.stderr)
+    print_note(_ONCE)
     return 0

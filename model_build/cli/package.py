@@ -134,15 +134,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _package(args: argparse.Namespace) -> int:
     from functions.core.errors import InvalidArtifact, InvalidRequest
     from model_build.cli import print_json
+    from model_build.cli.output import EXIT_USAGE, print_error
 
     try:
         result = _run(args)
     except InvalidArtifact as exc:  # PackagingError and the Hugging Face path's own errors
-        print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
+        print_error(exc.message, exc.code)
         return exit_status(exc)
     except InvalidRequest as exc:
-        print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
-        return 2
+        print_error(exc.message, exc.code)
+        return EXIT_USAGE
     summary = result.summary()
     if result.manifest.parity.reference == "none":
         summary["note"] = (

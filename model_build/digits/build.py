@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from functions.core import progress
 from model_build.errors import QualityGateFailed
 from model_build.parity import DEFAULT_TOLERANCE
 from model_build.result import BuildResult
@@ -36,6 +37,7 @@ def build_digits(
     # A different seed is a retrain: a different model file, so a new version when published.
     seed = SEED if seed is None else seed
     started = time.perf_counter()
+    progress.report("loading the digits data")
     split = load_split()
     with deterministic(seed=seed):
         model = train(images=split.train_images, labels=split.train_labels, seed=seed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from functions.core import progress
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -33,7 +35,8 @@ def train(*, images: np.ndarray, labels: np.ndarray, seed: int = SEED) -> Digits
     shuffle = torch.Generator().manual_seed(seed)
 
     model.train()
-    for _ in range(EPOCHS):
+    for epoch in range(EPOCHS):
+        progress.report("training", done=epoch, total=EPOCHS)
         order = torch.randperm(len(x), generator=shuffle)
         for start in range(0, len(x), BATCH_SIZE):
             batch = order[start : start + BATCH_SIZE]
@@ -42,6 +45,7 @@ def train(*, images: np.ndarray, labels: np.ndarray, seed: int = SEED) -> Digits
             loss_fn(logits, y[batch]).backward()
             optimizer.step()
         scheduler.step()
+    progress.report("training", done=EPOCHS, total=EPOCHS)
     model.eval()
     return model
 

@@ -63,3 +63,25 @@ def test_get_deps_builds_the_configured_backends_lazily(
         assert batch_handler.get_deps() is deps
     finally:
         batch_handler.reset_deps()
+
+
+def test_scoring_reports_progress_to_a_listener(wired: Stack) -> None:
+    """What ``modelway batch submit`` draws on a terminal: bytes of the input scored so far
+    (of its size) and the records, as the job goes."""
+    from functions.core import progress
+
+    seen: list[tuple[str, Any, Any, Any]] = []
+
+    def listener(step: str, *, done: Any = None, total: Any = None, detail: Any = None) -> None:
+        seen.append((step, done, total, detail))
+
+    body = jsonl([row(i) for i in range(40)])
+    event = wired.upload("inputs/toy/default/p.jsonl", body)
+    with progress.reporting(listener):
+        batch_handler.handler(event, FakeContext(600_000))
+    scoring = [s for s in seen if s[0] == "scoring"]
+    assert scoring
+    _, done, total, detail = scoring[-1]
+    assert (done, total) == (len(body), len(body))
+    assert detail == "40 records, 0 refused"
+    assert [s[1] for s in scoring] == sorted(s[1] for s in scoring)

@@ -18,10 +18,12 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from functions.core import progress
 from functions.core.artifacts.exceptions import ArtifactNotFound, ObjectNotFound
 from functions.core.aws_clients import LazyClient
 from functions.core.errors import InvalidRequest
@@ -95,6 +97,7 @@ class S3ArtifactStore:
             Key=key,
             ExtraArgs={**self._encryption(), "ContentType": "application/gzip"},
             Config=_transfer_config(),
+            Callback=_UploadProgress(total=source.stat().st_size),
         )
         return self._uri(key)
 
@@ -291,3 +294,19 @@ def _check_key(key: str) -> None:
 
 def _code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class _UploadProgress:
+    """boto3's transfer callback (bytes since the last call, from its worker threads) as
+    ``uploading`` progress (``functions.core.progress``)."""
+
+    def __init__(self, *, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, sent: int) -> None:
+        with self._lock:
+            self.done += sent
+            done = self.done
+        progress.report("uploading", done=done, total=self.total)
