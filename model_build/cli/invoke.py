@@ -100,9 +100,11 @@ def _invoke(args: argparse.Namespace) -> int:
         package = args.target.replace("-", "_")
         handler = importlib.import_module(f"functions.{package}.handler").handler
         result = handler(event, context)
-    if args.target == "api":
+    if args.target == "api" and not getattr(args, "json", False):
         return _print_http_response(result)
     print(json.dumps(result, indent=2, default=str))
+    if args.target == "api":  # --json: the proxy response as the handler returned it
+        return 0 if int(result.get("statusCode", 0)) < 400 else 1
     return 0
 
 

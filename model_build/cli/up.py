@@ -89,11 +89,12 @@ def ensure_demo_model(*, settings: Settings, registry: Registry) -> None:
     from functions.core.backends import Backends
     from functions.core.publishing import publish_artifact
     from model_build.cli.build import default_out_dir
+    from model_build.cli.output import print_note
     from model_build.cli.publish import current_actor
     from model_build.digits import build_digits
     from model_build.verify import verify_artifact
 
-    print("No model published yet: building the digits demo model …", flush=True)
+    print_note("No model published yet: building the digits demo model …")
     result = build_digits(out_dir=default_out_dir(DEMO_MODEL))
     published = publish_artifact(
         path=result.artifact,
@@ -104,10 +105,9 @@ def ensure_demo_model(*, settings: Settings, registry: Registry) -> None:
         alias="default",
         verify=verify_artifact,
     )
-    print(
+    print_note(
         f"Published {DEMO_MODEL} version {published.version.version} "
-        f"(test accuracy {result.test_accuracy:.4f}).",
-        flush=True,
+        f"(test accuracy {result.test_accuracy:.4f})."
     )
 
 
@@ -190,6 +190,13 @@ def sample_request() -> tuple[dict[str, object], int]:
 def run(args: argparse.Namespace) -> int:
     from functions.core.backends import current
 
+    result_out = sys.stdout
+    if getattr(args, "json", False):
+        # stdout carries the one JSON line; everything else — the servers' own lines (they
+        # inherit descriptor 1), notes, errors — goes to stderr.
+        sys.stdout.flush()
+        result_out = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
     backends = current()
     settings = backends.settings
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -224,8 +231,16 @@ def run(args: argparse.Namespace) -> int:
         watcher.start()
 
     request, label = sample_request()
-    print(_banner(stack=stack, secret=secret, request=request, label=label,
-                  settings=settings), flush=True)  # fmt: skip
+    if getattr(args, "json", False):
+        # One line a script can read before the stack runs on (until Ctrl-C / SIGTERM).
+        print(json.dumps({
+            "home": str(settings.home), "router": stack.router_url,
+            "router_pid": stack.router.pid, "model_server": stack.serving_url,
+            "model_server_pid": stack.serving.pid, "admin_key": secret,
+        }), file=result_out, flush=True)  # fmt: skip
+    else:
+        print(_banner(stack=stack, secret=secret, request=request, label=label,
+                      settings=settings), flush=True)  # fmt: skip
 
     supervisor = Supervisor(
         children=[stack.serving, stack.router],

@@ -21,7 +21,7 @@ from functions.api.apigw import authorizer_context, request_path
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.local import SqliteRegistry
 from functions.core.settings import Settings
-from model_build.cli import invoke
+from model_build.cli import invoke, main
 from model_build.cli.invoke import API_KEY_PLACEHOLDER, LocalLambdaContext, load_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -274,9 +274,17 @@ def test_invoke_cli_prints_the_response(
     assert out.startswith("HTTP 200\n")
     assert '"models": []' in out
 
+    # --json: the proxy response itself, parseable.
+    event = str(EVENTS / "api-admin-list-models.json")
+    assert main(["invoke", "api", event, "--key", secret, "--json"]) == 0
+    response = json.loads(capsys.readouterr().out)
+    assert (response["statusCode"], json.loads(response["body"])) == (200, {"models": []})
+
     monkeypatch.setenv("MODELWAY_API_KEY", "mw_key_000000000000_wrong")
     assert run_invoke(["invoke", "api", str(EVENTS / "api-admin-list-models.json")]) == 1
     assert capsys.readouterr().out.startswith("HTTP 401\n")
+    assert main(["invoke", "api", event, "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["statusCode"] == 401
 
 
 @pytest.mark.parametrize("name", API_EVENTS)
