@@ -206,6 +206,8 @@ class Case:
     refused: tuple[int, str, str] | None = None
     # Batch reads JSON Lines only; a few JSON bodies mean something else there (see below).
     batch: bool = True
+    # Sent instead of application/json (SageMaker's binary form names the JSON length here).
+    content_type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -260,6 +262,13 @@ CASES = [
     _json("16-byte text", "mixed", _with("mixed", "text", data=["x" * 14 + "é"])),
     _bin("binary, every datatype", "mixed", _binary("mixed")),
     _bin("binary numbers", "numbers", _binary("numbers")),
+    Case(
+        id="binary, length in SageMaker's content type",
+        model="mixed",
+        body=_binary("mixed")[0],
+        content_type=f"{oip.BINARY_CONTENT_TYPE};json-header-size={_binary('mixed')[1]}",
+        batch=False,
+    ),
     # not a request (400)
     _json("not JSON", "mixed", b"{inputs", (*BAD_REQUEST, "not valid JSON")),
     _json("5000-deep nesting", "numbers", DEEP, (*BAD_REQUEST, "nests JSON more than 64 levels")),
@@ -536,7 +545,7 @@ def model_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 
 
 def _headers(case: Case) -> dict[str, str]:
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": case.content_type or "application/json"}
     if case.header_length is not None:
         headers["inference-header-content-length"] = case.header_length
     return headers
@@ -612,7 +621,7 @@ def _check(answer: Answer, case: Case, caller: str) -> None:
 
 
 def _sent_values(case: Case) -> dict[str, list[Any]]:
-    length = int(case.header_length) if case.header_length is not None else None
+    length = oip.header_length(content_type=case.content_type, header=case.header_length)
     request = oip.decode_request(case.body, json_length=length)
     return {t.name: _flat(t) for t in request.inputs}
 

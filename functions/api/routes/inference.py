@@ -221,6 +221,7 @@ async def _infer(
             target=target,
             body=body,
             json_header_length=json_header_length,
+            content_type=request.headers.get("content-type"),
             deadline=deadline,
             request_id=request_id,
             timings=timings,

@@ -103,28 +103,29 @@ class InferenceService:
         target: Target,
         body: bytes,
         json_header_length: str | None,
+        content_type: str | None = None,
         deadline: float | None = None,
         request_id: str | None = None,
         timings: Timings | None = None,
     ) -> InferenceResult:
         """Check ``body`` against the version's signature (400/422 before any GPU time), then
         invoke the version's variant, which must answer by ``deadline`` (epoch seconds), and
-        pass its answer through."""
+        pass its answer through. A binary body's JSON length comes from
+        ``Inference-Header-Content-Length`` or, as SageMaker clients send it, the content type's
+        ``json-header-size``: the model server reads both, so the router does too."""
         version = target.version
         signature = self.reads.signature(version)
         # The shared codec (the model server runs the same one): what passes here, loads there.
-        json_length = oip.header_length(content_type=None, header=json_header_length)
+        json_length = oip.header_length(content_type=content_type, header=json_header_length)
         oip.decode_request(body, json_length=json_length, signature=signature)
         if timings is not None:
             timings.lap("validate")
-        content_type = (
-            JSON if json_length is None else f"{BINARY_JSON};json-header-size={json_length}"
-        )
+        forwarded = JSON if json_length is None else f"{BINARY_JSON};json-header-size={json_length}"
         response = self.runtime.invoke(
             endpoint=version.endpoint_name,
             variant=version.variant_name,
             body=body,
-            content_type=content_type,
+            content_type=forwarded,
             deadline=deadline,
             request_id=request_id,
         )
