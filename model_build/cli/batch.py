@@ -57,11 +57,16 @@ def input_key(*, model: str, target: str, name: str) -> str:
 
 def upload_input(*, store: Any, key: str, source: Path) -> str:
     """Stream ``source`` into the data area at ``key`` (multipart on S3); returns its URI."""
+    from functions.core import progress
+
+    size, sent = source.stat().st_size, 0
     writer = store.open_writer(key=key)
     try:
         with open(source, "rb") as stream:
             while chunk := stream.read(_CHUNK):
                 writer.write(chunk)
+                sent += len(chunk)
+                progress.report("uploading the input", done=sent, total=size)
     except BaseException:
         writer.abort()
         raise

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from functions.core import progress
 from functions.core.manifest import (
     MODEL_FILE_NAME,
     ParityReport,
@@ -119,6 +120,7 @@ def package_hf(
     )
     if len(texts) < 2:
         raise HfModelError("the parity gate needs at least 2 sentences")
+    progress.report("the reference: eager transformers", detail=f"{len(texts)} sentences")
     reference = reference_outputs(source, texts)
     with tempfile.TemporaryDirectory(prefix="modelway-hf-") as work:
         return _package(
@@ -159,7 +161,10 @@ def _package(
     from model_build.signature import signature_from_onnx
     from serving.processing import Processing, TextPipeline
 
+    progress.report("exporting to ONNX")
     fp32 = export_fp32(source, path=work / "fp32.onnx")
+    if precision != "fp32":
+        progress.report(f"converting to {precision.upper()}")
     if precision == "int8":
         candidate = quantize_int8(fp32=fp32, path=work / MODEL_FILE_NAME)
     elif precision == "fp16":
@@ -171,6 +176,7 @@ def _package(
     processing = processing_section(source)
     pipeline = TextPipeline(Processing.parse(processing), root=source.directory)
     gate = CosineGate.for_precision(precision)
+    progress.report("checking parity with transformers", detail=f"{len(texts)} sentences")
     session = _session(candidate)
     actual = run_pipeline(session=session, pipeline=pipeline, texts=texts, task=source.task)
     parity = compare(reference=reference, actual=actual, gate=gate, task=source.task)

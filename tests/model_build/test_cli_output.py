@@ -165,3 +165,61 @@ def test_terminal_shows_progress_and_colour_json_does_not(
     assert code == 1
     assert "error:" in ANSI.sub("", screen)
     assert ANSI.search(screen), "the error is coloured on a terminal"
+
+
+def test_package_hf_reports_its_steps(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from model_build.hf.package import package_hf
+
+    seen: list[tuple[str, Any]] = []
+
+    def listener(step: str, *, done: Any = None, total: Any = None, detail: Any = None) -> None:
+        seen.append((step, detail))
+
+    with progress.reporting(listener):
+        package_hf(tiny_bert_dir, name="tiny", out_dir=tmp_path / "out", sentences=["a b", "c d e"])
+    steps = list(dict.fromkeys(step for step, _ in seen))
+    assert steps == [
+        "the reference: eager transformers", "exporting to ONNX",
+        "checking parity with transformers", "measuring latency", "writing model.tar.gz",
+        "verifying model.tar.gz as publishing will",
+    ]  # fmt: skip
+    assert ("checking parity with transformers", "2 sentences") in seen
+
+
+def test_batch_input_upload_reports_bytes(tmp_path: Path) -> None:
+    from model_build.cli.batch import upload_input
+
+    class Writer:
+        def __init__(self) -> None:
+            self.body = b""
+
+        def write(self, chunk: bytes) -> None:
+            self.body += chunk
+
+        def abort(self) -> None:
+            raise AssertionError("not aborted")
+
+        def commit(self) -> str:
+            return "file:///x"
+
+    class Store:
+        writer = Writer()
+
+        def open_writer(self, *, key: str) -> Writer:
+            return self.writer
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"x": 1}\n' * 200_000)
+    seen: list[tuple[Any, Any]] = []
+
+    def listener(step: str, *, done: Any = None, total: Any = None, detail: Any = None) -> None:
+        seen.append((done, total))
+
+    store = Store()
+    with progress.reporting(listener):
+        assert upload_input(store=store, key="inputs/x", source=source) == "file:///x"
+    size = source.stat().st_size
+    assert store.writer.body == source.read_bytes()
+    assert len(seen) > 1
+    assert seen[-1] == (size, size)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
