@@ -120,6 +120,15 @@ class Stub:
         elif endpoint == "slow":
             self.release.wait(10)
             send(h, 200, {"late": True}, {})
+        elif endpoint == "cut":
+            # A model server killed mid-answer: headers promise a body that never arrives.
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", "1000")
+            h.end_headers()
+            h.wfile.write(b'{"outputs": [')
+            h.wfile.flush()
+            h.close_connection = True
 
     def __enter__(self) -> Stub:
         self.thread.start()
@@ -272,6 +281,13 @@ def test_nothing_listening_is_a_503_with_retry_after() -> None:
         client_for(f"http://127.0.0.1:{port}").invoke(
             endpoint="ok", variant="v1", body=b"{}", content_type=JSON
         )
+    assert caught.value.status == 503
+    assert caught.value.retry_after
+
+
+def test_an_answer_cut_off_mid_body_is_a_503_with_retry_after(stub: Stub) -> None:
+    with pytest.raises(UpstreamUnavailable) as caught:
+        client_for(stub.url).invoke(endpoint="cut", variant="v1", body=b"{}", content_type=JSON)
     assert caught.value.status == 503
     assert caught.value.retry_after
 

@@ -165,6 +165,7 @@ class SageMakerRuntimeClient:
             ConnectTimeoutError,
             EndpointConnectionError,
             ReadTimeoutError,
+            ResponseStreamingError,
         )
 
         params: dict[str, Any] = {
@@ -200,6 +201,11 @@ class SageMakerRuntimeClient:
         except (EndpointConnectionError, ConnectionClosedError) as exc:
             raise UpstreamUnavailable(
                 f"model endpoint {where} is unreachable", retry_after=RETRY_AFTER_SECONDS
+            ) from exc
+        # A model server that dies mid-answer (killed, restarted) leaves a truncated body.
+        except ResponseStreamingError as exc:
+            raise UpstreamUnavailable(
+                f"model endpoint {where} stopped mid-answer", retry_after=RETRY_AFTER_SECONDS
             ) from exc
         return RuntimeResponse(
             body=payload,
