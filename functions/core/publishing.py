@@ -5,8 +5,10 @@ The flow, and what each step guards against:
 1. ``verify`` the artifact (injected: the CLI passes ``model_build.verify.verify_artifact``,
    which also checks the ONNX graph; the router passes ``check_artifact`` below, which needs
    no onnx). Nothing is stored for an artifact that fails.
-2. Deduplicate by the model file's sha256: publishing the same file again is a no-op that
-   names the existing version (``created=False``).
+2. Deduplicate by the model file's sha256: publishing the same file again names the existing
+   version (``created=False``) and creates nothing; it resumes what a publish interrupted
+   left undone (the endpoint change, the alias), so a publish either completes or can be
+   finished by running it again.
 3. Reserve the next version number (never reused, even when a later step fails).
 4. Re-pack the archive with that number stamped into the manifest (``model.onnx`` byte for
    byte unchanged; the archive deterministic for given contents).
@@ -43,7 +45,7 @@ from functions.core.clock import utc_now
 from functions.core.errors import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, Manifest
 from functions.core.naming import endpoint_name, is_model_name, variant_name
-from functions.core.registry.base import DEFAULT_ALIAS, Alias, ModelVersion
+from functions.core.registry.base import DEFAULT_ALIAS, Alias, ModelVersion, PendingMove
 from functions.core.registry.exceptions import AliasNotFound, DuplicateArtifact
 from functions.core.registry.rules import check_alias_name
 
@@ -71,6 +73,8 @@ class PublishResult:
     created: bool
     # The aliases this publish moved or created, in the order they were set.
     aliases: tuple[Alias, ...] = ()
+    # The alias moves waiting for the new version to be live on the endpoint (``rollout``).
+    pending: tuple[PendingMove, ...] = ()
 
 
 def publish_artifact(
@@ -107,7 +111,14 @@ def publish_artifact(
         )
     existing = registry.find_by_sha256(model=model, sha256=manifest.sha256)
     if existing is not None:
-        return PublishResult(version=existing, created=False)
+        return _point_aliases(
+            registry=registry,
+            deployer=deployer,
+            version=existing,
+            alias=alias,
+            actor=actor,
+            created=False,
+        )
 
     number = registry.next_version(model=model)
     stamped = manifest.model_copy(update={"version": number})
@@ -144,27 +155,83 @@ def publish_artifact(
             store.delete_artifact(model=model, version=number)
         raise
 
+    return _point_aliases(
+        registry=registry,
+        deployer=deployer,
+        version=version,
+        alias=alias,
+        actor=actor,
+        created=True,
+    )
+
+
+def _point_aliases(
+    *,
+    registry: Registry,
+    deployer: Deployer | None,
+    version: ModelVersion,
+    alias: str | None,
+    actor: str,
+    created: bool,
+) -> PublishResult:
+    """Make ``version`` servable and point ``alias`` (and ``default`` for a first version)
+    at it. For a version published before (``created=False``) only what is not done yet: a
+    retry after an endpoint that was busy, or a failure half-way, finishes the publish."""
+    from functions.core.deploy import rollout
+
+    model = version.model
     targets = [alias] if alias is not None else []
     if DEFAULT_ALIAS not in targets and not _has_alias(registry, model, DEFAULT_ALIAS):
         targets.append(DEFAULT_ALIAS)
-    from functions.core.deploy import rollout
-
+    if not created:
+        if version.status != "active":
+            return PublishResult(version=version, created=False)
+        if deployer is not None:
+            rollout.complete_pending_moves(registry=registry, deployer=deployer, model=model)
+        targets = [name for name in targets if not _points_at(registry, model, name, version)]
+        if not targets:
+            waiting = registry.list_pending_moves(model=model)
+            return PublishResult(
+                version=version,
+                created=False,
+                pending=tuple(m for m in waiting if m.version == version.version),
+            )
     if deployer is not None:
         progress.report("deploying to the endpoint")
         rollout.deploy_published(registry=registry, deployer=deployer, version=version)
     progress.report("moving aliases")
-    moved = tuple(
-        rollout.set_alias(
+    moved: list[Alias] = []
+    pending: list[PendingMove] = []
+    for name in targets:
+        outcome = rollout.set_alias(
             registry=registry,
             deployer=deployer,
             model=model,
             alias=name,
-            version=number,
+            version=version.version,
             actor=actor,
         )
-        for name in targets
+        if isinstance(outcome, PendingMove):
+            pending.append(outcome)
+        else:
+            moved.append(outcome)
+    return PublishResult(
+        version=version, created=created, aliases=tuple(moved), pending=tuple(pending)
     )
-    return PublishResult(version=version, created=True, aliases=moved)
+
+
+def _points_at(registry: Registry, model: str, alias: str, version: ModelVersion) -> bool:
+    """Whether ``alias`` already names ``version`` alone, or a move there is pending."""
+    try:
+        current = registry.get_alias(model=model, alias=alias)
+    except AliasNotFound:
+        current = None
+    if current is not None and current.version == version.version and not current.canary_version:
+        return True
+    return any(
+        m.alias == alias and m.version == version.version and m.canary_version is None
+        for m in registry.list_pending_moves(model=model)
+    )
 
 
 def _has_alias(registry: Registry, model: str, alias: str) -> bool:

@@ -28,6 +28,10 @@ class Deployer(Protocol):
         """Block until the model's endpoint is serving its latest configuration (SageMaker:
         then gives its variants their autoscaling)."""
 
+    def live_versions(self, *, model: str) -> frozenset[int] | None:
+        """The versions the model's endpoint serves now — not those an update in progress is
+        adding: the versions an alias may point at and be answered. None: every version."""
+
     def ensure_autoscaling(self, *, model: str) -> bool:
         """Give every variant of the model's endpoint its autoscaling if the endpoint is
         serving (True); one that is missing or changing is left for later (False).
@@ -45,6 +49,9 @@ class NoopDeployer:
         return "unchanged"
 
     def wait(self, *, model: str) -> None:
+        return None
+
+    def live_versions(self, *, model: str) -> frozenset[int] | None:
         return None
 
     def ensure_autoscaling(self, *, model: str) -> bool:

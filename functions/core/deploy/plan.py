@@ -7,6 +7,7 @@ still be one for the rollback to be instant. The endpoint therefore carries:
 - every version an alias or its canary points at,
 - every version an alias pointed at before its last move (its rollback target),
 - the newest active version, so a fresh publish can be tried pinned before promotion,
+- every version a pending alias move waits for (``rollout``),
 
 minus retired versions (they cannot serve). Weights matter only to callers that name no
 variant: they follow the ``default`` alias's canary split (other variants get 0); without a
@@ -82,7 +83,11 @@ def plan_endpoint(
         # The targets of a move are checked active by the caller; keep them even if the
         # registry read above raced their publication.
         active.update(target.versions)
-    wanted = {v for t in (*current.values(), *previous.values()) for v in t.versions}
+    pending = [
+        Target(m.version, m.canary_version, m.canary_weight)
+        for m in registry.list_pending_moves(model=model)
+    ]
+    wanted = {v for t in (*current.values(), *previous.values(), *pending) for v in t.versions}
     if active:
         wanted.add(max(active))
     serving = tuple(sorted(wanted & active))

@@ -1,28 +1,40 @@
 """Publish and alias moves through a deployer: the endpoint first, then the registry.
 
-The router sends each request to the variant of the version an alias names, so the order
-matters: a version becomes a variant of the endpoint before an alias may point at it. A move
-therefore (1) checks its targets can serve, (2) applies the endpoint plan for the state after
-the move (``plan.py``), then (3) records the move in the registry. If the endpoint refuses
-(it is mid-update), nothing moves. A rollback's target is still a variant (the plan keeps
-rollback targets), so its endpoint plan is unchanged and it takes effect at once.
+The router sends each request to the variant of the version an alias names, so an alias
+moves when its target can answer. A move (1) checks its targets can serve, (2) starts the
+endpoint change the state after the move needs (``plan.py``; an endpoint that is already
+changing defers it), then (3) records the move — at once if every target is live on the
+endpoint (or the alias is new: nothing answered for it before), else as a *pending move*
+(``Registry.put_pending_move``) that ``complete_pending_moves`` turns into the move once
+SageMaker serves the target: the endpoint-events function runs it when SageMaker reports the
+endpoint ``InService``, and every later move or publish of the model runs it too. Until
+then the alias keeps answering from its current target. A rollback's target is still a
+variant (the plan keeps rollback targets), so it takes effect at once.
+
+A publish either completes or can be resumed: re-publishing the same file finds the version
+registered and carries on with what is left (the endpoint, the alias).
 
 ``deployer=None`` (the local stack) goes straight to the registry.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
+from functions.core.clock import utc_now
 from functions.core.deploy.base import ENDPOINT_BUSY, Outcome
 from functions.core.deploy.plan import EndpointPlan, Target, plan_endpoint
-from functions.core.errors import Conflict
-from functions.core.registry.exceptions import VersionRetired
+from functions.core.errors import Conflict, NotFound
+from functions.core.registry.base import PendingMove
+from functions.core.registry.exceptions import AliasNotFound, VersionRetired
 from functions.core.registry.rules import check_alias_target
 
 if TYPE_CHECKING:
     from functions.core.deploy.base import Deployer
     from functions.core.registry.base import Alias, ModelVersion, Registry
+
+logger = logging.getLogger("modelway.deploy")
 
 
 def deploy_published(*, registry: Registry, deployer: Deployer, version: ModelVersion) -> Outcome:
@@ -33,12 +45,7 @@ def deploy_published(*, registry: Registry, deployer: Deployer, version: ModelVe
     publish: the version is registered and its Model exists, and the next move re-plans."""
     deployer.deploy_version(version=version)
     plan = plan_endpoint(registry=registry, model=version.model)
-    try:
-        return _apply(registry=registry, deployer=deployer, plan=plan)
-    except Conflict as exc:
-        if exc.code != ENDPOINT_BUSY:
-            raise
-        return "deferred"
+    return _apply_or_defer(registry=registry, deployer=deployer, plan=plan)
 
 
 def set_alias(
@@ -52,25 +59,105 @@ def set_alias(
     canary_version: int | None = None,
     canary_weight: int = 0,
     wait: bool = False,
-) -> Alias:
-    if deployer is not None:
-        check_alias_target(
-            alias=alias, version=version, canary_version=canary_version, canary_weight=canary_weight
+) -> Alias | PendingMove:
+    """The alias moved, or the move pending until its target is live (see the module)."""
+    if deployer is None:
+        return registry.set_alias(
+            model=model,
+            alias=alias,
+            version=version,
+            actor=actor,
+            canary_version=canary_version,
+            canary_weight=canary_weight,
         )
-        target = Target(version, canary_version, canary_weight)
-        _check_servable(registry=registry, model=model, target=target)
-        plan = plan_endpoint(registry=registry, model=model, move=(alias, target))
-        _apply(registry=registry, deployer=deployer, plan=plan)
-        if wait:
-            deployer.wait(model=model)
-    return registry.set_alias(
-        model=model,
-        alias=alias,
-        version=version,
-        actor=actor,
-        canary_version=canary_version,
-        canary_weight=canary_weight,
+    check_alias_target(
+        alias=alias, version=version, canary_version=canary_version, canary_weight=canary_weight
     )
+    target = Target(version, canary_version, canary_weight)
+    _check_servable(registry=registry, model=model, target=target)
+    complete_pending_moves(registry=registry, deployer=deployer, model=model, apply=False)
+    plan = plan_endpoint(registry=registry, model=model, move=(alias, target))
+    _apply_or_defer(registry=registry, deployer=deployer, plan=plan)
+    if wait:
+        deployer.wait(model=model)
+    live = deployer.live_versions(model=model)
+    if live is None or set(target.versions) <= live or not _exists(registry, model, alias):
+        record = registry.set_alias(
+            model=model,
+            alias=alias,
+            version=version,
+            actor=actor,
+            canary_version=canary_version,
+            canary_weight=canary_weight,
+        )
+        _forget_pending(registry=registry, model=model, alias=alias)
+        return record
+    return registry.put_pending_move(
+        move=PendingMove(
+            model=model,
+            alias=alias,
+            version=version,
+            canary_version=canary_version,
+            canary_weight=canary_weight,
+            actor=actor,
+            requested_at=utc_now(),
+        )
+    )
+
+
+def complete_pending_moves(
+    *, registry: Registry, deployer: Deployer, model: str, apply: bool = True
+) -> list[Alias]:
+    """Records each pending move of ``model`` whose target is now live on the endpoint;
+    returns the moves made. With ``apply``, a pending target the endpoint does not carry yet
+    (its change was deferred while the endpoint was busy) gets its endpoint change started.
+    Idempotent: repeating it (SageMaker sends several events per change) is harmless."""
+    moves = registry.list_pending_moves(model=model)
+    if not moves:
+        return []
+    live = deployer.live_versions(model=model)
+    done: list[Alias] = []
+    waiting = 0
+    for move in moves:
+        target = Target(move.version, move.canary_version, move.canary_weight)
+        if live is not None and not set(target.versions) <= live:
+            waiting += 1
+            continue
+        try:
+            record = registry.set_alias(
+                model=model,
+                alias=move.alias,
+                version=move.version,
+                actor=move.actor,
+                canary_version=move.canary_version,
+                canary_weight=move.canary_weight,
+            )
+        except (NotFound, VersionRetired):
+            # Its target went away meanwhile: the move cannot happen any more.
+            logger.warning("dropping the pending move of %s/%s", model, move.alias)
+        else:
+            done.append(record)
+        registry.delete_pending_move(model=model, alias=move.alias, requested_at=move.requested_at)
+    if apply and waiting:
+        _apply_or_defer(
+            registry=registry, deployer=deployer, plan=plan_endpoint(registry=registry, model=model)
+        )
+    return done
+
+
+def _exists(registry: Registry, model: str, alias: str) -> bool:
+    try:
+        registry.get_alias(model=model, alias=alias)
+    except AliasNotFound:
+        return False
+    return True
+
+
+def _forget_pending(*, registry: Registry, model: str, alias: str) -> None:
+    """A move recorded now supersedes an older pending move of the same alias."""
+    for move in registry.list_pending_moves(model=model):
+        if move.alias == alias:
+            registry.delete_pending_move(model=model, alias=alias, requested_at=move.requested_at)
 
 
 def rollback_alias(
@@ -102,6 +189,17 @@ def _check_servable(*, registry: Registry, model: str, target: Target) -> None:
     for number in target.versions:
         if registry.get_version(model=model, version=number).status != "active":
             raise VersionRetired(f"{model} version {number} is retired and cannot serve")
+
+
+def _apply_or_defer(*, registry: Registry, deployer: Deployer, plan: EndpointPlan) -> Outcome:
+    """``_apply``, or "deferred" while the endpoint is changing (a pending move, or the next
+    move, starts it later)."""
+    try:
+        return _apply(registry=registry, deployer=deployer, plan=plan)
+    except Conflict as exc:
+        if exc.code != ENDPOINT_BUSY:
+            raise
+        return "deferred"
 
 
 def _apply(*, registry: Registry, deployer: Deployer, plan: EndpointPlan) -> Outcome:

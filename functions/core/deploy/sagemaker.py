@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 MAX_NAME = 63
 # How long an admin is told to wait before retrying a move while the endpoint is changing.
 BUSY_RETRY_AFTER_SECONDS = 60
+# Endpoint statuses in which the fleet DescribeEndpoint lists answers requests.
+SERVING_STATUSES = frozenset({"InService", "Updating", "SystemUpdating", "RollingBack"})
 MODEL_VERSION_ENV = "MODELWAY_MODEL_VERSION"
 MODEL_NAME_ENV = "MODELWAY_MODEL_NAME"
 
@@ -260,6 +262,16 @@ class SageMakerDeployer:
             WaiterConfig={"Delay": 30, "MaxAttempts": attempts},
         )
         self.ensure_autoscaling(model=model)
+
+    def live_versions(self, *, model: str) -> frozenset[int] | None:
+        """The versions of the variants the endpoint serves now: while it is ``Updating``
+        (or rolling back) ``DescribeEndpoint`` lists the fleet still serving, not the one
+        being deployed; while it is ``Creating`` (or failed) nothing serves."""
+        current = self._describe_endpoint(self.endpoint_name(model=model))
+        if current is None or current.get("EndpointStatus") not in SERVING_STATUSES:
+            return frozenset()
+        names = (str(v.get("VariantName", "")) for v in current.get("ProductionVariants", []))
+        return frozenset(int(n[1:]) for n in names if n[:1] == "v" and n[1:].isdigit())
 
     def ensure_autoscaling(self, *, model: str) -> bool:
         """Gives every variant of the model's endpoint its autoscaling if the endpoint is

@@ -56,6 +56,22 @@ class AliasEvent:
 
 
 @dataclass(frozen=True)
+class PendingMove:
+    """An alias move waiting for its target to be live on the model's endpoint: recorded
+    when the endpoint update that carries the target is started, turned into the move (by
+    ``deploy.rollout.complete_pending_moves``) once SageMaker serves it. One per alias: a
+    newer request replaces it."""
+
+    model: str
+    alias: str
+    version: int
+    canary_version: int | None
+    canary_weight: int
+    actor: str
+    requested_at: str
+
+
+@dataclass(frozen=True)
 class ApiKey:
     key_id: str
     name: str
@@ -145,6 +161,16 @@ class Registry(Protocol):
 
     def alias_history(self, *, model: str, alias: str | None = None) -> list[AliasEvent]:
         """Oldest first."""
+
+    def put_pending_move(self, *, move: PendingMove) -> PendingMove:
+        """Record (or replace) the alias's pending move."""
+
+    def list_pending_moves(self, *, model: str) -> list[PendingMove]:
+        """Oldest request first."""
+
+    def delete_pending_move(self, *, model: str, alias: str, requested_at: str) -> bool:
+        """Forget the alias's pending move if it is still the one requested at
+        ``requested_at`` (a newer request stays). Returns whether it was deleted."""
 
     # Keys -----------------------------------------------------------------------------
     def create_key(self, *, key: ApiKey) -> ApiKey: ...

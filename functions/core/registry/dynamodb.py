@@ -14,6 +14,7 @@ Items
   sha256 lock             MODEL#{model}    SHA256#{sha256}        -
   alias                   MODEL#{model}    ALIAS#{alias}          -
   alias event             MODEL#{model}    EVENT#{n:010d}         -
+  pending alias move      MODEL#{model}    PENDING#{alias}        -
   key by id               KEY#{key_id}     KEY                    KEYS / {created}#{id}
   key-hash pointer        KEYHASH#{hash}   KEYHASH                -
   job                     JOB#{job_id}     JOB                    JOBS#{model} / {created}#{id}
@@ -82,7 +83,14 @@ from functions.core.aws_clients import LazyClient
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict
 from functions.core.naming import is_version_number
-from functions.core.registry.base import Alias, AliasEvent, ApiKey, Job, ModelVersion
+from functions.core.registry.base import (
+    Alias,
+    AliasEvent,
+    ApiKey,
+    Job,
+    ModelVersion,
+    PendingMove,
+)
 from functions.core.registry.exceptions import (
     AliasNotFound,
     DuplicateArtifact,
@@ -583,6 +591,52 @@ class DynamoDBRegistry:
     def alias_history(self, *, model: str, alias: str | None = None) -> list[AliasEvent]:
         events = [_event(i) for i in self._query_prefix(_model_pk(model), "EVENT#")]
         return [e for e in events if alias is None or e.alias == alias]
+
+    def put_pending_move(self, *, move: PendingMove) -> PendingMove:
+        item: Item = {
+            **_key(_model_pk(move.model), f"PENDING#{move.alias}"),
+            "type": _s("pending_move"),
+            "model": _s(move.model),
+            "alias": _s(move.alias),
+            "version": _n(move.version),
+            "canary_weight": _n(move.canary_weight),
+            "actor": _s(move.actor),
+            "requested_at": _s(move.requested_at),
+        }
+        _put_opt(item, "canary_version", move.canary_version)
+        self._ddb.put_item(TableName=self._table, Item=item)
+        return move
+
+    def list_pending_moves(self, *, model: str) -> list[PendingMove]:
+        moves = [
+            PendingMove(
+                model=_str(i, "model"),
+                alias=_str(i, "alias"),
+                version=_int(i, "version"),
+                canary_version=_opt_int(i, "canary_version"),
+                canary_weight=_int(i, "canary_weight"),
+                actor=_str(i, "actor"),
+                requested_at=_str(i, "requested_at"),
+            )
+            for i in self._query_prefix(_model_pk(model), "PENDING#")
+        ]
+        return sorted(moves, key=lambda m: (m.requested_at, m.alias))
+
+    def delete_pending_move(self, *, model: str, alias: str, requested_at: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._ddb.delete_item(
+                TableName=self._table,
+                Key=_key(_model_pk(model), f"PENDING#{alias}"),
+                ConditionExpression="requested_at = :at",
+                ExpressionAttributeValues={":at": _s(requested_at)},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # Keys -----------------------------------------------------------------------------
     def create_key(self, *, key: ApiKey) -> ApiKey:

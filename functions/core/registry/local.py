@@ -22,7 +22,14 @@ from typing import Any
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict
 from functions.core.naming import is_version_number
-from functions.core.registry.base import Alias, AliasEvent, ApiKey, Job, ModelVersion
+from functions.core.registry.base import (
+    Alias,
+    AliasEvent,
+    ApiKey,
+    Job,
+    ModelVersion,
+    PendingMove,
+)
 from functions.core.registry.exceptions import (
     AliasNotFound,
     DuplicateArtifact,
@@ -68,6 +75,16 @@ CREATE TABLE IF NOT EXISTS aliases (
     canary_weight INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
     updated_by TEXT NOT NULL,
+    PRIMARY KEY (model, alias)
+);
+CREATE TABLE IF NOT EXISTS pending_moves (
+    model TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    canary_version INTEGER,
+    canary_weight INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
     PRIMARY KEY (model, alias)
 );
 CREATE TABLE IF NOT EXISTS alias_events (
@@ -460,6 +477,39 @@ class SqliteRegistry:
         return [AliasEvent(**dict(r)) for r in rows]
 
     # Keys -----------------------------------------------------------------------------
+    def put_pending_move(self, *, move: PendingMove) -> PendingMove:
+        with self._write() as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO pending_moves (model, alias, version, canary_version, "
+                "canary_weight, actor, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    move.model,
+                    move.alias,
+                    move.version,
+                    move.canary_version,
+                    move.canary_weight,
+                    move.actor,
+                    move.requested_at,
+                ),
+            )
+        return move
+
+    def list_pending_moves(self, *, model: str) -> list[PendingMove]:
+        rows = self._all(
+            "SELECT model, alias, version, canary_version, canary_weight, actor, requested_at "
+            "FROM pending_moves WHERE model = ? ORDER BY requested_at, alias",
+            (model,),
+        )
+        return [PendingMove(**dict(row)) for row in rows]
+
+    def delete_pending_move(self, *, model: str, alias: str, requested_at: str) -> bool:
+        with self._write() as tx:
+            cursor = tx.execute(
+                "DELETE FROM pending_moves WHERE model = ? AND alias = ? AND requested_at = ?",
+                (model, alias, requested_at),
+            )
+        return cursor.rowcount > 0
+
     def create_key(self, *, key: ApiKey) -> ApiKey:
         with self._write() as tx:
             try:
