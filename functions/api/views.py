@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from functions.core.registry.base import Alias, AliasEvent, Job, ModelVersion
+from functions.core.registry.base import Alias, AliasEvent, Job, ModelVersion, PendingMove
 
 PLATFORM = "onnxruntime_onnx"
 
@@ -30,6 +30,11 @@ def version_view(version: ModelVersion, *, with_manifest: bool = False) -> dict[
 
 def alias_view(alias: Alias) -> dict[str, Any]:
     return asdict(alias)
+
+
+def pending_move_view(move: PendingMove) -> dict[str, Any]:
+    """An alias move waiting for its target to serve (``deploy.rollout``)."""
+    return {**asdict(move), "pending": True}
 
 
 def alias_event_view(event: AliasEvent) -> dict[str, Any]:

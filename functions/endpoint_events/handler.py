@@ -39,12 +39,15 @@ def reset_deployer() -> None:
 
 @logger.inject_lambda_context(correlation_id_path="id")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from functions.core.backends import current
     from functions.core.settings import get_settings
 
+    deployer = get_deployer()
     result = handle_event(
         event=event,
         prefix=get_settings().resolved_endpoint_prefix,
-        deployer=get_deployer(),
+        deployer=deployer,
+        registry=current().registry if deployer is not None else None,
     )
     logger.info("endpoint state change", extra=result)
     return result

@@ -9,7 +9,9 @@ are repeated here so that a stray event (another rule, ``modelway invoke``) chan
 
 The work is ``Deployer.ensure_autoscaling``: it describes the endpoint again (the event may
 be stale) and writes only the targets and policies that differ, so a duplicate or replayed
-event costs a few reads (SageMaker may send several events per change).
+event costs a few reads (SageMaker may send several events per change). Then the model's
+pending alias moves whose targets now serve are made (``rollout.complete_pending_moves``),
+and a target the endpoint still lacks gets its endpoint change started.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from functions.core.deploy.base import Deployer
+    from functions.core.registry.base import Registry
 
 SOURCE = "aws.sagemaker"
 DETAIL_TYPE = "SageMaker Endpoint State Change"
@@ -40,7 +43,11 @@ def model_for_endpoint(*, endpoint: str, prefix: str) -> str | None:
 
 
 def handle_event(
-    *, event: Mapping[str, Any], prefix: str, deployer: Deployer | None
+    *,
+    event: Mapping[str, Any],
+    prefix: str,
+    deployer: Deployer | None,
+    registry: Registry | None = None,
 ) -> dict[str, Any]:
     """Registers the autoscaling of the endpoint the event names, or says why not.
 
@@ -60,7 +67,13 @@ def handle_event(
     result["model"] = model
     if deployer is None:
         return {**result, "action": "ignored", "reason": "this environment deploys nothing"}
-    if deployer.ensure_autoscaling(model=model):
+    scaled = deployer.ensure_autoscaling(model=model)
+    if registry is not None:
+        from functions.core.deploy.rollout import complete_pending_moves
+
+        moved = complete_pending_moves(registry=registry, deployer=deployer, model=model)
+        result["moved"] = [f"{a.alias}->v{a.version}" for a in moved]
+    if scaled:
         return {**result, "action": "autoscaled"}
     return {
         **result,

@@ -5,8 +5,11 @@ is ``InService``, minutes after the ``UpdateEndpoint`` that added it; the router
 that long. SageMaker sends "SageMaker Endpoint State Change" to the default event bus on every
 status change; a rule passes this environment's endpoints (name prefix) going ``IN_SERVICE``
 to the function, which registers every variant's target and policy
-(``functions.endpoint_events``). The function may read endpoints and register autoscaling,
-and nothing else: no table, no bucket, no invocation, no deregistration.
+(``functions.endpoint_events``), and then makes the alias moves that were waiting for the
+update to finish (pending moves in the registry), starting the next endpoint change when a
+waiting target is not on the endpoint yet. So it may do what the router's deployments do —
+the registry table, SageMaker models, endpoint configurations and endpoints of this
+environment, their autoscaling — and nothing else: no bucket, no invocation, no keys.
 
 Delivery: EventBridge retries a failed delivery and then dead-letters it; Lambda retries a
 failed run and then sends it to the same queue. A message there means a variant may still
@@ -28,6 +31,7 @@ from constructs import Construct
 from infra.constructs.dead_letters import dead_letter_queue
 from infra.constructs.endpoints import Endpoints
 from infra.constructs.lambdas import ModelwayFunction
+from infra.constructs.storage import Storage
 
 # The event SageMaker sends ("Events that Amazon SageMaker AI sends to Amazon EventBridge").
 EVENT_SOURCE = "aws.sagemaker"
@@ -53,6 +57,7 @@ class EndpointEvents(Construct):
         code: lambda_.Code,
         environment: Mapping[str, str],
         endpoints: Endpoints,
+        storage: Storage,
         log_level: str,
         log_retention_days: int,
         removal_policy: cdk.RemovalPolicy,
@@ -91,8 +96,10 @@ class EndpointEvents(Construct):
             retry_attempts=RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,
         )
-        endpoints.grant_describe(self.function.role)
-        endpoints.grant_autoscaling(self.function.role, deregister=False)
+        # Pending alias moves live in the registry; completing one may start the endpoint
+        # change it waits for (the router's deployment rights, the same prefix).
+        storage.grant_table(self.function.role, write=True)
+        endpoints.grant_manage(self.function.role)
 
         self.rule = events.Rule(
             self,

@@ -190,16 +190,6 @@ class Endpoints(Construct):
         )
         self.grant_autoscaling(role, deregister=True)
 
-    def grant_describe(self, role: iam.IRole) -> None:
-        """Reading this environment's endpoints and their configurations, nothing more."""
-        allow(
-            role,
-            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
-            resources=[self.endpoint_config_arns, self.endpoint_arns],
-            wildcard_reason="Endpoints and their configurations are created per model at "
-            "publish time; the name prefix limits reading to this environment's modelway ones.",
-        )
-
     def grant_autoscaling(self, role: iam.IRole, *, deregister: bool) -> None:
         """Giving variants their autoscaling (``functions.core.deploy.autoscaling``): target
         tracking on invocations per instance; ``deregister`` also allows taking it off, which

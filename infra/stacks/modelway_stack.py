@@ -101,6 +101,7 @@ class ModelwayStack(cdk.Stack):
             code=code,
             environment=environment,
             endpoints=self.endpoints,
+            storage=self.storage,
             log_level=config.log_level,
             log_retention_days=config.log_retention_days,
             removal_policy=removal,

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import getpass
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,6 +152,8 @@ def _publish(args: argparse.Namespace) -> int:
         "sha256": version.sha256,
         "artifact_uri": version.artifact_uri,
         "aliases": {a.alias: a.version for a in result.aliases},
+        # Moves waiting for the version to serve on the endpoint (AWS): made when it does.
+        **({"pending": {m.alias: m.version for m in result.pending}} if result.pending else {}),
     }
     if not result.created:
         summary["note"] = (
@@ -198,6 +201,7 @@ def _alias_set(args: argparse.Namespace) -> int:
     if args.weight is not None and args.canary is None:
         raise _usage("--weight needs --canary VERSION")
     from functions.core.deploy import rollout
+    from functions.core.registry.base import PendingMove
 
     # On AWS the endpoint is updated first; the CLI can afford to wait until it is InService.
     alias = rollout.set_alias(
@@ -211,6 +215,13 @@ def _alias_set(args: argparse.Namespace) -> int:
         canary_version=args.canary,
         canary_weight=args.weight if args.weight is not None else 0,
     )
+    if isinstance(alias, PendingMove):
+        print_json({**dataclasses.asdict(alias), "pending": True})
+        print(
+            "the endpoint does not serve the target yet: the move is made when it does",
+            file=sys.stderr,
+        )
+        return 0
     print_json(_alias_dict(alias))
     return 0
 

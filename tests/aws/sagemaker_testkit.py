@@ -3,9 +3,13 @@
 
 moto keeps SageMaker models, endpoint configurations and endpoints, but has no
 ``UpdateEndpoint``: ``SageMaker`` captures that call's parameters (the deployment guardrails
-live there) and applies it to moto's endpoint as SageMaker would once the update finishes. It
-records every call of its client, and of any client it ``watch``es, on one timeline, so tests
-can check the order of SageMaker and Application Auto Scaling calls.
+live there) and plays it as SageMaker does: the endpoint is ``Updating`` — ``DescribeEndpoint``
+lists the fleet still serving, and the configuration being deployed under
+``PendingDeploymentSummary`` — until the test finishes the update (``finish_update``), which
+moves the new fleet in and the endpoint back to ``InService``. An ``UpdateEndpoint`` on an
+endpoint that is not ``InService`` is refused, as SageMaker refuses it. It records every call
+of its client, and of any client it ``watch``es, on one timeline, so tests can check the
+order of SageMaker and Application Auto Scaling calls.
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ class SageMaker:
         events.register("before-parameter-build.sagemaker.*", self._record)
         # A before-call handler that returns a response stands in for the HTTP call.
         events.register("before-call.sagemaker.UpdateEndpoint", self._update_endpoint)  # type: ignore[arg-type]
+        events.register("after-call.sagemaker.DescribeEndpoint", self._describe_pending)
+        # Endpoint name -> the configuration an update in progress is deploying.
+        self.updating: dict[str, str] = {}
+        # Set by a test whose code waits for the update (the CLI): the waiter's first
+        # DescribeEndpoint after UpdateEndpoint sees it finished.
+        self.finish_updates_when_waited = False
+        events.register("before-parameter-build.sagemaker.DescribeEndpoint", self._finish_if_waited)
 
     def watch(self, client: Any) -> Any:
         """Records ``client``'s calls on this timeline too; returns the client."""
@@ -53,20 +64,46 @@ class SageMaker:
         self.calls.append((model.name, dict(params)))
 
     def _update_endpoint(self, model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.sagemaker.models import sagemaker_backends
-
         params = self.last("UpdateEndpoint")
-        backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION]
-        endpoint = backend.endpoints[params["EndpointName"]]
-        config = backend.endpoint_configs[params["EndpointConfigName"]]
+        endpoint = _backend().endpoints[params["EndpointName"]]
+        if endpoint.endpoint_status != "InService":
+            error = {
+                "Code": "ValidationException",
+                "Message": f"Cannot update in-progress endpoint {endpoint.arn!r}.",
+            }
+            return AWSResponse("https://sagemaker", 400, HTTPHeaders(), None), {"Error": error}
+        _backend().endpoint_configs[params["EndpointConfigName"]]  # exists, or KeyError
+        endpoint.endpoint_status = "Updating"
+        self.updating[params["EndpointName"]] = params["EndpointConfigName"]
+        return AWSResponse("https://sagemaker", 200, HTTPHeaders(), None), {
+            "EndpointArn": endpoint.arn
+        }
+
+    def _finish_if_waited(self, params: dict[str, Any], **_: Any) -> None:
+        name = str(params.get("EndpointName"))
+        if self.finish_updates_when_waited and name in self.updating:
+            self.finish_update(name)
+
+    def _describe_pending(self, parsed: dict[str, Any], **_: Any) -> None:
+        pending = self.updating.get(str(parsed.get("EndpointName")))
+        if pending is not None:
+            parsed["PendingDeploymentSummary"] = {
+                "EndpointConfigName": pending,
+                "StartTime": parsed.get("LastModifiedTime"),
+            }
+
+    def finish_update(self, endpoint_name: str = ENDPOINT) -> None:
+        """SageMaker finishing the update in progress: the new fleet serves, ``InService``."""
+        endpoint = _backend().endpoints[endpoint_name]
+        config = _backend().endpoint_configs[self.updating.pop(endpoint_name)]
         endpoint.endpoint_config_name = config.endpoint_config_name
         endpoint.production_variants = endpoint._process_production_variants(
             config.production_variants
         )
-        return AWSResponse("https://sagemaker", 200, HTTPHeaders(), None), {
-            "EndpointArn": endpoint.arn
-        }
+        endpoint.endpoint_status = "InService"
+
+    def status(self, endpoint_name: str = ENDPOINT) -> str:
+        return str(_backend().endpoints[endpoint_name].endpoint_status)
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -75,10 +112,7 @@ class SageMaker:
         return next(params for op, params in reversed(self.calls) if op == name)
 
     def set_status(self, status: str) -> None:
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.sagemaker.models import sagemaker_backends
-
-        sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].endpoints[ENDPOINT].endpoint_status = status
+        _backend().endpoints[ENDPOINT].endpoint_status = status
 
     def variants(self) -> dict[str, tuple[str, float]]:
         """The endpoint's live variants: name -> (model name, weight)."""
@@ -91,6 +125,13 @@ class SageMaker:
             v["VariantName"]: (models[v["VariantName"]], float(v.get("CurrentWeight", 0.0)))
             for v in endpoint["ProductionVariants"]
         }
+
+
+def _backend() -> Any:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sagemaker.models import sagemaker_backends
+
+    return sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION]
 
 
 def make_deployer(sagemaker: SageMaker, **overrides: Any) -> Any:

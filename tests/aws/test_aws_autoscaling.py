@@ -88,6 +88,7 @@ def test_every_variant_gets_a_target_and_a_target_tracking_policy(
 ) -> None:
     publish(b"model one")
     publish(b"model two", alias=None)
+    sagemaker.finish_update()
     move(registry, make_deployer(sagemaker), 1, canary_version=2, canary_weight=10)
 
     assert set(sagemaker.variants()) == {"v1", "v2"}
@@ -112,10 +113,10 @@ def test_a_new_variant_is_registered_once_the_endpoint_is_in_service(
     publish(b"model two", alias=None)
     # The update that adds v2 has only started (as far as a Lambda can tell): no target yet.
     assert set(targets()) == {"v1"}
-    sagemaker.set_status("Updating")
+    assert sagemaker.status() == "Updating"
     assert deployer.ensure_autoscaling(model="digits") is False
     assert set(targets()) == {"v1"}
-    sagemaker.set_status("InService")
+    sagemaker.finish_update()
     deployer.wait(model="digits")  # what the CLI does after a move
     assert set(targets()) == {"v1", "v2"}
     assert set(policies()) == {"v1", "v2"}
@@ -127,6 +128,7 @@ def test_the_router_registers_new_variants_at_its_next_move(
     publish(b"model one")
     publish(b"model two", alias=None)
     assert set(targets()) == {"v1"}
+    sagemaker.finish_update()
     move(registry, make_deployer(sagemaker), 2)  # no wait, as in the router
     assert set(targets()) == {"v1", "v2"}
     assert set(policies()) == {"v1", "v2"}
@@ -138,12 +140,15 @@ def test_a_dropped_variant_is_deregistered_before_the_endpoint_update(
     deployer = make_deployer(sagemaker)
     publish(b"model one")
     publish(b"model two", alias=None)
+    sagemaker.finish_update()
     move(registry, deployer, 2)
     publish(b"model three", alias=None)
+    sagemaker.finish_update()
     assert set(targets()) == {"v1", "v2"}
 
     # default: 2 -> 3. v1 is neither a target, a rollback target nor the newest: dropped.
     move(registry, deployer, 3)
+    sagemaker.finish_update()
     assert set(sagemaker.variants()) == {"v2", "v3"}
     assert set(targets()) == {"v2", "v3"}
     assert set(policies()) == {"v2", "v3"}
@@ -163,6 +168,7 @@ def test_an_instance_type_change_deregisters_the_variant_until_the_update_is_don
 ) -> None:
     publish(b"model one")
     bigger = make_deployer(sagemaker, instance_type="ml.g4dn.2xlarge")
+    sagemaker.finish_updates_when_waited = True  # the CLI waits for the update to end
     move(registry, bigger, 1, alias="prod", wait=True)
 
     v1 = f"{VARIANT_IDS}v1"
@@ -187,6 +193,7 @@ def test_updates_keep_the_instance_count_the_autoscaler_reached(
         "ExcludeRetainedVariantProperties"
     ]
 
+    sagemaker.finish_update()
     publish(b"model three", alias=None, deployer=make_deployer(sagemaker, autoscaling=None))
     assert "RetainAllVariantProperties" not in sagemaker.last("UpdateEndpoint")
 

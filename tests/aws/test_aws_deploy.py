@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from functions.core.deploy import rollout
-from functions.core.errors import Conflict
+from functions.core.registry.base import PendingMove
 from functions.core.registry.exceptions import VersionRetired
 from functions.core.settings import Settings
 
@@ -57,6 +57,8 @@ def test_a_new_version_joins_the_endpoint_before_any_alias_moves(
     publish(b"model one")
     publish(b"model two", alias=None)
     assert registry.get_alias(model="digits", alias="default").version == 1
+    assert sagemaker.status() == "Updating"  # SageMaker's blue/green takes minutes
+    sagemaker.finish_update()
     # v2 is servable pinned, and takes none of the traffic that names no variant.
     assert sagemaker.variants() == {
         "v1": (f"{PREFIX}-digits-v1", 100.0),
@@ -73,6 +75,7 @@ def test_canary_split_and_rollback_reweight_without_a_new_fleet(
 ) -> None:
     publish(b"model one")
     publish(b"model two", alias=None)
+    sagemaker.finish_update()
     deployer = make_deployer(sagemaker)
     updates = sagemaker.names().count("UpdateEndpoint")
     reweights = sagemaker.names().count("UpdateEndpointWeightsAndCapacities")
@@ -154,24 +157,27 @@ def test_a_fleet_change_with_the_same_variants_uses_deployment_guardrails(
     assert config["ProductionVariants"][0]["InstanceType"] == "ml.g4dn.2xlarge"
 
 
-def test_an_endpoint_mid_update_refuses_the_move_and_nothing_moves(
+def test_an_endpoint_mid_update_defers_the_move_and_nothing_moves_yet(
     publish: Any, registry: Any, sagemaker: SageMaker
 ) -> None:
+    """A move while the endpoint is changing starts nothing on SageMaker (it would refuse)
+    and records no move: it is pending until its target serves (see
+    test_aws_publish_during_update.py for its completion)."""
     publish(b"model one")
     publish(b"model two", alias=None)
     publish(b"model three", alias=None)
     sagemaker.set_status("Updating")
-    with pytest.raises(Conflict) as caught:
-        rollout.set_alias(
-            registry=registry,
-            deployer=make_deployer(sagemaker, instance_count=2),
-            model="digits",
-            alias="default",
-            version=3,
-            actor="t",
-        )
-    assert caught.value.code == "endpoint_busy"
-    assert caught.value.retry_after
+    before = sagemaker.names().count("UpdateEndpoint")
+    outcome = rollout.set_alias(
+        registry=registry,
+        deployer=make_deployer(sagemaker, instance_count=2),
+        model="digits",
+        alias="default",
+        version=3,
+        actor="t",
+    )
+    assert isinstance(outcome, PendingMove)
+    assert sagemaker.names().count("UpdateEndpoint") == before
     assert registry.get_alias(model="digits", alias="default").version == 1
 
 
@@ -249,13 +255,13 @@ def test_a_first_publish_sets_default_while_the_endpoint_is_still_creating(
     assert registry.get_alias(model="digits", alias="default").version == 1
     # A move the creating endpoint does not already carry still has to wait.
     publish(b"model two", alias=None)
-    with pytest.raises(Conflict) as caught:
-        rollout.set_alias(
-            registry=registry,
-            deployer=make_deployer(sagemaker),
-            model="digits",
-            alias="default",
-            version=2,
-            actor="t",
-        )
-    assert caught.value.code == "endpoint_busy"
+    outcome = rollout.set_alias(
+        registry=registry,
+        deployer=make_deployer(sagemaker),
+        model="digits",
+        alias="default",
+        version=2,
+        actor="t",
+    )
+    assert isinstance(outcome, PendingMove)
+    assert registry.get_alias(model="digits", alias="default").version == 1

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from .conftest import TABLE
 from .sagemaker_testkit import AUTOSCALING, REGION, SageMaker, make_deployer
 
 EVENT_FILE = Path(__file__).resolve().parents[2] / "events" / "sagemaker-endpoint-in-service.json"
@@ -68,7 +69,7 @@ def set_status(status: str) -> None:
 
 
 @pytest.fixture
-def function(mocked: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def function(registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The handler module with dev's settings, as the stack sets them on the function."""
     from functions.core.settings import get_settings
     from functions.endpoint_events import handler as module
@@ -76,6 +77,7 @@ def function(mocked: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for name, value in {
         "MODELWAY_ENV": "dev",
         "MODELWAY_REGION": REGION,
+        "MODELWAY_TABLE_NAME": TABLE,  # the registry's pending alias moves
         "MODELWAY_MIN_INSTANCE_COUNT": str(AUTOSCALING["min_capacity"]),
         "MODELWAY_MAX_INSTANCE_COUNT": str(AUTOSCALING["max_capacity"]),
         "MODELWAY_TARGET_INVOCATIONS_PER_INSTANCE": "100",
@@ -95,6 +97,7 @@ def router_added_v2(publish: Any, sagemaker: SageMaker) -> None:
     deployer = make_deployer(sagemaker, prefix=PREFIX)
     publish(b"model one", deployer=deployer)
     publish(b"model two", alias=None, deployer=deployer)
+    sagemaker.finish_update(ENDPOINT)  # SageMaker done adding v2: its IN_SERVICE event
     config = sagemaker.client.describe_endpoint_config(
         EndpointConfigName=sagemaker.client.describe_endpoint(EndpointName=ENDPOINT)[
             "EndpointConfigName"

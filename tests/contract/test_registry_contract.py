@@ -396,6 +396,36 @@ def test_a_revoked_key_cannot_be_rotated_back_to_life(registry: Any) -> None:
     assert not registry.get_key(key_id="key_1").active
 
 
+def test_pending_alias_moves_replace_list_and_delete_conditionally(registry: Any) -> None:
+    from functions.core.registry.base import PendingMove
+
+    first = PendingMove(
+        model="digits",
+        alias="default",
+        version=2,
+        canary_version=None,
+        canary_weight=0,
+        actor="a",
+        requested_at="2025-01-01T00:00:00.000Z",
+    )
+    other = replace(first, alias="prod", version=3, canary_version=4, canary_weight=10)
+    registry.put_pending_move(move=first)
+    registry.put_pending_move(move=other)
+    assert registry.list_pending_moves(model="digits") == [first, other]
+    assert registry.list_pending_moves(model="iris") == []
+    # A newer request for the alias replaces the older; deleting the older is then a no-op.
+    newer = replace(first, version=3, requested_at="2025-01-02T00:00:00.000Z")
+    registry.put_pending_move(move=newer)
+    assert not registry.delete_pending_move(
+        model="digits", alias="default", requested_at=first.requested_at
+    )
+    assert registry.list_pending_moves(model="digits") == [other, newer]
+    assert registry.delete_pending_move(
+        model="digits", alias="default", requested_at=newer.requested_at
+    )
+    assert registry.list_pending_moves(model="digits") == [other]
+
+
 # Jobs -----------------------------------------------------------------------------------------
 def job(
     job_id: str,

@@ -22,7 +22,7 @@ from functions.core.publishing import (
     read_manifest,
     restamp_archive,
 )
-from functions.core.registry.exceptions import AliasNotFound, InvalidAliasTarget, ModelNotFound
+from functions.core.registry.exceptions import InvalidAliasTarget, ModelNotFound
 from functions.core.registry.local import SqliteRegistry
 from functions.core.settings import Settings
 
@@ -97,7 +97,7 @@ def test_publish_registers_v1_stamps_the_manifest_and_sets_default(
     assert check_artifact(path=stored).version == 1
 
 
-def test_republishing_the_same_file_is_a_no_op_naming_the_existing_version(
+def test_republishing_the_same_file_names_the_existing_version_and_moves_only_aliases(
     make_artifact: MakeArtifact,
     registry: SqliteRegistry,
     store: DirectoryArtifactStore,
@@ -115,11 +115,15 @@ def test_republishing_the_same_file_is_a_no_op_naming_the_existing_version(
 
     assert again.created is False
     assert again.version.version == first.version.version == 1
-    assert again.aliases == ()
+    # Nothing new is stored; the alias asked for is pointed at the version (a publish that
+    # failed before its alias moved is finished by publishing again).
+    assert [(a.alias, a.version) for a in again.aliases] == [("prod", 1)]
     assert [v.version for v in registry.list_versions(model="digits")] == [1]
-    with pytest.raises(AliasNotFound):
-        registry.get_alias(model="digits", alias="prod")
+    assert registry.get_alias(model="digits", alias="prod").version == 1
     assert stored_files(local_settings) == ["digits/1/model.tar.gz"]
+    # Once done, it is a no-op.
+    third = publish(make_artifact(payload=b"same"), registry, store, local_settings, alias="prod")
+    assert (third.created, third.aliases) == (False, ())
 
 
 def test_alias_rule(

@@ -98,14 +98,20 @@ def list_aliases(model: str, catalog: CatalogDep) -> dict[str, Any]:
 
 
 @router.put("/models/{model}/aliases/{alias}", responses=error_responses(404, 409, 422))
-def set_alias(model: str, alias: str, body: SetAlias, catalog: CatalogDep) -> dict[str, Any]:
-    return catalog.set_alias(
+def set_alias(
+    model: str, alias: str, body: SetAlias, catalog: CatalogDep, response: Response
+) -> dict[str, Any]:
+    """200 with the alias moved; 202 with the move pending until its target serves."""
+    view = catalog.set_alias(
         model=model,
         alias=alias,
         version=body.version,
         canary_version=body.canary_version,
         canary_weight=body.canary_weight,
     )
+    if view.get("pending"):
+        response.status_code = status.HTTP_202_ACCEPTED
+    return view
 
 
 @router.post("/models/{model}/aliases/{alias}/rollback", responses=error_responses(404, 409, 422))

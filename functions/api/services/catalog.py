@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from functions.api.services.lookup import LookupCache
-from functions.api.views import alias_event_view, alias_view, version_view
+from functions.api.views import alias_event_view, alias_view, pending_move_view, version_view
 from functions.core import keys, publishing
 from functions.core.artifacts.base import ArtifactStore
 from functions.core.deploy import rollout
 from functions.core.deploy.base import Deployer
 from functions.core.errors import InvalidArtifact, InvalidRequest
-from functions.core.registry.base import ApiKey, Registry
+from functions.core.registry.base import ApiKey, PendingMove, Registry
 from functions.core.settings import Settings
 
 # Admins register what they uploaded to the data area under this prefix, nothing else in it.
@@ -129,6 +129,7 @@ class CatalogService:
         self.lookups.clear()
         view = version_view(result.version, with_manifest=True)
         view["aliases"] = [alias_view(a) for a in result.aliases]
+        view["pending"] = [pending_move_view(m) for m in result.pending]
         return view, result.created
 
     def retire(self, *, model: str, version: int) -> dict[str, Any]:
@@ -158,6 +159,8 @@ class CatalogService:
             canary_weight=canary_weight,
         )
         self.lookups.clear()
+        if isinstance(record, PendingMove):
+            return pending_move_view(record)
         return alias_view(record)
 
     def rollback(self, *, model: str, alias: str) -> dict[str, Any]:
