@@ -122,11 +122,12 @@ class ModelwayStack(cdk.Stack):
             extra_alarms=[self.batch.dlq_alarm, self.endpoint_events.dlq_alarm],
             removal_policy=removal,
         )
-        # The router's admin routes publish and move aliases: they create the models' alarms.
-        router = self.api.router_function
-        self.monitoring.grant_model_alarms(router.role)
-        for name, value in self.monitoring.model_alarm_environment().items():
-            router.function.add_environment(name, value)
+        # The router's admin routes publish and move aliases, and the endpoint-events function
+        # continues the deployments of pending moves: both may create the models' alarms.
+        for deploying in (self.api.router_function, self.endpoint_events.function):
+            self.monitoring.grant_model_alarms(deploying.role)
+            for name, value in self.monitoring.model_alarm_environment().items():
+                deploying.function.add_environment(name, value)
         self._outputs()
 
     def function_environment(self, *, rollback_alarm_names: list[str]) -> dict[str, str]:
