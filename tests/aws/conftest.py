@@ -146,6 +146,7 @@ def publish(registry: Any, store: Any, sagemaker: Any, make_artifact: Any) -> An
     unless one is given)."""
     from functions.core import publishing
     from functions.core.settings import Settings
+    from tests.iam_proof.capture import acting_as
 
     from .sagemaker_testkit import PREFIX, make_deployer
 
@@ -153,6 +154,11 @@ def publish(registry: Any, store: Any, sagemaker: Any, make_artifact: Any) -> An
     default = make_deployer(sagemaker)
 
     def run(payload: bytes, *, alias: str | None = "default", deployer: Any = None) -> Any:
+        # As the router publishes (POST /v1/models/{m}/versions): its role is checked.
+        with acting_as("functions.api.handler.handler"):
+            return _publish(payload, alias=alias, deployer=deployer)
+
+    def _publish(payload: bytes, *, alias: str | None, deployer: Any) -> Any:
         return publishing.publish_artifact(
             path=make_artifact(payload=payload),
             registry=registry,
