@@ -123,6 +123,9 @@ class EnvironmentConfig:
     name: str
     removal_policy: Literal["destroy", "retain"]
     termination_protection: bool
+    # Aliases move only to versions an admin other than the publisher approved
+    # (functions.core.approval); MODELWAY_REQUIRE_APPROVAL on every function.
+    require_approval: bool
     log_retention_days: int
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     lambdas: LambdaConfig

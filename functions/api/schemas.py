@@ -47,6 +47,11 @@ class SetAlias(_Body):
     canary_weight: int = Field(default=0, ge=0, le=100)
 
 
+class Decide(_Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "parity and latency ok"}]})
+    reason: str = Field(default="", max_length=1000)
+
+
 ModelScope = Annotated[str, Field(pattern=MODEL_SCOPE_PATTERN)]
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from functions.core.registry.base import Alias, AliasEvent, Job, ModelVersion, PendingMove
+from functions.core.registry.base import (
+    Alias,
+    AliasEvent,
+    Decision,
+    Job,
+    ModelVersion,
+    PendingMove,
+)
 
 PLATFORM = "onnxruntime_onnx"
 
@@ -39,6 +46,10 @@ def pending_move_view(move: PendingMove) -> dict[str, Any]:
 
 def alias_event_view(event: AliasEvent) -> dict[str, Any]:
     return asdict(event)
+
+
+def decision_view(decision: Decision) -> dict[str, Any]:
+    return asdict(decision)
 
 
 def job_view(job: Job) -> dict[str, Any]:

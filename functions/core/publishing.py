@@ -118,6 +118,7 @@ def publish_artifact(
             alias=alias,
             actor=actor,
             created=False,
+            gated=settings.require_approval,
         )
 
     number = registry.next_version(model=model)
@@ -162,6 +163,7 @@ def publish_artifact(
         alias=alias,
         actor=actor,
         created=True,
+        gated=settings.require_approval,
     )
 
 
@@ -173,6 +175,7 @@ def _point_aliases(
     alias: str | None,
     actor: str,
     created: bool,
+    gated: bool = False,
 ) -> PublishResult:
     """Make ``version`` servable and point ``alias`` (and ``default`` for a first version)
     at it. For a version published before (``created=False``) only what is not done yet: a
@@ -183,6 +186,10 @@ def _point_aliases(
     targets = [alias] if alias is not None else []
     if DEFAULT_ALIAS not in targets and not _has_alias(registry, model, DEFAULT_ALIAS):
         targets.append(DEFAULT_ALIAS)
+    if gated:
+        # An approval-gated environment: a version nobody has approved yet serves only
+        # pinned; an alias follows once another admin approves it (``approval``).
+        targets = []
     if not created:
         if version.status != "active":
             return PublishResult(version=version, created=False)

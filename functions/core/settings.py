@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     env: str = Field(default="local", pattern=ENV_NAME_PATTERN)
     home: Path = Field(default_factory=lambda: Path.cwd() / ".modelway")
 
+    # Approval gate (cdk.json ``requireApproval``; prod): aliases move only to versions an
+    # admin other than their publisher approved (``functions.core.approval``).
+    require_approval: bool = False
+
     # Local backend.
     serving_url: str = "http://127.0.0.1:8080"
 

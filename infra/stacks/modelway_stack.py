@@ -154,6 +154,7 @@ class ModelwayStack(cdk.Stack):
             "MODELWAY_ROLLBACK_ALARM_NAMES": json.dumps(rollback_alarm_names),
             "MODELWAY_MAX_PAYLOAD_BYTES": str(SIX_MB),
             "MODELWAY_KEY_CACHE_TTL_SECONDS": str(self.config.api.key_cache_ttl_seconds),
+            "MODELWAY_REQUIRE_APPROVAL": "true" if self.config.require_approval else "false",
         }
 
     def _outputs(self) -> None:

@@ -1,5 +1,6 @@
 """Versions and aliases: ``modelway publish | versions | models | alias | rollback | history |
-retire``. Each talks to the registry and artifact store the settings choose (local or AWS)."""
+approve | reject | retire``.
+Each talks to the registry and artifact store the settings choose (local or AWS)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     history.add_argument("model")
     history.add_argument("--alias", default=None)
     history.set_defaults(func=_history)
+
+    for command, decision, summary in (
+        ("approve", "approved", "approve a version for alias moves (who and why are recorded)"),
+        ("reject", "rejected", "reject a version: aliases may not move to it where gated"),
+    ):
+        decide = subparsers.add_parser(
+            command,
+            help=summary,
+            description=(
+                f"{summary}. Where MODELWAY_REQUIRE_APPROVAL is on (prod), aliases move only to "
+                "approved versions and a version's publisher cannot approve it."
+            ),
+        )
+        decide.add_argument("model")
+        decide.add_argument("version", type=int)
+        decide.add_argument("--reason", default="")
+        decide.set_defaults(func=_decide, decision=decision)
 
     retire = subparsers.add_parser(
         "retire",
@@ -214,6 +232,7 @@ def _alias_set(args: argparse.Namespace) -> int:
         actor=current_actor(),
         canary_version=args.canary,
         canary_weight=args.weight if args.weight is not None else 0,
+        require_approval=_backends().settings.require_approval,
     )
     if isinstance(alias, PendingMove):
         print_json({**dataclasses.asdict(alias), "pending": True})
@@ -260,12 +279,44 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    events = _registry().alias_history(model=args.model, alias=args.alias)
+    registry = _registry()
+    events = registry.alias_history(model=args.model, alias=args.alias)
     rows = [
         [e.at, e.alias, e.action, _describe_target(e, "from"), _describe_target(e, "to"), e.actor]
         for e in events
     ]
+    # Approval decisions sit beside the moves, in time order; ISO timestamps sort as text.
+    rows += [
+        [
+            d.at,
+            "-",
+            d.decision,
+            "-",
+            f"v{d.version}" + (f" ({d.reason})" if d.reason else ""),
+            d.actor,
+        ]
+        for d in registry.list_decisions(model=args.model)
+    ]
+    rows.sort(key=lambda row: row[0])
     print_table(["AT", "ALIAS", "ACTION", "FROM", "TO", "BY"], rows)
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    from functions.core import approval
+    from model_build.cli import print_json
+
+    backends = _backends()
+    decision = approval.decide(
+        registry=backends.registry,
+        model=args.model,
+        version=args.version,
+        decision=args.decision,
+        actor=current_actor(),
+        reason=args.reason,
+        two_person=backends.settings.require_approval,
+    )
+    print_json(dataclasses.asdict(decision))
     return 0
 
 

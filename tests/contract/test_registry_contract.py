@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from functions.core.errors import Conflict, NotFound
-from functions.core.registry.base import ApiKey, Job, ModelVersion
+from functions.core.registry.base import ApiKey, Decision, Job, ModelVersion
 from functions.core.registry.exceptions import (
     AliasNotFound,
     DuplicateArtifact,
@@ -515,3 +515,49 @@ def test_a_conditional_job_update_lands_only_on_the_state_it_read(registry: Any)
     assert registry.get_job(job_id="j1") == forced
     with pytest.raises(JobNotFound):
         registry.update_job(job=job("nope"), expected_updated_at="2025-01-01T00:00:00.000Z")
+
+
+# Approval decisions -----------------------------------------------------------------------
+def test_decisions_are_recorded_per_version_oldest_first(registry: Any) -> None:
+    publish(registry, "digits", 2)
+    at = ["2026-01-01T00:00:01.000000Z", "2026-01-01T00:00:02.000000Z"]
+    registry.record_decision(
+        decision=Decision(
+            model="digits", version=2, decision="rejected", actor="ann", reason="slow", at=at[0]
+        )
+    )
+    registry.record_decision(
+        decision=Decision(
+            model="digits", version=2, decision="approved", actor="bob", reason="", at=at[1]
+        )
+    )
+    # Same instant, another version: both land (decisions never overwrite each other).
+    registry.record_decision(
+        decision=Decision(
+            model="digits", version=1, decision="approved", actor="bob", reason="ok", at=at[1]
+        )
+    )
+    mine = registry.list_decisions(model="digits", version=2)
+    assert [(d.decision, d.actor, d.reason, d.at) for d in mine] == [
+        ("rejected", "ann", "slow", at[0]),
+        ("approved", "bob", "", at[1]),
+    ]
+    assert len(registry.list_decisions(model="digits")) == 3
+    assert registry.list_decisions(model="other") == []
+
+
+def test_a_decision_needs_a_version(registry: Any) -> None:
+    publish(registry, "digits", 1)
+    with pytest.raises(VersionNotFound):
+        registry.record_decision(
+            decision=Decision(
+                model="digits", version=9, decision="approved", actor="a", reason="", at="t"
+            )
+        )
+    with pytest.raises(ModelNotFound):
+        registry.record_decision(
+            decision=Decision(
+                model="nope", version=1, decision="approved", actor="a", reason="", at="t"
+            )
+        )
+    assert registry.list_decisions(model="digits") == []

@@ -217,3 +217,45 @@ def test_publish_runs_the_real_onnx_verification(
         1,
         True,
     )
+
+
+@pytest.mark.usefixtures("modelway_home", "light_verify")
+def test_a_prod_like_home_needs_a_second_person_to_approve_before_an_alias_moves(
+    capsys: pytest.CaptureFixture[str], make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELWAY_REQUIRE_APPROVAL", "true")
+    # Publishing registers the version but moves no alias: nobody has approved it yet.
+    published = run_json(capsys, "publish", str(make_artifact()))
+    assert (published["version"], published["aliases"]) == (1, {})
+
+    code, _, err = run(capsys, "alias", "set", "digits", "default", "1")
+    assert code == 1
+    assert "not_approved" in err
+    assert "version 1 is pending" in err
+
+    code, _, err = run(capsys, "approve", "digits", "1")
+    assert code == 1
+    assert "self_approval" in err
+    assert "carol published digits version 1" in err
+
+    monkeypatch.setenv("MODELWAY_ACTOR", "dave")
+    decision = run_json(capsys, "approve", "digits", "1", "--reason", "parity ok")
+    assert (decision["decision"], decision["actor"], decision["reason"]) == (
+        "approved",
+        "dave",
+        "parity ok",
+    )
+    moved = run_json(capsys, "alias", "set", "digits", "default", "1")
+    assert (moved["version"], moved["updated_by"]) == (1, "dave")
+
+    code, out, _ = run(capsys, "history", "digits")
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert [r[1:] for r in rows] == [
+        ["-", "approved", "-", "v1", "(parity", "ok)", "dave"],
+        ["default", "set", "-", "v1", "dave"],
+    ]
+
+    run_json(capsys, "reject", "digits", "1", "--reason", "drift")
+    code, _, err = run(capsys, "alias", "set", "digits", "canary", "1")
+    assert code == 1
+    assert "version 1 is rejected" in err

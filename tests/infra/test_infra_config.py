@@ -38,6 +38,8 @@ def test_prod_is_retained_and_protected_and_dev_is_not() -> None:
     assert prod.termination_protection
     assert not dev.retain
     assert not dev.termination_protection
+    assert prod.require_approval
+    assert not dev.require_approval
     assert prod.sagemaker.max_instance_count > dev.sagemaker.max_instance_count
 
 

@@ -99,6 +99,9 @@ def test_functions_get_the_settings_they_read(each_env: Synthesized, role: str) 
     limit = 5 * 1024 * 1024 if role == "api" else 6 * 1024 * 1024
     assert variables["MODELWAY_MAX_PAYLOAD_BYTES"] == str(limit)
     assert variables["MODELWAY_KEY_CACHE_TTL_SECONDS"] == str(config.api.key_cache_ttl_seconds)
+    # Only prod gates alias moves on a second person's approval (cdk.json).
+    gated = {"prod": "true"}.get(each_env.name, "false")
+    assert variables["MODELWAY_REQUIRE_APPROVAL"] == gated
     assert variables["POWERTOOLS_SERVICE_NAME"] == f"modelway-{role}"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "modelway"
     assert variables["POWERTOOLS_LOG_LEVEL"] == config.log_level

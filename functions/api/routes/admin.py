@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from functions.api.deps import AdminDep, RegistryDep, StateDep, StoreDep
 from functions.api.openapi import KEYED, error_responses
-from functions.api.schemas import CreateKey, RegisterVersion, SetAlias, VersionPath
+from functions.api.schemas import CreateKey, Decide, RegisterVersion, SetAlias, VersionPath
 from functions.api.services.access import KeyService
 from functions.api.services.catalog import CatalogService
 from functions.core.registry.base import ApiKey
@@ -123,7 +123,29 @@ def rollback_alias(model: str, alias: str, catalog: CatalogDep) -> dict[str, Any
 def alias_history(
     model: str, catalog: CatalogDep, alias: Annotated[str | None, Query()] = None
 ) -> dict[str, Any]:
-    return {"model": model, "events": catalog.history(model=model, alias=alias)}
+    """The alias moves (``events``) and, beside them, the approval decisions on the model's
+    versions (``decisions``), each oldest first."""
+    events = catalog.history(model=model, alias=alias)
+    return {"model": model, "events": events, "decisions": catalog.decisions(model=model)}
+
+
+# Approval ---------------------------------------------------------------------------------
+@router.post("/models/{model}/versions/{version}/approve", responses=error_responses(404, 409, 422))
+def approve_version(
+    model: str, version: VersionPath, catalog: CatalogDep, body: Decide | None = None
+) -> dict[str, Any]:
+    """Record an approval. 409 ``self_approval`` where the environment needs two people and
+    the caller published the version."""
+    reason = body.reason if body is not None else ""
+    return catalog.decide(model=model, version=version, decision="approved", reason=reason)
+
+
+@router.post("/models/{model}/versions/{version}/reject", responses=error_responses(404, 422))
+def reject_version(
+    model: str, version: VersionPath, catalog: CatalogDep, body: Decide | None = None
+) -> dict[str, Any]:
+    reason = body.reason if body is not None else ""
+    return catalog.decide(model=model, version=version, decision="rejected", reason=reason)
 
 
 # Keys -------------------------------------------------------------------------------------

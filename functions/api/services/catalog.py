@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from functions.api.services.lookup import LookupCache
-from functions.api.views import alias_event_view, alias_view, pending_move_view, version_view
-from functions.core import keys, publishing
+from functions.api.views import (
+    alias_event_view,
+    alias_view,
+    decision_view,
+    pending_move_view,
+    version_view,
+)
+from functions.core import approval, keys, publishing
 from functions.core.artifacts.base import ArtifactStore
 from functions.core.deploy import rollout
 from functions.core.deploy.base import Deployer
@@ -85,6 +91,10 @@ class CatalogService:
         self.registry.list_versions(model=model)
         return [alias_event_view(e) for e in self.registry.alias_history(model=model, alias=alias)]
 
+    def decisions(self, *, model: str) -> list[dict[str, Any]]:
+        keys.authorize_model(self.caller, model)
+        return [decision_view(d) for d in self.registry.list_decisions(model=model)]
+
     # Writes ---------------------------------------------------------------------------
     def register(
         self, *, model: str, artifact_key: str, alias: str | None
@@ -132,6 +142,19 @@ class CatalogService:
         view["pending"] = [pending_move_view(m) for m in result.pending]
         return view, result.created
 
+    def decide(self, *, model: str, version: int, decision: str, reason: str) -> dict[str, Any]:
+        keys.authorize_model(self.caller, model)
+        record = approval.decide(
+            registry=self.registry,
+            model=model,
+            version=version,
+            decision=decision,
+            actor=self.actor,
+            reason=reason,
+            two_person=self.settings.require_approval,
+        )
+        return decision_view(record)
+
     def retire(self, *, model: str, version: int) -> dict[str, Any]:
         keys.authorize_model(self.caller, model)
         record = self.registry.retire_version(model=model, version=version, actor=self.actor)
@@ -157,6 +180,7 @@ class CatalogService:
             actor=self.actor,
             canary_version=canary_version,
             canary_weight=canary_weight,
+            require_approval=self.settings.require_approval,
         )
         self.lookups.clear()
         if isinstance(record, PendingMove):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from functions.core import approval
 from functions.core.clock import utc_now
 from functions.core.deploy.base import ENDPOINT_BUSY, Outcome
 from functions.core.deploy.plan import EndpointPlan, Target, plan_endpoint
@@ -59,8 +60,13 @@ def set_alias(
     canary_version: int | None = None,
     canary_weight: int = 0,
     wait: bool = False,
+    require_approval: bool = False,
 ) -> Alias | PendingMove:
-    """The alias moved, or the move pending until its target is live (see the module)."""
+    """The alias moved, or the move pending until its target is live (see the module).
+    ``require_approval`` (the environment's gate) refuses targets not approved
+    (``approval.NotApproved``, 409) before anything changes."""
+    if require_approval:
+        approval.check_move(registry=registry, model=model, versions=(version, canary_version))
     if deployer is None:
         return registry.set_alias(
             model=model,

@@ -56,6 +56,19 @@ class AliasEvent:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """An approval decision on a version: who approved or rejected it, when, and why. The
+    version's approval status is its latest decision ("pending" before any)."""
+
+    model: str
+    version: int
+    decision: str  # "approved" | "rejected"
+    actor: str
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
 class PendingMove:
     """An alias move waiting for its target to be live on the model's endpoint: recorded
     when the endpoint update that carries the target is started, turned into the move (by
@@ -160,6 +173,12 @@ class Registry(Protocol):
         Raises ``NothingToRollBack`` when there is no earlier target."""
 
     def alias_history(self, *, model: str, alias: str | None = None) -> list[AliasEvent]:
+        """Oldest first."""
+
+    def record_decision(self, *, decision: Decision) -> Decision:
+        """Append an approval decision. Raises ``VersionNotFound`` for an unknown version."""
+
+    def list_decisions(self, *, model: str, version: int | None = None) -> list[Decision]:
         """Oldest first."""
 
     def put_pending_move(self, *, move: PendingMove) -> PendingMove:

@@ -15,6 +15,7 @@ Items
   alias                   MODEL#{model}    ALIAS#{alias}          -
   alias event             MODEL#{model}    EVENT#{n:010d}         -
   pending alias move      MODEL#{model}    PENDING#{alias}        -
+  approval decision       MODEL#{model}    DECISION#{at}#{rand}   -
   key by id               KEY#{key_id}     KEY                    KEYS / {created}#{id}
   key-hash pointer        KEYHASH#{hash}   KEYHASH                -
   job                     JOB#{job_id}     JOB                    JOBS#{model} / {created}#{id}
@@ -76,6 +77,7 @@ import contextlib
 import json
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -87,6 +89,7 @@ from functions.core.registry.base import (
     Alias,
     AliasEvent,
     ApiKey,
+    Decision,
     Job,
     ModelVersion,
     PendingMove,
@@ -591,6 +594,40 @@ class DynamoDBRegistry:
     def alias_history(self, *, model: str, alias: str | None = None) -> list[AliasEvent]:
         events = [_event(i) for i in self._query_prefix(_model_pk(model), "EVENT#")]
         return [e for e in events if alias is None or e.alias == alias]
+
+    def record_decision(self, *, decision: Decision) -> Decision:
+        self.get_version(model=decision.model, version=decision.version)
+        # Sorted by time, then a random tail so two decisions in the same microsecond both land.
+        sk = f"DECISION#{decision.at}#{uuid.uuid4().hex[:8]}"
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={
+                **_key(_model_pk(decision.model), sk),
+                "type": _s("decision"),
+                "model": _s(decision.model),
+                "version": _n(decision.version),
+                "decision": _s(decision.decision),
+                "actor": _s(decision.actor),
+                "reason": _s(decision.reason),
+                "at": _s(decision.at),
+            },
+            ConditionExpression="attribute_not_exists(sk)",
+        )
+        return decision
+
+    def list_decisions(self, *, model: str, version: int | None = None) -> list[Decision]:
+        decisions = [
+            Decision(
+                model=_str(i, "model"),
+                version=_int(i, "version"),
+                decision=_str(i, "decision"),
+                actor=_str(i, "actor"),
+                reason=_str(i, "reason"),
+                at=_str(i, "at"),
+            )
+            for i in self._query_prefix(_model_pk(model), "DECISION#")
+        ]
+        return [d for d in decisions if version is None or d.version == version]
 
     def put_pending_move(self, *, move: PendingMove) -> PendingMove:
         item: Item = {

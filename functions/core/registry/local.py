@@ -26,6 +26,7 @@ from functions.core.registry.base import (
     Alias,
     AliasEvent,
     ApiKey,
+    Decision,
     Job,
     ModelVersion,
     PendingMove,
@@ -103,6 +104,15 @@ CREATE TABLE IF NOT EXISTS alias_events (
     at TEXT NOT NULL,
     UNIQUE (model, alias, seq)
 );
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -141,6 +151,7 @@ _VERSION_COLUMNS = (
     "endpoint_name, variant_name, status"
 )
 _ALIAS_COLUMNS = "model, alias, version, canary_version, canary_weight, updated_at, updated_by"
+_DECISION_COLUMNS = "model, version, decision, actor, reason, at"
 _EVENT_COLUMNS = (
     "model, alias, seq, action, from_version, from_canary_version, from_canary_weight, "
     "to_version, to_canary_version, to_canary_weight, actor, at"
@@ -475,6 +486,41 @@ class SqliteRegistry:
                 (model, alias),
             )
         return [AliasEvent(**dict(r)) for r in rows]
+
+    def record_decision(self, *, decision: Decision) -> Decision:
+        with self._write() as tx:
+            row = tx.execute(
+                "SELECT 1 FROM versions WHERE model = ? AND version = ?",
+                (decision.model, decision.version),
+            ).fetchone()
+            if row is None:
+                self._require_model(decision.model, tx)
+                raise VersionNotFound(f"model {decision.model!r} has no version {decision.version}")
+            tx.execute(
+                f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    decision.model,
+                    decision.version,
+                    decision.decision,
+                    decision.actor,
+                    decision.reason,
+                    decision.at,
+                ),
+            )
+        return decision
+
+    def list_decisions(self, *, model: str, version: int | None = None) -> list[Decision]:
+        if version is None:
+            rows = self._all(
+                f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE model = ? ORDER BY id", (model,)
+            )
+        else:
+            rows = self._all(
+                f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE model = ? AND version = ? "
+                "ORDER BY id",
+                (model, version),
+            )
+        return [Decision(**dict(r)) for r in rows]
 
     # Keys -----------------------------------------------------------------------------
     def put_pending_move(self, *, move: PendingMove) -> PendingMove:
