@@ -79,7 +79,18 @@ ERROR_EXAMPLES: dict[int, dict[str, dict[str, str]]] = {
         "version_in_use": {
             "error": "digits version 1 is in use by alias(es) default; move them first",
             "code": "version_in_use",
-        }
+        },
+        "not_approved": {
+            "error": "this environment moves aliases of digits only to approved versions: "
+            "version 2 is pending. An admin other than the publisher must run 'modelway "
+            "approve digits VERSION' (or POST /v1/models/digits/versions/VERSION/approve) first",
+            "code": "not_approved",
+        },
+        "self_approval": {
+            "error": "ops (k1) published digits version 2 and cannot also approve it; "
+            "another admin must approve it",
+            "code": "self_approval",
+        },
     },
     413: {
         "payload_too_large": {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 
 from functions.api.deps import AdminDep, RegistryDep, StateDep, StoreDep
 from functions.api.openapi import KEYED, error_responses
@@ -130,9 +130,16 @@ def alias_history(
 
 
 # Approval ---------------------------------------------------------------------------------
+# The body is optional: a decision without a reason is still a decision.
+DecideBody = Annotated[
+    Decide | None,
+    Body(openapi_examples={"with a reason": {"value": {"reason": "parity and latency ok"}}}),
+]
+
+
 @router.post("/models/{model}/versions/{version}/approve", responses=error_responses(404, 409, 422))
 def approve_version(
-    model: str, version: VersionPath, catalog: CatalogDep, body: Decide | None = None
+    model: str, version: VersionPath, catalog: CatalogDep, body: DecideBody = None
 ) -> dict[str, Any]:
     """Record an approval. 409 ``self_approval`` where the environment needs two people and
     the caller published the version."""
@@ -142,7 +149,7 @@ def approve_version(
 
 @router.post("/models/{model}/versions/{version}/reject", responses=error_responses(404, 422))
 def reject_version(
-    model: str, version: VersionPath, catalog: CatalogDep, body: Decide | None = None
+    model: str, version: VersionPath, catalog: CatalogDep, body: DecideBody = None
 ) -> dict[str, Any]:
     reason = body.reason if body is not None else ""
     return catalog.decide(model=model, version=version, decision="rejected", reason=reason)
