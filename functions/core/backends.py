@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from functions.core.artifacts.base import ArtifactStore
     from functions.core.deploy.base import Deployer
     from functions.core.keys import KeyGateway
+    from functions.core.mirror import Mirror
     from functions.core.registry.base import Registry
     from functions.core.runtime.base import RuntimeClient
     from functions.core.settings import Settings
@@ -84,6 +85,20 @@ def make_deployer(settings: Settings) -> Deployer | None:
     return SageMakerDeployer.from_settings(settings)
 
 
+def make_mirror(settings: Settings) -> Mirror:
+    """The SageMaker Model Registry on AWS (with a serving image to name); nothing locally."""
+    from functions.core.mirror import NoMirror, SageMakerMirror
+
+    if settings.is_local or not settings.sagemaker_deploy or not settings.serving_image_uri:
+        return NoMirror()
+    from functions.core.aws_clients import LazyClient
+
+    return SageMakerMirror(
+        sagemaker=LazyClient("sagemaker", region=settings.region),
+        prefix=settings.resolved_endpoint_prefix,
+    )
+
+
 _UNSET: Any = object()
 _BUILDERS = {
     "registry": make_registry,
@@ -91,6 +106,7 @@ _BUILDERS = {
     "runtime": make_runtime_client,
     "key_gateway": make_key_gateway,
     "deployer": make_deployer,
+    "mirror": make_mirror,
 }
 
 
@@ -171,6 +187,12 @@ class Backends:
         """SageMaker on AWS; None locally."""
         deployer: Deployer | None = self._get("deployer")
         return deployer
+
+    @property
+    def mirror(self) -> Mirror:
+        """The SageMaker Model Registry mirror on AWS; a no-op locally."""
+        mirror: Mirror = self._get("mirror")
+        return mirror
 
 
 _current: Backends | None = None

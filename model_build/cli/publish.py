@@ -163,6 +163,11 @@ def _publish(args: argparse.Namespace) -> int:
         deployer=backends.deployer,
     )
     version = result.version
+    if backends.settings.serving_image_uri:
+        # Visible in SageMaker Studio's Model Registry (AWS; a no-op locally).
+        backends.mirror.version_published(
+            version=version, image_uri=backends.settings.serving_image_uri
+        )
     summary: dict[str, Any] = {
         "model": version.model,
         "version": version.version,
@@ -316,6 +321,8 @@ def _decide(args: argparse.Namespace) -> int:
         reason=args.reason,
         two_person=backends.settings.require_approval,
     )
+    # The SageMaker Model Registry shows it too (AWS; nothing to do locally).
+    backends.mirror.decision_made(decision=decision)
     print_json(dataclasses.asdict(decision))
     return 0
 

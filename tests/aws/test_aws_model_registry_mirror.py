@@ -118,3 +118,14 @@ def test_an_approval_made_in_studio_comes_back_as_a_decision(tmp_path: Path) -> 
 def test_locally_there_is_nothing_to_mirror() -> None:
     mirror = NoMirror()
     assert mirror.version_published(version=version(1), image_uri=IMAGE) is None
+
+
+def test_backends_mirror_on_aws_and_not_locally(tmp_path: Path) -> None:
+    from functions.core.backends import Backends
+    from functions.core.settings import Settings
+
+    aws = Backends(settings=Settings(env="prod", region="us-east-1", serving_image_uri=IMAGE))
+    assert isinstance(aws.mirror, SageMakerMirror)
+    assert aws.mirror.group_name("digits") == "modelway-prod-digits"
+    local = Backends(settings=Settings(env="local", home=tmp_path))
+    assert isinstance(local.mirror, NoMirror)
