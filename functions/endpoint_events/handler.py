@@ -1,4 +1,5 @@
-"""Lambda entry point for EventBridge "SageMaker Endpoint State Change" events.
+"""Lambda entry point for EventBridge "SageMaker Endpoint State Change" events, and for
+"SageMaker Model Package State Change" (``functions.core.mirror.apply_state_change``).
 
 Thin on purpose: logging context, the deployer (built once per container, lazily, from the
 settings the stack sets), then ``in_service.handle_event``. A failure (SageMaker or
@@ -21,6 +22,37 @@ if TYPE_CHECKING:
 
 logger = Logger(service="modelway-endpoint-events")
 
+# An approval set in the SageMaker Model Registry (Studio) comes back as a modelway decision.
+MODEL_PACKAGE_DETAIL_TYPE = "SageMaker Model Package State Change"
+
+
+def _model_package_change(event: dict[str, Any]) -> dict[str, Any]:
+    from functions.core.backends import current
+    from functions.core.clock import utc_now
+    from functions.core.mirror import apply_state_change
+    from functions.core.settings import get_settings
+
+    if event.get("source") != "aws.sagemaker":
+        return {"action": "ignored", "reason": "not from SageMaker"}
+    decision = apply_state_change(
+        event=event,
+        registry=current().registry,
+        prefix=get_settings().resolved_endpoint_prefix,
+        at=utc_now(),
+    )
+    result: dict[str, Any]
+    if decision is None:
+        result = {"action": "ignored", "reason": "not a new decision on a modelway version"}
+    else:
+        result = {
+            "action": "recorded",
+            "model": decision.model,
+            "version": decision.version,
+            "decision": decision.decision,
+        }
+    logger.info("model package state change", extra=result)
+    return result
+
 
 def get_deployer() -> Deployer | None:
     """The process's deployer (``functions.core.backends.current``): built on the first
@@ -42,6 +74,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from functions.core.backends import current
     from functions.core.settings import get_settings
 
+    if event.get("detail-type") == MODEL_PACKAGE_DETAIL_TYPE:
+        return _model_package_change(event)
     deployer = get_deployer()
     result = handle_event(
         event=event,

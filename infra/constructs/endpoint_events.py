@@ -116,6 +116,27 @@ class EndpointEvents(Construct):
                 },
             ),
         )
+        # An approval made in the SageMaker Model Registry (Studio) for one of this
+        # environment's package groups: recorded as a modelway decision.
+        self.approval_rule = events.Rule(
+            self,
+            "ModelPackageRule",
+            rule_name=f"{endpoint_prefix}-model-package-state",
+            description=f"A {endpoint_prefix}- model package's approval status changed",
+            event_pattern=events.EventPattern(
+                source=[EVENT_SOURCE],
+                detail_type=["SageMaker Model Package State Change"],
+                detail={"ModelPackageGroupName": events.Match.prefix(f"{endpoint_prefix}-")},
+            ),
+        )
+        self.approval_rule.add_target(
+            targets.LambdaFunction(
+                fn,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=RETRY_ATTEMPTS,
+                max_event_age=MAX_EVENT_AGE,
+            )
+        )
         self.rule.add_target(
             targets.LambdaFunction(
                 fn,

@@ -206,3 +206,40 @@ def test_modelway_invoke_runs_the_function_on_the_event_file(
     printed = json.loads(capsys.readouterr().out)
     assert (printed["action"], printed["model"]) == ("autoscaled", "digits")
     assert set(targets()) == {"v1", "v2"}
+
+
+def test_an_approval_made_in_the_model_registry_is_recorded_as_a_decision(
+    registry: Any, function: Any
+) -> None:
+    import dataclasses
+    import json as jsonlib
+    from pathlib import Path
+
+    from functions.core.clock import utc_now
+    from functions.core.registry.base import ModelVersion
+
+    registry.register_version(
+        version=ModelVersion(
+            model="digits",
+            version=1,
+            sha256=f"{1:064x}",
+            artifact_uri="s3://b/artifacts/digits/1/model.tar.gz",
+            manifest={},
+            created_at=utc_now(),
+            created_by="alice",
+            endpoint_name=ENDPOINT,
+            variant_name="v1",
+        )
+    )
+    event = jsonlib.loads(
+        (Path(__file__).parents[2] / "events" / "sagemaker-model-package-approved.json").read_text()
+    )
+    # The sample names prod's group; this function is dev's.
+    event["detail"]["ModelPackageGroupName"] = f"{PREFIX}-digits"
+    result = function.handler(event, Context())
+    assert result == {"action": "recorded", "model": "digits", "version": 1, "decision": "approved"}
+    (decision,) = registry.list_decisions(model="digits")
+    assert dataclasses.astuple(decision)[:4] == ("digits", 1, "approved", "reviewer (SageMaker)")
+    # Delivered twice (EventBridge is at-least-once): still one decision.
+    assert function.handler(event, Context())["action"] == "ignored"
+    assert len(registry.list_decisions(model="digits")) == 1

@@ -104,15 +104,18 @@ def test_only_the_rule_may_dead_letter_into_the_encrypted_queue(each_env: Synthe
         for r in each_env.of_type("AWS::SQS::QueuePolicy").values()
         if r["Properties"]["Queues"] == [{"Ref": dlq}]
     ]
-    deny, allow = policy["Statement"]
+    deny, *allows = policy["Statement"]
     assert (deny["Effect"], deny["Condition"]) == (
         "Deny",
         {"Bool": {"aws:SecureTransport": "false"}},
     )
-    rule = each_env.logical_id(stack.endpoint_events.rule)
-    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
-    assert allow["Action"] == "sqs:SendMessage"
-    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}}
+    # The in-service rule and the model-package (approval) rule, each for itself.
+    rules = [stack.endpoint_events.rule, stack.endpoint_events.approval_rule]
+    for allow in allows:
+        assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+        assert allow["Action"] == "sqs:SendMessage"
+    sources = sorted(a["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::GetAtt"][0] for a in allows)
+    assert sources == sorted(each_env.logical_id(rule) for rule in rules)
 
 
 def test_a_dead_letter_raises_an_alarm_on_the_alarm_topic(each_env: Synthesized) -> None:
@@ -146,3 +149,23 @@ def test_the_function_is_told_the_environment_it_serves(each_env: Synthesized) -
     assert variables["MODELWAY_SCALE_OUT_COOLDOWN_SECONDS"] == str(
         config.scale_out_cooldown_seconds
     )
+
+
+def test_model_registry_approvals_of_this_environment_reach_the_function(
+    synthesized: dict[str, Synthesized],
+) -> None:
+    """events/sagemaker-model-package-approved.json (prod's digits group, approved in Studio)
+    passes prod's model-package rule only, and that rule targets the endpoint-events function."""
+    event = json.loads((REPO_ROOT / "events" / "sagemaker-model-package-approved.json").read_text())
+    prod, dev = synthesized["prod"], synthesized["dev"]
+
+    def rule(synth: Synthesized) -> dict[str, Any]:
+        logical = synth.logical_id(synth.stack.endpoint_events.approval_rule)
+        return dict(synth.resources[logical]["Properties"])
+
+    assert rule(prod)["Name"] == "modelway-prod-model-package-state"
+    assert _matches(rule(prod)["EventPattern"], event)
+    assert not _matches(rule(dev)["EventPattern"], event)
+    (target,) = rule(prod)["Targets"]
+    function = prod.logical_id(prod.stack.endpoint_events.function.function)
+    assert target["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
