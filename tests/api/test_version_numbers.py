@@ -20,6 +20,8 @@ VERSION_ROUTES = [
     ("POST", "/v2/models/{model}/versions/{version}/infer"),
     ("GET", "/v1/models/{model}/versions/{version}"),
     ("DELETE", "/v1/models/{model}/versions/{version}"),
+    ("POST", "/v1/models/{model}/versions/{version}/approve"),
+    ("POST", "/v1/models/{model}/versions/{version}/reject"),
 ]
 NEVER = ["0", "-1", "37758839676792876302336", "99999999999999999999", str(2**63)]
 UNKNOWN = ["9", str(2**63 - 1)]
@@ -37,7 +39,7 @@ def test_the_list_above_is_every_route_that_takes_a_version(app: FastAPI) -> Non
 
 def call(client: TestClient, key: str, method: str, template: str, version: str) -> Any:
     path = template.format(model=MODEL, version=version)
-    body = digit_request() if method == "POST" else None
+    body = digit_request() if template.endswith("/infer") else {} if method == "POST" else None
     return client.request(method, path, headers={"x-api-key": key}, json=body)
 
 
