@@ -283,6 +283,7 @@ def assemble(
 
     from model_build.latency import measure_latency
     from model_build.parity import describe_failure
+    from model_build.reference import reference_statistics
     from model_build.signature import signature_from_onnx
     from model_build.verify import verify_artifact
 
@@ -290,10 +291,13 @@ def assemble(
     if not parity.passed:
         raise ParityFailed(describe_failure(parity))
     progress.report("measuring latency")
+    signature = signature if signature is not None else signature_from_onnx(onnx_path)
+    # The drift baseline of live traffic (``modelway compare``): the build samples' deciles.
+    reference = reference_statistics(signature=signature, feeds=feeds)
     manifest = Manifest(
         name=name,
         sha256=sha256_file(onnx_path),
-        signature=signature if signature is not None else signature_from_onnx(onnx_path),
+        signature=signature,
         frameworks={**frameworks, "onnxruntime": onnxruntime.__version__},
         parity=parity,
         metrics=dict(metrics or {}),
@@ -301,7 +305,7 @@ def assemble(
         labels=list(labels) if labels is not None else None,
         description=description,
         created_at=utc_now(),
-        **{"source": dict(source), **dict(extra_manifest or {})},
+        **{"source": dict(source), "reference": reference, **dict(extra_manifest or {})},
     )
     progress.report("writing model.tar.gz")
     artifact = write_artifact(

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from functions.api.callers import KeyCache, LastUsed, resolve_caller
-from functions.api.services.lookup import LookupCache
+from functions.api.services.lookup import CachedRegistryReads, LookupCache
 from functions.core import backends, keys, snapstart
 from functions.core.artifacts.base import ArtifactStore
 from functions.core.deploy.base import Deployer
@@ -26,6 +27,9 @@ from functions.core.errors import PayloadTooLarge
 from functions.core.registry.base import ApiKey, Registry
 from functions.core.runtime.base import RuntimeClient
 from functions.core.settings import Settings
+
+if TYPE_CHECKING:
+    from functions.api.services.tap import Tap
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -48,6 +52,8 @@ class RouterState:
         self.blocking_inline = False
 
         self.backends = backends.Backends.from_settings(settings)
+        self._tap: Tap | None = None
+        self._tap_lock = threading.Lock()
 
     # The one wiring point (``functions.core.backends``); each part is built on first use.
     @property
@@ -79,6 +85,37 @@ class RouterState:
     def deployer(self) -> Deployer | None:
         """On AWS, SageMaker models and endpoints follow publishes and alias moves."""
         return self.backends.deployer
+
+    @property
+    def tap(self) -> Tap:
+        """Capture and shadow traffic after an answer (``functions.api.services.tap``); its
+        threads start with the first sampled request."""
+        if self._tap is None:
+            with self._tap_lock:
+                if self._tap is None:
+                    self._tap = self._build_tap()
+        return self._tap
+
+    def _build_tap(self) -> Tap:
+        from functions.api.services.inference import InferenceService
+        from functions.api.services.tap import Tap
+        from functions.core.capture.writer import CaptureWriter
+
+        def sink(key: str, body: bytes) -> None:
+            self.store.put_object(key=key, body=body)
+
+        def service() -> InferenceService:
+            reads = CachedRegistryReads(
+                registry=self.registry, cache=self.lookups, now=self.clock()
+            )
+            return InferenceService(reads=reads, runtime=self.runtime, rng=self.rng)
+
+        return Tap(
+            writer=CaptureWriter(sink=sink),
+            service=service,
+            rng=self.rng,
+            shadow_timeout_seconds=self.settings.request_timeout_seconds,
+        )
 
     def prepare(self) -> None:
         """Build what the data plane uses now (the init phase), so that no event pays for it.

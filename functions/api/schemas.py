@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from functions.api.openapi import INFER_REQUEST_EXAMPLE
 from functions.core.naming import (
@@ -40,11 +40,37 @@ class RegisterVersion(_Body):
 
 class SetAlias(_Body):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"version": 1, "canary_version": 2, "canary_weight": 10}]}
+        json_schema_extra={
+            "examples": [
+                {"version": 1, "canary_version": 2, "canary_weight": 10},
+                {"shadow_version": 2, "shadow_percent": 100, "capture_percent": 100},
+            ]
+        }
     )
-    version: VersionNumber
+    # Without a version the alias stays where it is and only the shadow/capture settings
+    # given change (each one left out keeps its value).
+    version: VersionNumber | None = None
     canary_version: VersionNumber | None = None
     canary_weight: int = Field(default=0, ge=0, le=100)
+    # Shadow traffic: this percent of requests also goes to shadow_version after the caller's
+    # answer (null: no shadow); capture_percent of requests are written to captures/.
+    shadow_version: VersionNumber | None = None
+    shadow_percent: int | None = Field(default=None, ge=0, le=100)
+    capture_percent: int | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _moves_or_sets_traffic(self) -> SetAlias:
+        if self.version is None and not self.traffic_fields():
+            raise ValueError(
+                "give a version to move the alias, or shadow_version / shadow_percent / "
+                "capture_percent to change its traffic settings"
+            )
+        if self.version is None and self.model_fields_set & {"canary_version", "canary_weight"}:
+            raise ValueError("a canary needs the alias's version")
+        return self
+
+    def traffic_fields(self) -> set[str]:
+        return self.model_fields_set & {"shadow_version", "shadow_percent", "capture_percent"}
 
 
 class Decide(_Body):

@@ -7,7 +7,7 @@ with the codec itself.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -114,6 +114,15 @@ class ParityReport(BaseModel):
     outputs: dict[str, float] = Field(default_factory=dict)
 
 
+class CapturePolicy(BaseModel):
+    """Inputs request capture must not keep as they came (personal data, secrets)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sensitive: list[str] = Field(min_length=1)
+    mode: Literal["hash", "drop"] = "hash"
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -138,6 +147,12 @@ class Manifest(BaseModel):
     processing: dict[str, Any] | None = None
     # A compressed artifact (INT8, FP16): method, sizes, latency and cosine against FP32.
     quantization: dict[str, Any] | None = None
+    # Build-time statistics of the inputs (per feature: decile edges and bin fractions), the
+    # baseline of the drift report (``functions.core.capture.drift``).
+    reference: dict[str, Any] | None = None
+    # What request capture may keep of the inputs: ``{"sensitive": [input names] | ["*"],
+    # "mode": "hash" | "drop"}`` (``functions.core.capture.records.redact_inputs``).
+    capture: CapturePolicy | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude_none=False)
@@ -148,4 +163,4 @@ class Manifest(BaseModel):
         return data
 
 
-_OPTIONAL_SECTIONS = ("graph_signature", "processing", "quantization")
+_OPTIONAL_SECTIONS = ("graph_signature", "processing", "quantization", "reference", "capture")

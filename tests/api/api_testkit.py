@@ -124,8 +124,10 @@ def add_version(
     model: str = MODEL,
     signature: Signature = DIGITS_SIGNATURE,
     alias: str | None = "default",
+    manifest_extra: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Register a version directly (as ``modelway publish`` would), optionally aliased."""
+    """Register a version directly (as ``modelway publish`` would), optionally aliased;
+    ``manifest_extra`` adds manifest fields (labels, a capture policy, ...)."""
     number = registry.next_version(model=model)
     sha = f"{number:064x}"
     manifest = Manifest(
@@ -136,6 +138,7 @@ def add_version(
         parity=ParityReport(
             samples=8, max_abs_diff=0.0, argmax_agreement=1.0, tolerance=1e-4, passed=True
         ),
+        **(manifest_extra or {}),
     )
     version = registry.register_version(
         version=ModelVersion(

@@ -100,8 +100,13 @@ def test_request_schemas_carry_the_constraints_the_code_enforces(app: FastAPI) -
     assert key["tenant"]["anyOf"][0]["pattern"] == naming.TENANT_NAME_PATTERN
     assert schemas["CreateKey"]["additionalProperties"] is False
     alias = schemas["SetAlias"]["properties"]
-    assert (alias["version"]["minimum"], alias["version"]["maximum"]) == (1, 2**63 - 1)
+    # Optional since a body may change only the shadow/capture settings.
+    number = alias["version"]["anyOf"][0]
+    assert (number["minimum"], number["maximum"]) == (1, 2**63 - 1)
     assert (alias["canary_weight"]["minimum"], alias["canary_weight"]["maximum"]) == (0, 100)
+    assert alias["shadow_version"]["anyOf"][0]["minimum"] == 1
+    for rate in ("shadow_percent", "capture_percent"):
+        assert (alias[rate]["anyOf"][0]["minimum"], alias[rate]["anyOf"][0]["maximum"]) == (0, 100)
     register = schemas["RegisterVersion"]["properties"]
     assert register["alias"]["anyOf"][0]["pattern"] == naming.ALIAS_NAME_PATTERN
     assert register["artifact_key"]["pattern"] == "^uploads/"

@@ -73,7 +73,7 @@ def test_a_version_that_does_not_exist_is_404(
     assert (response.status_code, response.json()["code"]) == (404, "version_not_found")
 
 
-@pytest.mark.parametrize("field", ["version", "canary_version"])
+@pytest.mark.parametrize("field", ["version", "canary_version", "shadow_version"])
 @pytest.mark.parametrize("number", [0, 2**63, 37758839676792876302336])
 def test_an_alias_cannot_point_at_an_impossible_number(
     client: TestClient, admin_key: str, digits_v1: ModelVersion, field: str, number: int

@@ -295,6 +295,92 @@ def test_rollback_will_not_revive_a_retired_version(registry: Any) -> None:
     assert registry.get_alias(model="digits", alias="default").version == 2
 
 
+# Shadow traffic and capture ------------------------------------------------------------------
+def test_shadow_and_capture_settings_are_recorded_like_a_move(registry: Any) -> None:
+    publish(registry, "digits", 2)
+    registry.set_alias(model="digits", alias="default", version=1, actor="ann")
+
+    set_ = registry.set_alias_traffic(
+        model="digits",
+        alias="default",
+        actor="ben",
+        shadow_version=2,
+        shadow_percent=50,
+        capture_percent=10,
+    )
+    assert (set_.version, set_.shadow_version, set_.shadow_percent, set_.capture_percent) == (
+        1,
+        2,
+        50,
+        10,
+    )
+    assert registry.get_alias(model="digits", alias="default") == set_
+    last = registry.alias_history(model="digits", alias="default")[-1]
+    assert (last.action, last.actor, last.from_version, last.to_version) == ("traffic", "ben", 1, 1)
+    assert (last.from_shadow_version, last.to_shadow_version) == (None, 2)
+    assert (last.to_shadow_percent, last.to_capture_percent) == (50, 10)
+
+    # A move keeps the settings; a rollback skips traffic events and returns to the last target.
+    registry.set_alias(model="digits", alias="default", version=2, actor="ann")
+    moved = registry.get_alias(model="digits", alias="default")
+    assert (moved.version, moved.shadow_version, moved.capture_percent) == (2, 2, 10)
+    back = registry.rollback_alias(model="digits", alias="default", actor="oncall")
+    assert (back.version, back.shadow_version, back.shadow_percent) == (1, 2, 50)
+
+    off = registry.set_alias_traffic(
+        model="digits",
+        alias="default",
+        actor="ben",
+        shadow_version=None,
+        shadow_percent=0,
+        capture_percent=0,
+    )
+    assert (off.shadow_version, off.shadow_percent, off.capture_percent) == (None, 0, 0)
+    assert registry.get_alias(model="digits", alias="default") == off
+    assert [e.action for e in registry.alias_history(model="digits", alias="default")] == [
+        "set",
+        "traffic",
+        "set",
+        "rollback",
+        "traffic",
+    ]
+
+
+def test_shadow_settings_are_checked_before_anything_is_written(registry: Any) -> None:
+    publish(registry, "digits", 2)
+    with pytest.raises(AliasNotFound):
+        registry.set_alias_traffic(
+            model="digits",
+            alias="default",
+            actor="a",
+            shadow_version=2,
+            shadow_percent=10,
+            capture_percent=0,
+        )
+    registry.set_alias(model="digits", alias="default", version=1, actor="a")
+    registry.retire_version(model="digits", version=2, actor="a")
+    bad = [
+        ((7, 10, 0), VersionNotFound),
+        ((2, 10, 0), VersionRetired),
+        ((None, 10, 0), InvalidAliasTarget),
+        ((1, 101, 0), InvalidAliasTarget),
+        ((None, 0, -1), InvalidAliasTarget),
+    ]
+    for (shadow, shadow_percent, capture_percent), error in bad:
+        with pytest.raises(error):
+            registry.set_alias_traffic(
+                model="digits",
+                alias="default",
+                actor="a",
+                shadow_version=shadow,
+                shadow_percent=shadow_percent,
+                capture_percent=capture_percent,
+            )
+    alias = registry.get_alias(model="digits", alias="default")
+    assert (alias.shadow_version, alias.shadow_percent, alias.capture_percent) == (None, 0, 0)
+    assert len(registry.alias_history(model="digits", alias="default")) == 1
+
+
 # Keys -----------------------------------------------------------------------------------------
 def api_key(key_id: str, secret_hash: str, **overrides: Any) -> ApiKey:
     fields: dict[str, Any] = {

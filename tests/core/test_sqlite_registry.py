@@ -124,3 +124,25 @@ def test_a_registry_object_used_after_fork_opens_its_own_connection(tmp_path: Pa
 
 def _reserve_into(registry: SqliteRegistry, queue: object) -> None:
     queue.put(registry.next_version(model="m"))  # type: ignore[attr-defined]
+
+
+def test_a_registry_file_from_before_shadow_settings_gains_them_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE aliases (model TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER "
+            "NOT NULL, canary_version INTEGER, canary_weight INTEGER NOT NULL, updated_at TEXT "
+            "NOT NULL, updated_by TEXT NOT NULL, PRIMARY KEY (model, alias))"
+        )
+        conn.execute(
+            "INSERT INTO aliases VALUES ('digits', 'default', 1, NULL, 0, '2026-01-01', 'ann')"
+        )
+    registry = SqliteRegistry(path=path)
+    alias = registry.get_alias(model="digits", alias="default")
+    assert (alias.version, alias.shadow_version, alias.shadow_percent, alias.capture_percent) == (
+        1,
+        None,
+        0,
+        0,
+    )
+    registry.close()

@@ -184,3 +184,38 @@ def test_a_retrain_with_another_seed_is_a_new_model_file(
     retrained = build_digits(out_dir=tmp_path, seed=1)
     assert retrained.manifest.sha256 != digits_build.manifest.sha256
     assert retrained.test_accuracy >= 0.95
+
+
+def test_manifest_records_reference_statistics_that_drift_is_measured_against(
+    digits_build: BuildResult,
+) -> None:
+    from functions.core.capture.drift import drift_report
+
+    reference = digits_build.manifest.model_dump()["reference"]
+    spec = reference["inputs"]["input"]
+    assert spec["features"] == 64
+    assert reference["rows"] == 360
+    for edges, fractions in zip(spec["edges"], spec["fractions"], strict=True):
+        assert len(fractions) == len(edges) + 1
+        assert abs(sum(fractions) - 1.0) < 1e-4
+
+    def requests(images: np.ndarray) -> list[list[dict]]:
+        return [
+            [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 1, 8, 8],
+                    "data": row.ravel().tolist(),
+                }
+            ]
+            for row in images
+        ]
+
+    images = load_split().test_images
+    same = drift_report(reference=reference, inputs=requests(images))["inputs"]["input"]
+    # The same population: no feature moved. Inverted strokes (16 - x): most did, a lot.
+    assert same["psi_max"] < 0.01
+    inverted = drift_report(reference=reference, inputs=requests(16.0 - images))["inputs"]["input"]
+    assert inverted["level"] == "significant"
+    assert inverted["psi_max"] > 1.0

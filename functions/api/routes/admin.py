@@ -5,9 +5,10 @@ Moves are recorded with the caller's key as the actor (``"<name> (<key id>)"``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi.responses import HTMLResponse
 
 from functions.api.deps import AdminDep, RegistryDep, StateDep, StoreDep
 from functions.api.openapi import KEYED, error_responses
@@ -101,14 +102,29 @@ def list_aliases(model: str, catalog: CatalogDep) -> dict[str, Any]:
 def set_alias(
     model: str, alias: str, body: SetAlias, catalog: CatalogDep, response: Response
 ) -> dict[str, Any]:
-    """200 with the alias moved; 202 with the move pending until its target serves."""
-    view = catalog.set_alias(
-        model=model,
-        alias=alias,
-        version=body.version,
-        canary_version=body.canary_version,
-        canary_weight=body.canary_weight,
-    )
+    """200 with the alias moved; 202 with the move pending until its target serves. Shadow
+    and capture settings given (``shadow_version``, ``shadow_percent``, ``capture_percent``)
+    apply at once, with or without a move (a body of only those leaves the alias where it
+    is); each change is in the alias's history."""
+    view: dict[str, Any] | None = None
+    if body.version is not None:
+        view = catalog.set_alias(
+            model=model,
+            alias=alias,
+            version=body.version,
+            canary_version=body.canary_version,
+            canary_weight=body.canary_weight,
+        )
+    if body.traffic_fields():
+        # A null rate keeps the rate; a null shadow_version removes the shadow.
+        given = {
+            name: getattr(body, name)
+            for name in body.traffic_fields()
+            if name == "shadow_version" or getattr(body, name) is not None
+        }
+        traffic = catalog.set_traffic(model=model, alias=alias, **given)
+        view = traffic if view is None or not view.get("pending") else view
+    assert view is not None  # the body's validator asks for a move or a traffic setting
     if view.get("pending"):
         response.status_code = status.HTTP_202_ACCEPTED
     return view
@@ -127,6 +143,35 @@ def alias_history(
     versions (``decisions``), each oldest first."""
     events = catalog.history(model=model, alias=alias)
     return {"model": model, "events": events, "decisions": catalog.decisions(model=model)}
+
+
+@router.get(
+    "/models/{model}/compare",
+    responses={
+        200: {
+            "description": "The report (JSON), or with `format=html` a web page of it.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **error_responses(400, 404, 422),
+    },
+)
+def compare(
+    model: str,
+    catalog: CatalogDep,
+    alias: Annotated[str, Query(description="The alias whose captures to read.")] = "default",
+    since: Annotated[
+        str | None,
+        Query(description="An ISO date/time, or an age such as `24h` or `7d`.", max_length=40),
+    ] = None,
+    format: Annotated[Literal["json", "html"], Query()] = "json",
+) -> Any:
+    """Per version: requests, error rate, p50/p99 latency and input drift (PSI against the
+    version's build-time reference); per primary/shadow pair: agreement (argmax, cosine or
+    max |Δ| by output), overall and over time. 404 ``no_captures`` when nothing was captured."""
+    report = catalog.compare(model=model, alias=alias, since=since, html=format == "html")
+    if isinstance(report, str):
+        return HTMLResponse(report)
+    return report
 
 
 # Approval ---------------------------------------------------------------------------------

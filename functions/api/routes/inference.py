@@ -12,6 +12,7 @@ server's answer is passed back as it came: each is parsed once (validation) or n
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -36,11 +37,11 @@ from functions.api.openapi import (
     error_responses,
 )
 from functions.api.schemas import VersionPath
-from functions.api.services.inference import InferenceResult, InferenceService
+from functions.api.services.inference import InferenceResult, InferenceService, Target
 from functions.api.services.lookup import CachedRegistryReads
 from functions.api.trace import Timings
 from functions.core import keys
-from functions.core.errors import InvalidRequest, PayloadTooLarge
+from functions.core.errors import InvalidRequest, ModelwayError, PayloadTooLarge
 
 router = APIRouter(prefix="/v2/models", tags=["inference"], responses=error_responses(*KEYED, 404))
 # Inference also answers for the model: its size limit, its signature, its endpoint.
@@ -217,18 +218,52 @@ async def _infer(
         _observe(request, model=model, version=target.version.version)
         if timings is not None:
             timings.lap("resolve")
-        return service.infer(
-            target=target,
-            body=body,
-            json_header_length=json_header_length,
-            content_type=request.headers.get("content-type"),
-            deadline=deadline,
-            request_id=request_id,
-            timings=timings,
-        )
+        started = time.perf_counter()
+        try:
+            result = service.infer(
+                target=target,
+                body=body,
+                json_header_length=json_header_length,
+                content_type=request.headers.get("content-type"),
+                deadline=deadline,
+                request_id=request_id,
+                timings=timings,
+            )
+        except ModelwayError as exc:
+            _tap(request, reads, target, body=body, started=started, error=exc)
+            raise
+        _tap(request, reads, target, body=body, started=started, result=result)
+        return result
 
     result = await state.run_blocking(work)
     return _response(request, model=model, result=result)
+
+
+def _tap(
+    request: Request,
+    reads: CachedRegistryReads,
+    target: Target,
+    *,
+    body: bytes,
+    started: float,
+    result: InferenceResult | None = None,
+    error: ModelwayError | None = None,
+) -> None:
+    """Capture and shadow traffic (``functions.api.services.tap``): sampled here, done on the
+    tap's threads; the caller's answer is already what it will be."""
+    state: RouterState = request.app.state.modelway
+    state.tap.after(
+        reads=reads,
+        target=target,
+        body=body,
+        content_type=request.headers.get("content-type"),
+        json_header_length=request.headers.get(BINARY_HEADER),
+        request_id=getattr(request.state, "request_id", None),
+        key_id=getattr(request.state, "key_id", None),
+        latency_ms=(time.perf_counter() - started) * 1000,
+        result=result,
+        error=error,
+    )
 
 
 def _observe(request: Request, *, model: str, version: int) -> None:

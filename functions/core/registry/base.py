@@ -35,6 +35,12 @@ class Alias:
     canary_weight: int = 0  # percent of traffic sent to canary_version, 0..100
     updated_at: str = ""
     updated_by: str = ""
+    # Shadow traffic: this percent of requests is also sent to shadow_version after the
+    # caller's answer is ready (never seen by the caller); capture_percent of requests (and
+    # every shadowed one) is written to captures/ (``functions.core.capture``).
+    shadow_version: int | None = None
+    shadow_percent: int = 0
+    capture_percent: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class AliasEvent:
     model: str
     alias: str
     seq: int
-    action: str  # "set" | "rollback"
+    action: str  # "set" | "rollback" | "traffic"
     from_version: int | None
     from_canary_version: int | None
     from_canary_weight: int
@@ -53,6 +59,14 @@ class AliasEvent:
     to_canary_weight: int
     actor: str
     at: str
+    # The alias's shadow and capture settings before and after (action "traffic" changes only
+    # these; a move carries them over unchanged).
+    from_shadow_version: int | None = None
+    from_shadow_percent: int = 0
+    from_capture_percent: int = 0
+    to_shadow_version: int | None = None
+    to_shadow_percent: int = 0
+    to_capture_percent: int = 0
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,21 @@ class Registry(Protocol):
     def rollback_alias(self, *, model: str, alias: str, actor: str) -> Alias:
         """Return the alias to where it pointed before its last move; recorded as a move.
         Raises ``NothingToRollBack`` when there is no earlier target."""
+
+    def set_alias_traffic(
+        self,
+        *,
+        model: str,
+        alias: str,
+        actor: str,
+        shadow_version: int | None,
+        shadow_percent: int,
+        capture_percent: int,
+    ) -> Alias:
+        """Set an existing alias's shadow version and rates (its targets stay), recorded in
+        its history as a ``traffic`` event. Raises ``AliasNotFound``, ``InvalidAliasTarget``
+        (rates outside 0..100, a shadow rate without a shadow version), ``VersionNotFound`` or
+        ``VersionRetired`` for a shadow version that cannot serve."""
 
     def alias_history(self, *, model: str, alias: str | None = None) -> list[AliasEvent]:
         """Oldest first."""

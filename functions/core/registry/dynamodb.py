@@ -79,6 +79,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from functions.core.aws_clients import LazyClient
@@ -107,7 +108,7 @@ from functions.core.registry.exceptions import (
     VersionNotFound,
     VersionRetired,
 )
-from functions.core.registry.rules import check_alias_target
+from functions.core.registry.rules import check_alias_target, check_alias_traffic
 
 GSI1 = "gsi1"
 TTL_ATTRIBUTE = "expires_at"
@@ -490,22 +491,13 @@ class DynamoDBRegistry:
                 canary_weight=canary_weight,
                 updated_at=now,
                 updated_by=actor,
+                # A move keeps the alias's shadow and capture settings.
+                shadow_version=before.shadow_version if before else None,
+                shadow_percent=before.shadow_percent if before else 0,
+                capture_percent=before.capture_percent if before else 0,
             )
             seq = (_int(current, "seq") if current is not None else 0) + 1
-            event = AliasEvent(
-                model=model,
-                alias=alias,
-                seq=seq,
-                action=action,
-                from_version=before.version if before else None,
-                from_canary_version=before.canary_version if before else None,
-                from_canary_weight=before.canary_weight if before else 0,
-                to_version=version,
-                to_canary_version=canary_version,
-                to_canary_weight=canary_weight,
-                actor=actor,
-                at=now,
-            )
+            event = _alias_event(action=action, before=before, after=after, seq=seq)
             guard = "moves = :seen" if moves else "attribute_not_exists(moves)"
             values: dict[str, Any] = {":next": _n(moves + 1)}
             if moves:
@@ -577,6 +569,98 @@ class DynamoDBRegistry:
             if _failed(reasons, 0) or _failed(reasons, 2):
                 continue  # another move of this model won the race: read again and retry
             raise Conflict(f"could not move alias {alias!r} of {model}: {reasons}")
+        raise Conflict(
+            f"alias {alias!r} of {model} is being moved concurrently; try again",
+            code="registry_busy",
+            retry_after=1,
+        )
+
+    def set_alias_traffic(
+        self,
+        *,
+        model: str,
+        alias: str,
+        actor: str,
+        shadow_version: int | None,
+        shadow_percent: int,
+        capture_percent: int,
+    ) -> Alias:
+        """One transaction like a move's (same guard on the model's ``moves``, so it orders
+        with them), with the shadow version checked active; the alias's targets and its
+        rollback point (``prev_*``) stay as they are."""
+        check_alias_traffic(
+            alias=alias,
+            shadow_version=shadow_version,
+            shadow_percent=shadow_percent,
+            capture_percent=capture_percent,
+        )
+        pk = _model_pk(model)
+        for _attempt in range(_MOVE_RETRIES):
+            model_item = self._get(pk, "MODEL") or {}
+            moves = _int(model_item, "moves") if "moves" in model_item else 0
+            current = self._get(pk, _alias_sk(alias))
+            if current is None:
+                self._require_model(model)
+                raise AliasNotFound(f"model {model!r} has no alias {alias!r}")
+            before = _alias(current)
+            after = replace(
+                before,
+                shadow_version=shadow_version,
+                shadow_percent=shadow_percent,
+                capture_percent=capture_percent,
+                updated_at=utc_now(),
+                updated_by=actor,
+            )
+            seq = _int(current, "seq") + 1
+            item = _alias_item(after, None, seq)
+            for name in ("prev_version", "prev_canary_weight", "prev_canary_version"):
+                if name in current:
+                    item[name] = current[name]
+            guard = "moves = :seen" if moves else "attribute_not_exists(moves)"
+            values: dict[str, Any] = {":next": _n(moves + 1)}
+            if moves:
+                values[":seen"] = _n(moves)
+            event = _alias_event(action="traffic", before=before, after=after, seq=seq)
+            items: list[Item] = [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _key(pk, "MODEL"),
+                        "UpdateExpression": "SET moves = :next",
+                        "ConditionExpression": guard,
+                        "ExpressionAttributeValues": values,
+                    }
+                },
+                {"Put": {"TableName": self._table, "Item": item}},
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _event_item(event, moves + 1),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+            if shadow_version is not None:
+                items.append(
+                    {
+                        "ConditionCheck": {
+                            "TableName": self._table,
+                            "Key": _key(pk, _version_sk(shadow_version)),
+                            "ConditionExpression": "attribute_exists(pk) AND #status = :active",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": {":active": _s("active")},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    }
+                )
+            reasons = self._transact(items)
+            if reasons is None:
+                return after
+            if shadow_version is not None and _failed(reasons, 3):
+                self._explain_unservable(model=model, version=shadow_version, reason=reasons[3])
+            if _failed(reasons, 0) or _failed(reasons, 2):
+                continue  # another move of this model got in first: read again and retry
+            raise Conflict(f"could not set the traffic of alias {alias!r} of {model}: {reasons}")
         raise Conflict(
             f"alias {alias!r} of {model} is being moved concurrently; try again",
             code="registry_busy",
@@ -1061,6 +1145,10 @@ def _alias_item(a: Alias, before: Alias | None, seq: int) -> Item:
         "seq": _n(seq),
     }
     _put_opt(item, "canary_version", a.canary_version)
+    _put_opt(item, "shadow_version", a.shadow_version)
+    if a.shadow_percent or a.capture_percent:
+        item["shadow_percent"] = _n(a.shadow_percent)
+        item["capture_percent"] = _n(a.capture_percent)
     if before is not None:
         item["prev_version"] = _n(before.version)
         item["prev_canary_weight"] = _n(before.canary_weight)
@@ -1077,6 +1165,32 @@ def _alias(item: Item) -> Alias:
         canary_weight=_int(item, "canary_weight"),
         updated_at=_str(item, "updated_at"),
         updated_by=_str(item, "updated_by"),
+        shadow_version=_opt_int(item, "shadow_version"),
+        shadow_percent=_opt_int(item, "shadow_percent") or 0,
+        capture_percent=_opt_int(item, "capture_percent") or 0,
+    )
+
+
+def _alias_event(*, action: str, before: Alias | None, after: Alias, seq: int) -> AliasEvent:
+    return AliasEvent(
+        model=after.model,
+        alias=after.alias,
+        seq=seq,
+        action=action,
+        from_version=before.version if before else None,
+        from_canary_version=before.canary_version if before else None,
+        from_canary_weight=before.canary_weight if before else 0,
+        to_version=after.version,
+        to_canary_version=after.canary_version,
+        to_canary_weight=after.canary_weight,
+        actor=after.updated_by,
+        at=after.updated_at,
+        from_shadow_version=before.shadow_version if before else None,
+        from_shadow_percent=before.shadow_percent if before else 0,
+        from_capture_percent=before.capture_percent if before else 0,
+        to_shadow_version=after.shadow_version,
+        to_shadow_percent=after.shadow_percent,
+        to_capture_percent=after.capture_percent,
     )
 
 
@@ -1097,6 +1211,16 @@ def _event_item(e: AliasEvent, position: int) -> Item:
     _put_opt(item, "from_version", e.from_version)
     _put_opt(item, "from_canary_version", e.from_canary_version)
     _put_opt(item, "to_canary_version", e.to_canary_version)
+    _put_opt(item, "from_shadow_version", e.from_shadow_version)
+    _put_opt(item, "to_shadow_version", e.to_shadow_version)
+    for name in (
+        "from_shadow_percent",
+        "from_capture_percent",
+        "to_shadow_percent",
+        "to_capture_percent",
+    ):
+        if getattr(e, name):
+            item[name] = _n(getattr(e, name))
     return item
 
 
@@ -1114,6 +1238,12 @@ def _event(item: Item) -> AliasEvent:
         to_canary_weight=_int(item, "to_canary_weight"),
         actor=_str(item, "actor"),
         at=_str(item, "at"),
+        from_shadow_version=_opt_int(item, "from_shadow_version"),
+        from_shadow_percent=_opt_int(item, "from_shadow_percent") or 0,
+        from_capture_percent=_opt_int(item, "from_capture_percent") or 0,
+        to_shadow_version=_opt_int(item, "to_shadow_version"),
+        to_shadow_percent=_opt_int(item, "to_shadow_percent") or 0,
+        to_capture_percent=_opt_int(item, "to_capture_percent") or 0,
     )
 
 

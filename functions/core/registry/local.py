@@ -44,7 +44,7 @@ from functions.core.registry.exceptions import (
     VersionNotFound,
     VersionRetired,
 )
-from functions.core.registry.rules import check_alias_target
+from functions.core.registry.rules import check_alias_target, check_alias_traffic
 
 # Long enough to ride out another process's publish; a registry write is milliseconds.
 BUSY_TIMEOUT_MS = 30_000
@@ -76,6 +76,9 @@ CREATE TABLE IF NOT EXISTS aliases (
     canary_weight INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
     updated_by TEXT NOT NULL,
+    shadow_version INTEGER,
+    shadow_percent INTEGER NOT NULL DEFAULT 0,
+    capture_percent INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (model, alias)
 );
 CREATE TABLE IF NOT EXISTS pending_moves (
@@ -102,6 +105,12 @@ CREATE TABLE IF NOT EXISTS alias_events (
     to_canary_weight INTEGER NOT NULL,
     actor TEXT NOT NULL,
     at TEXT NOT NULL,
+    from_shadow_version INTEGER,
+    from_shadow_percent INTEGER NOT NULL DEFAULT 0,
+    from_capture_percent INTEGER NOT NULL DEFAULT 0,
+    to_shadow_version INTEGER,
+    to_shadow_percent INTEGER NOT NULL DEFAULT 0,
+    to_capture_percent INTEGER NOT NULL DEFAULT 0,
     UNIQUE (model, alias, seq)
 );
 CREATE TABLE IF NOT EXISTS decisions (
@@ -150,11 +159,28 @@ _VERSION_COLUMNS = (
     "model, version, sha256, artifact_uri, manifest, created_at, created_by, "
     "endpoint_name, variant_name, status"
 )
-_ALIAS_COLUMNS = "model, alias, version, canary_version, canary_weight, updated_at, updated_by"
+_ALIAS_COLUMNS = (
+    "model, alias, version, canary_version, canary_weight, updated_at, updated_by, "
+    "shadow_version, shadow_percent, capture_percent"
+)
+# Columns added after the first release: a registry file made before them gets them on open.
+_ADDED_COLUMNS = (
+    ("aliases", "shadow_version INTEGER"),
+    ("aliases", "shadow_percent INTEGER NOT NULL DEFAULT 0"),
+    ("aliases", "capture_percent INTEGER NOT NULL DEFAULT 0"),
+    ("alias_events", "from_shadow_version INTEGER"),
+    ("alias_events", "from_shadow_percent INTEGER NOT NULL DEFAULT 0"),
+    ("alias_events", "from_capture_percent INTEGER NOT NULL DEFAULT 0"),
+    ("alias_events", "to_shadow_version INTEGER"),
+    ("alias_events", "to_shadow_percent INTEGER NOT NULL DEFAULT 0"),
+    ("alias_events", "to_capture_percent INTEGER NOT NULL DEFAULT 0"),
+)
 _DECISION_COLUMNS = "model, version, decision, actor, reason, at"
 _EVENT_COLUMNS = (
     "model, alias, seq, action, from_version, from_canary_version, from_canary_weight, "
-    "to_version, to_canary_version, to_canary_weight, actor, at"
+    "to_version, to_canary_version, to_canary_weight, actor, at, "
+    "from_shadow_version, from_shadow_percent, from_capture_percent, "
+    "to_shadow_version, to_shadow_percent, to_capture_percent"
 )
 _KEY_COLUMNS = (
     "key_id, name, secret_hash, models, admin, created_at, tenant, revoked_at, rotated_at, "
@@ -179,6 +205,10 @@ class SqliteRegistry:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     tx.execute(statement)
+            for table, column in _ADDED_COLUMNS:
+                present = {row[1] for row in tx.execute(f"PRAGMA table_info({table})")}
+                if column.split()[0] not in present:
+                    tx.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     @property
     def path(self) -> Path:
@@ -392,7 +422,7 @@ class SqliteRegistry:
         with self._write() as tx:
             last = tx.execute(
                 "SELECT from_version, from_canary_version, from_canary_weight FROM alias_events "
-                "WHERE model = ? AND alias = ? ORDER BY seq DESC LIMIT 1",
+                "WHERE model = ? AND alias = ? AND action != 'traffic' ORDER BY seq DESC LIMIT 1",
                 (model, alias),
             ).fetchone()
             if last is None:
@@ -445,34 +475,109 @@ class SqliteRegistry:
             canary_weight=canary_weight,
             updated_at=now,
             updated_by=actor,
+            # A move keeps the alias's shadow and capture settings.
+            shadow_version=before.shadow_version if before else None,
+            shadow_percent=before.shadow_percent if before else 0,
+            capture_percent=before.capture_percent if before else 0,
         )
+        self._write_alias(tx, action=action, before=before, after=after)
+        return after
+
+    def set_alias_traffic(
+        self,
+        *,
+        model: str,
+        alias: str,
+        actor: str,
+        shadow_version: int | None,
+        shadow_percent: int,
+        capture_percent: int,
+    ) -> Alias:
+        check_alias_traffic(
+            alias=alias,
+            shadow_version=shadow_version,
+            shadow_percent=shadow_percent,
+            capture_percent=capture_percent,
+        )
+        with self._write() as tx:
+            current = tx.execute(
+                f"SELECT {_ALIAS_COLUMNS} FROM aliases WHERE model = ? AND alias = ?",
+                (model, alias),
+            ).fetchone()
+            if current is None:
+                self._require_model(model, tx)
+                raise AliasNotFound(f"model {model!r} has no alias {alias!r}")
+            if shadow_version is not None:
+                row = tx.execute(
+                    "SELECT status FROM versions WHERE model = ? AND version = ?",
+                    (model, shadow_version),
+                ).fetchone()
+                if row is None:
+                    raise VersionNotFound(f"model {model!r} has no version {shadow_version}")
+                if row[0] != "active":
+                    raise VersionRetired(
+                        f"{model} version {shadow_version} is retired and cannot serve"
+                    )
+            before = _alias(current)
+            after = replace(
+                before,
+                shadow_version=shadow_version,
+                shadow_percent=shadow_percent,
+                capture_percent=capture_percent,
+                updated_at=utc_now(),
+                updated_by=actor,
+            )
+            self._write_alias(tx, action="traffic", before=before, after=after)
+            return after
+
+    def _write_alias(
+        self, tx: sqlite3.Connection, *, action: str, before: Alias | None, after: Alias
+    ) -> None:
+        """Store ``after`` and append the event from ``before`` to it."""
         tx.execute(
-            f"INSERT OR REPLACE INTO aliases ({_ALIAS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (model, alias, version, canary_version, canary_weight, now, actor),
+            f"INSERT OR REPLACE INTO aliases ({_ALIAS_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                after.model,
+                after.alias,
+                after.version,
+                after.canary_version,
+                after.canary_weight,
+                after.updated_at,
+                after.updated_by,
+                after.shadow_version,
+                after.shadow_percent,
+                after.capture_percent,
+            ),
         )
         seq = tx.execute(
             "SELECT coalesce(max(seq), 0) + 1 FROM alias_events WHERE model = ? AND alias = ?",
-            (model, alias),
+            (after.model, after.alias),
         ).fetchone()[0]
         tx.execute(
             f"INSERT INTO alias_events ({_EVENT_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                model,
-                alias,
+                after.model,
+                after.alias,
                 seq,
                 action,
                 before.version if before else None,
                 before.canary_version if before else None,
                 before.canary_weight if before else 0,
-                version,
-                canary_version,
-                canary_weight,
-                actor,
-                now,
+                after.version,
+                after.canary_version,
+                after.canary_weight,
+                after.updated_by,
+                after.updated_at,
+                before.shadow_version if before else None,
+                before.shadow_percent if before else 0,
+                before.capture_percent if before else 0,
+                after.shadow_version,
+                after.shadow_percent,
+                after.capture_percent,
             ),
         )
-        return after
 
     def alias_history(self, *, model: str, alias: str | None = None) -> list[AliasEvent]:
         if alias is None:

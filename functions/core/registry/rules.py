@@ -30,3 +30,18 @@ def check_alias_name(alias: str) -> None:
             f"invalid alias name {alias!r}: lowercase letters, digits, '-' and '_', "
             "starting with a letter, at most 32 characters"
         )
+
+
+def check_alias_traffic(
+    *, alias: str, shadow_version: int | None, shadow_percent: int, capture_percent: int
+) -> None:
+    """Raises ``InvalidAliasTarget`` for rates outside 0..100 or a shadow rate without a shadow
+    version; ``VersionNotFound`` for a number no version can have."""
+    check_alias_name(alias)
+    if shadow_version is not None and not is_version_number(shadow_version):
+        raise VersionNotFound(f"model has no version {shadow_version}")
+    for name, value in (("shadow", shadow_percent), ("capture", capture_percent)):
+        if not 0 <= value <= 100:
+            raise InvalidAliasTarget(f"{name} percent must be 0..100, got {value}")
+    if shadow_version is None and shadow_percent:
+        raise InvalidAliasTarget("a shadow percent needs a shadow version")
