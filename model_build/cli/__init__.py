@@ -14,7 +14,7 @@ from typing import Any
 from functions.core.errors import ModelwayError
 
 # Each names a module in this package with ``register(subparsers)``.
-COMMAND_MODULES = ("build", "package", "publish", "keys", "up", "invoke", "batch")
+COMMAND_MODULES = ("build", "package", "publish", "keys", "up", "invoke", "batch", "shadow")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 # Long work: progress bars on a terminal while these run (model_build.cli.output).
-PROGRESS_COMMANDS = ("build", "package", "publish", "batch")
+PROGRESS_COMMANDS = ("build", "package", "publish", "batch", "replay")
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

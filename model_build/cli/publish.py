@@ -366,7 +366,14 @@ def _describe_target(event: AliasEvent, side: str) -> str:
         return "-"
     canary = getattr(event, f"{side}_canary_version")
     weight = getattr(event, f"{side}_canary_weight")
-    return f"v{version}" + (f"+v{canary}@{weight}%" if canary is not None else "")
+    text = f"v{version}" + (f"+v{canary}@{weight}%" if canary is not None else "")
+    shadow = getattr(event, f"{side}_shadow_version")
+    if shadow is not None:
+        text += f" shadow v{shadow}@{getattr(event, f'{side}_shadow_percent')}%"
+    capture = getattr(event, f"{side}_capture_percent")
+    if capture:
+        text += f" capture {capture}%"
+    return text
 
 
 def _alias_dict(alias: Alias) -> dict[str, Any]:

@@ -28,13 +28,6 @@ from functions.core.errors import InvalidArtifact, InvalidRequest
 from functions.core.registry.base import ApiKey, PendingMove, Registry
 from functions.core.settings import Settings
 
-
-class _Keep:
-    """A setting left as it is (as opposed to None, which clears it)."""
-
-
-KEEP = _Keep()
-
 # Admins register what they uploaded to the data area under this prefix, nothing else in it.
 UPLOADS_PREFIX = "uploads/"
 
@@ -194,35 +187,13 @@ class CatalogService:
             return pending_move_view(record)
         return alias_view(record)
 
-    def set_traffic(
-        self,
-        *,
-        model: str,
-        alias: str,
-        shadow_version: int | _Keep | None = KEEP,
-        shadow_percent: int | _Keep = KEEP,
-        capture_percent: int | _Keep = KEEP,
-    ) -> dict[str, Any]:
+    def set_traffic(self, *, model: str, alias: str, **given: Any) -> dict[str, Any]:
         """Change the alias's shadow version and rates (those given; the others stay)."""
+        from functions.core.capture.traffic import set_traffic
+
         keys.authorize_model(self.caller, model)
-        current = self.registry.get_alias(model=model, alias=alias)
-        shadow = current.shadow_version if isinstance(shadow_version, _Keep) else shadow_version
-        record = self.registry.set_alias_traffic(
-            model=model,
-            alias=alias,
-            actor=self.actor,
-            shadow_version=shadow,
-            # Removing the shadow stops shadowing, whatever the rate said.
-            shadow_percent=(
-                0
-                if shadow_version is None
-                else current.shadow_percent
-                if isinstance(shadow_percent, _Keep)
-                else shadow_percent
-            ),
-            capture_percent=(
-                current.capture_percent if isinstance(capture_percent, _Keep) else capture_percent
-            ),
+        record = set_traffic(
+            registry=self.registry, model=model, alias=alias, actor=self.actor, **given
         )
         self.lookups.clear()
         return alias_view(record)

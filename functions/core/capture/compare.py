@@ -110,7 +110,7 @@ def _pairs(
     for (primary_version, shadow_version), pairs in sorted(grouped.items()):
         labels = (manifests.get(primary_version) or {}).get("labels")
         both_ok = [(p, s) for p, s in pairs if p.ok and s.ok and p.outputs and s.outputs]
-        outputs = _agreement(both_ok, labels=labels)
+        outputs = agreement_by_output(both_ok, labels=labels)
         result.append(
             {
                 "primary": primary_version,
@@ -118,7 +118,7 @@ def _pairs(
                 "pairs": len(pairs),
                 "compared": len(both_ok),
                 "shadow_failed_only": sum(1 for p, s in pairs if p.ok and not s.ok),
-                "agreement": _headline(outputs),
+                "agreement": headline(outputs),
                 "outputs": outputs,
                 "timeline": _timeline(both_ok, labels=labels),
             }
@@ -126,7 +126,7 @@ def _pairs(
     return result
 
 
-def _agreement(
+def agreement_by_output(
     pairs: Sequence[tuple[CaptureRecord, CaptureRecord]], *, labels: Sequence[str] | None
 ) -> list[dict[str, Any]]:
     per_output: dict[str, dict[str, Any]] = {}
@@ -208,7 +208,7 @@ def _floats(values: Sequence[Any]) -> list[float] | None:
     return result if all(math.isfinite(v) for v in result) else None
 
 
-def _headline(outputs: Sequence[Mapping[str, Any]]) -> float | None:
+def headline(outputs: Sequence[Mapping[str, Any]]) -> float | None:
     for measure in ("argmax", "exact"):
         for entry in outputs:
             if entry["measure"] == measure:
@@ -231,7 +231,7 @@ def _timeline(
     timeline = []
     for start in range(0, len(ordered), size):
         chunk = ordered[start : start + size]
-        value = _headline(_agreement(chunk, labels=labels))
+        value = headline(agreement_by_output(chunk, labels=labels))
         timeline.append(
             {"from": chunk[0][0].at, "to": chunk[-1][0].at, "pairs": len(chunk), "agreement": value}
         )

@@ -14,13 +14,13 @@ from functions.core.capture.records import CaptureRecord, prefix_for
 from functions.core.registry.base import Registry
 from functions.core.registry.exceptions import VersionNotFound
 
-_RELATIVE = re.compile(r"^(\d+)([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_since(value: str | None, *, now: datetime | None = None) -> str | None:
     """``--since``: an ISO date or time (``2026-12-03``, ``2026-12-03T18:00``) or an age
-    (``30m``, ``24h``, ``7d``), as the ISO-8601 UTC text capture times sort against."""
+    (``90s``, ``30m``, ``24h``, ``7d``), as the ISO-8601 UTC text capture times sort against."""
     if value is None or not value.strip():
         return None
     value = value.strip()
