@@ -116,6 +116,7 @@ class DataConfig:
     outputs_expiration_days: int
     uploads_expiration_days: int
     access_logs_expiration_days: int
+    captures_expiration_days: int
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,12 @@ def _validate(c: EnvironmentConfig, *, where: str) -> None:
     check(1 <= b.dlq_retention_days <= 14, "batch.dlq_retention_days must be 1..14 (SQS limit)")
     d = c.data
     check(
-        min(d.outputs_expiration_days, d.uploads_expiration_days, d.access_logs_expiration_days)
+        min(
+            d.outputs_expiration_days,
+            d.uploads_expiration_days,
+            d.access_logs_expiration_days,
+            d.captures_expiration_days,
+        )
         >= 1,
         "data: expirations must be >= 1 day",
     )

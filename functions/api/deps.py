@@ -115,6 +115,9 @@ class RouterState:
             service=service,
             rng=self.rng,
             shadow_timeout_seconds=self.settings.request_timeout_seconds,
+            # In a Lambda sandbox a shadow call could be frozen mid-flight with the invocation
+            # (and its latency with it): there the batch function makes it (functions.batch.shadow).
+            defer_shadow=not self.settings.is_local,
         )
 
     def prepare(self) -> None:

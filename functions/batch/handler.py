@@ -1,5 +1,7 @@
 """Lambda entry point for S3 ``ObjectCreated`` notifications on ``inputs/`` (and for the
-continuation events the function sends itself for files that outlast one invocation).
+continuation events the function sends itself for files that outlast one invocation), and on
+the router's pending captures, ``captures/…/*.pending.jsonl`` (shadow traffic on AWS,
+``functions.batch.shadow``).
 
 Thin on purpose: logging context, the clients (built once per container, lazily), then
 ``jobs.handle_event``. Locally the CLI calls this same function with the same event shape.
@@ -70,7 +72,32 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # A file that outlasts this invocation goes on in a new one of this same function.
         deps = replace(deps, continue_later=partial(_invoke_async, function_arn=arn))
     logger.info("batch event", extra={"records": len(event.get("Records") or [])})
-    return handle_event(event=event, context=context, deps=deps)
+    event, shadowed = _shadow_pending_captures(event, deps)
+    if shadowed and not event.get("Records"):
+        return {"jobs": [], "shadow": shadowed}
+    result = handle_event(event=event, context=context, deps=deps)
+    return {**result, "shadow": shadowed} if shadowed else result
+
+
+def _shadow_pending_captures(
+    event: dict[str, Any], deps: BatchDeps
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Shadow the router's pending captures an S3 notification names (``shadow``); the event
+    with the other records (uploads to score) is handed on."""
+    from functions.batch.events import parse_notification
+    from functions.batch.shadow import is_pending_capture, shadow_object
+
+    records = event.get("Records")
+    if not isinstance(records, list):
+        return event, []
+    rest, shadowed = [], []
+    for record in records:
+        refs = parse_notification({"Records": [record]})
+        if refs and is_pending_capture(refs[0].key):
+            shadowed.append(shadow_object(ref=refs[0], deps=deps))
+        else:
+            rest.append(record)
+    return ({**event, "Records": rest} if shadowed else event), shadowed
 
 
 @cache

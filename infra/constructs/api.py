@@ -28,7 +28,7 @@ from infra.config import ApiConfig, FunctionConfig
 from infra.constructs.endpoints import Endpoints
 from infra.constructs.lambdas import ModelwayFunction, retention
 from infra.constructs.nag import acknowledge, allow
-from infra.constructs.storage import ARTIFACTS_PREFIX, UPLOADS_PREFIX, Storage
+from infra.constructs.storage import ARTIFACTS_PREFIX, CAPTURES_PREFIX, UPLOADS_PREFIX, Storage
 
 API_KEY_HEADER = "x-api-key"
 # The bodies the API treats as binary: the Open Inference Protocol's binary tensor extension
@@ -345,11 +345,18 @@ class Api(Construct):
             reason="Publishing writes a version's model.tar.gz under artifacts/ (and removes "
             "it again when the publish fails).",
         )
+        storage.grant_objects(
+            role,
+            prefix=CAPTURES_PREFIX,
+            actions=["s3:PutObject", "s3:GetObject"],
+            reason="Request capture writes sampled requests and answers under captures/ (one "
+            "object per batch, named by time), and the compare report reads them back.",
+        )
         storage.grant_list(
             role,
-            prefixes=[UPLOADS_PREFIX, ARTIFACTS_PREFIX],
-            reason="Listing under uploads/ and artifacts/ only, so that a missing upload is a "
-            "404 (the caller's mistake), not a 403.",
+            prefixes=[UPLOADS_PREFIX, ARTIFACTS_PREFIX, CAPTURES_PREFIX],
+            reason="Listing under uploads/, artifacts/ and captures/ only: a missing upload is "
+            "a 404 (the caller's mistake), not a 403, and a report lists a day's captures.",
         )
         endpoints.grant_invoke(role)
         endpoints.grant_manage(role)

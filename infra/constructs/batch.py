@@ -23,7 +23,10 @@ from infra.constructs.dead_letters import dead_letter_queue
 from infra.constructs.endpoints import Endpoints
 from infra.constructs.lambdas import ModelwayFunction
 from infra.constructs.nag import acknowledge, allow
-from infra.constructs.storage import INPUTS_PREFIX, OUTPUTS_PREFIX, Storage
+from infra.constructs.storage import CAPTURES_PREFIX, INPUTS_PREFIX, OUTPUTS_PREFIX, Storage
+
+# Router captures that wait for a shadow call (functions.core.capture.records.PENDING_SUFFIX).
+PENDING_SUFFIX = ".pending.jsonl"
 
 # SageMaker lets a model answer for up to 60 s and recommends a client read timeout of 70 s;
 # batch has no API Gateway deadline, so it waits that long instead of the router's 12 s, and
@@ -94,6 +97,13 @@ class Batch(Construct):
             s3n.LambdaDestination(fn),
             s3.NotificationKeyFilter(prefix=INPUTS_PREFIX),
         )
+        # Shadow traffic on AWS: the router captures a shadowed request in a *.pending.jsonl
+        # object and this function asks the shadow version (functions.batch.shadow).
+        storage.bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(fn),
+            s3.NotificationKeyFilter(prefix=CAPTURES_PREFIX, suffix=PENDING_SUFFIX),
+        )
         _acknowledge_notifications_handler(cdk.Stack.of(self))
 
     def _grant(self, *, storage: Storage, endpoints: Endpoints) -> None:
@@ -119,6 +129,14 @@ class Batch(Construct):
             actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
             reason="Results, error files and the segments of a job spanning invocations, "
             "named after the input, under outputs/ only.",
+        )
+        storage.grant_objects(
+            role,
+            prefix=CAPTURES_PREFIX,
+            # The notification names the object version (GetObject with VersionId).
+            actions=["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            reason="Shadow traffic: reads a router's pending captures and writes the shadow "
+            "version's answers beside them, under captures/ only.",
         )
         endpoints.grant_invoke(role)
         # Continuing a long file: the function invokes itself (by name: a reference to its

@@ -6,6 +6,8 @@ One bucket, four prefixes, each with one owner:
 * ``uploads/``   artifacts uploaded through the API before they are registered
 * ``inputs/``    batch uploads; an object created here is scored by the batch function
 * ``outputs/``   batch results and error files
+* ``captures/``  sampled requests and answers of aliases with capture or shadow traffic
+  (written by the router; ``*.pending.jsonl`` ones are shadowed by the batch function)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ ARTIFACTS_PREFIX = "artifacts/"
 UPLOADS_PREFIX = "uploads/"
 INPUTS_PREFIX = "inputs/"
 OUTPUTS_PREFIX = "outputs/"
+CAPTURES_PREFIX = "captures/"
 GSI1 = "gsi1"
 # The registry's calls (transactions are authorized item by item with these same actions).
 TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
@@ -45,6 +48,7 @@ class Storage(Construct):
         outputs_expiration_days: int,
         uploads_expiration_days: int,
         access_logs_expiration_days: int,
+        captures_expiration_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
         destroy = removal_policy == cdk.RemovalPolicy.DESTROY
@@ -87,6 +91,13 @@ class Storage(Construct):
                     id="expire-uploads",
                     prefix=UPLOADS_PREFIX,
                     expiration=cdk.Duration.days(uploads_expiration_days),
+                ),
+                # Captured traffic holds callers' inputs: kept only as long as a comparison
+                # needs it (one folder per day, so a report's window is what survives).
+                s3.LifecycleRule(
+                    id="expire-captures",
+                    prefix=CAPTURES_PREFIX,
+                    expiration=cdk.Duration.days(captures_expiration_days),
                 ),
                 s3.LifecycleRule(
                     id="expire-old-versions",

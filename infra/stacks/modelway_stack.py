@@ -53,6 +53,7 @@ class ModelwayStack(cdk.Stack):
             outputs_expiration_days=config.data.outputs_expiration_days,
             uploads_expiration_days=config.data.uploads_expiration_days,
             access_logs_expiration_days=config.data.access_logs_expiration_days,
+            captures_expiration_days=config.data.captures_expiration_days,
         )
         self.endpoints = Endpoints(
             self,

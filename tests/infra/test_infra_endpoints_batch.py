@@ -1,4 +1,5 @@
-"""The serving image, and batch scoring: the inputs/ notification, retries, dead letters."""
+"""The serving image, and batch scoring: the inputs/ and pending captures notifications,
+retries, dead letters."""
 
 from __future__ import annotations
 
@@ -38,15 +39,24 @@ def test_router_is_told_the_image_uri(dev: Synthesized) -> None:
     assert uri.endswith(f":{image_hash}")
 
 
-def test_inputs_prefix_notifies_the_batch_function(each_env: Synthesized) -> None:
+def test_inputs_and_pending_captures_notify_the_batch_function(each_env: Synthesized) -> None:
+    from functions.core.capture.records import PENDING_SUFFIX, PREFIX
+
     notifications = each_env.one("Custom::S3BucketNotifications")["Properties"]
     bucket = each_env.logical_id(each_env.stack.storage.bucket)
     assert notifications["BucketName"] == {"Ref": bucket}
-    (config,) = notifications["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    assert config["Events"] == ["s3:ObjectCreated:*"]
-    assert config["Filter"] == {"Key": {"FilterRules": [{"Name": "prefix", "Value": "inputs/"}]}}
+    configs = notifications["NotificationConfiguration"]["LambdaFunctionConfigurations"]
     batch = each_env.logical_id(each_env.stack.batch.function.function)
-    assert config["LambdaFunctionArn"] == {"Fn::GetAtt": [batch, "Arn"]}
+    assert all(c["Events"] == ["s3:ObjectCreated:*"] for c in configs)
+    assert all(c["LambdaFunctionArn"] == {"Fn::GetAtt": [batch, "Arn"]} for c in configs)
+    filters = sorted(
+        sorted((r["Name"], r["Value"]) for r in c["Filter"]["Key"]["FilterRules"]) for c in configs
+    )
+    # Uploads to score; the router's captures waiting for a shadow call (same names as the
+    # runtime code's: infra imports none of it).
+    assert filters == sorted(
+        [[("prefix", "inputs/")], [("prefix", PREFIX), ("suffix", PENDING_SUFFIX)]]
+    )
     each_env.assertions.has_resource_properties(
         "AWS::Lambda::Permission",
         {"Principal": "s3.amazonaws.com", "FunctionName": {"Fn::GetAtt": [batch, "Arn"]}},

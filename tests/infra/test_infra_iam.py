@@ -51,7 +51,9 @@ def test_data_actions_always_name_their_resources(each_env: Synthesized) -> None
             if value.endswith("*"):
                 # Only object prefixes and SageMaker name prefixes end in a wildcard.
                 assert (
-                    value.endswith(("/artifacts/*", "/uploads/*", "/inputs/*", "/outputs/*"))
+                    value.endswith(
+                        ("/artifacts/*", "/uploads/*", "/inputs/*", "/outputs/*", "/captures/*")
+                    )
                     or f"endpoint/modelway-{each_env.name}-*" in value
                 ), f"{policy}: {value}"
 
@@ -80,8 +82,12 @@ def test_router_permissions(each_env: Synthesized) -> None:
     region = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
     s3 = {a: r for a, r in allowed.items() if a.startswith("s3:")}
     assert s3 == {
-        "s3:GetObject": {f"<{bucket}.Arn>/uploads/*", f"<{bucket}.Arn>/artifacts/*"},
-        "s3:PutObject": {f"<{bucket}.Arn>/artifacts/*"},
+        "s3:GetObject": {
+            f"<{bucket}.Arn>/uploads/*",
+            f"<{bucket}.Arn>/artifacts/*",
+            f"<{bucket}.Arn>/captures/*",
+        },
+        "s3:PutObject": {f"<{bucket}.Arn>/artifacts/*", f"<{bucket}.Arn>/captures/*"},
         "s3:DeleteObject": {f"<{bucket}.Arn>/artifacts/*"},
         "s3:AbortMultipartUpload": {f"<{bucket}.Arn>/artifacts/*"},
         "s3:ListBucket": {f"<{bucket}.Arn>"},
@@ -91,7 +97,9 @@ def test_router_permissions(each_env: Synthesized) -> None:
         for s in role_policy(each_env, stack.api.router_function.role)
         if "s3:ListBucket" in as_list(s["Action"])
     ]
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*", "artifacts/*"]}}
+    assert listing["Condition"] == {
+        "StringLike": {"s3:prefix": ["uploads/*", "artifacts/*", "captures/*"]}
+    }
     assert allowed["dynamodb:PutItem"] == {f"<{table}.Arn>", f"<{table}.Arn>/index/gsi1"}
     assert "dynamodb:Scan" not in allowed
     assert allowed["sagemaker:InvokeEndpoint"] == {f"{region}:endpoint/{prefix}-*"}
@@ -133,10 +141,14 @@ def test_batch_reads_inputs_writes_outputs_and_invokes_endpoints(each_env: Synth
     bucket = each_env.logical_id(stack.storage.bucket)
     s3 = {a: r for a, r in allowed.items() if a.startswith("s3:")}
     assert s3 == {
-        "s3:GetObject": {f"<{bucket}.Arn>/inputs/*", f"<{bucket}.Arn>/outputs/*"},
+        "s3:GetObject": {
+            f"<{bucket}.Arn>/inputs/*",
+            f"<{bucket}.Arn>/outputs/*",
+            f"<{bucket}.Arn>/captures/*",
+        },
         # The bucket is versioned and every job reads the version its event names.
-        "s3:GetObjectVersion": {f"<{bucket}.Arn>/inputs/*"},
-        "s3:PutObject": {f"<{bucket}.Arn>/outputs/*"},
+        "s3:GetObjectVersion": {f"<{bucket}.Arn>/inputs/*", f"<{bucket}.Arn>/captures/*"},
+        "s3:PutObject": {f"<{bucket}.Arn>/outputs/*", f"<{bucket}.Arn>/captures/*"},
         "s3:AbortMultipartUpload": {f"<{bucket}.Arn>/outputs/*"},
         # So that a deleted input is a 404 (the job fails saying so), not a 403.
         "s3:ListBucket": {f"<{bucket}.Arn>"},

@@ -22,6 +22,7 @@ def _storage_template(removal_policy: cdk.RemovalPolicy) -> Template:
         outputs_expiration_days=30,
         uploads_expiration_days=7,
         access_logs_expiration_days=90,
+        captures_expiration_days=14,
     )
     return Template.from_stack(stack)
 
@@ -118,7 +119,7 @@ def test_both_buckets_refuse_plain_http(each_env: Synthesized) -> None:
     assert denied == buckets
 
 
-def test_lifecycle_expires_outputs_and_uploads_only(each_env: Synthesized) -> None:
+def test_lifecycle_expires_outputs_uploads_and_captures_only(each_env: Synthesized) -> None:
     config = environment_config(each_env.name).data
     data = each_env.resources[each_env.logical_id(each_env.stack.storage.bucket)]["Properties"]
     rules = {rule["Id"]: rule for rule in data["LifecycleConfiguration"]["Rules"]}
@@ -126,6 +127,8 @@ def test_lifecycle_expires_outputs_and_uploads_only(each_env: Synthesized) -> No
     assert rules["expire-outputs"]["ExpirationInDays"] == config.outputs_expiration_days
     assert rules["expire-uploads"]["Prefix"] == "uploads/"
     assert rules["expire-uploads"]["ExpirationInDays"] == config.uploads_expiration_days
+    assert rules["expire-captures"]["Prefix"] == "captures/"
+    assert rules["expire-captures"]["ExpirationInDays"] == config.captures_expiration_days
     # Artifacts and inputs never expire; old versions of anything do.
     assert "NoncurrentVersionExpiration" in rules["expire-old-versions"]
     assert "ExpirationInDays" not in rules["expire-old-versions"]

@@ -11,9 +11,12 @@ answer, and nothing raised here reaches the request.
 On the workers: the primary record is built (bodies decoded, sensitive inputs redacted per
 the manifest), the shadow version is asked through the same ``InferenceService.infer`` the
 caller's request took (validation included, with its own deadline), and both records go to
-the capture writer. Locally this is all in-process. In a Lambda sandbox the same threads run
-only while the sandbox is thawed (see ``functions.core.capture.writer``), so shadow calls of
-an idle router wait for its next request; they never extend an invocation.
+the capture writer. That is how it runs locally. In a Lambda sandbox, which is frozen once
+its response is sent, a shadow call here could be frozen mid-flight (its latency with it), so
+there the tap only captures the request marked with its shadow version (``defer_shadow``),
+in an object whose creation has the batch function make the call (``functions.batch.shadow``);
+the capture writer's thread runs while the sandbox is thawed (``functions.core.capture.writer``)
+and never extends an invocation.
 """
 
 from __future__ import annotations
@@ -101,8 +104,13 @@ class Tap:
         shadow_timeout_seconds: float = 10.0,
         workers: int = 2,
         max_pending: int = 1000,
+        defer_shadow: bool = False,
     ) -> None:
+        """``defer_shadow`` (AWS): do not ask the shadow here; capture the request marked
+        with its shadow version, in an object the batch function shadows when it is
+        created (``functions.batch.shadow``)."""
         self.writer = writer
+        self._defer_shadow = defer_shadow
         self._service = service
         self._rng = rng
         self._shadow_timeout = shadow_timeout_seconds
@@ -253,7 +261,13 @@ class Tap:
             with_inputs=True,
         )
         records = [primary]
-        if item.shadow is not None:
+        if item.shadow is not None and self._defer_shadow:
+            if primary.inputs and primary.redacted is None:
+                primary.extra["shadow_version"] = item.shadow
+            else:
+                # Inputs the manifest keeps out of captures cannot be sent on later.
+                primary.extra["shadow_skipped"] = "inputs_not_captured"
+        elif item.shadow is not None:
             records.append(self._shadow(item))
         return records
 

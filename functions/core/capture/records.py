@@ -24,6 +24,10 @@ from functions.core import oip
 from functions.core.oip.datatypes import DATATYPES
 
 PREFIX = "captures/"
+# A router's capture object holding requests still to be shadowed (on AWS the batch function
+# shadows them, ``functions.batch.shadow``) and the object of the shadow's answers beside it.
+PENDING_SUFFIX = ".pending.jsonl"
+SHADOW_SUFFIX = ".shadow.jsonl"
 PRIMARY = "primary"
 SHADOW = "shadow"
 REPLAY = "replay"
@@ -50,6 +54,12 @@ class CaptureRecord:
     @property
     def ok(self) -> bool:
         return self.status < 400
+
+    @property
+    def pending_shadow(self) -> int | None:
+        """The shadow version still to ask with this request (deferred shadow traffic)."""
+        value = self.extra.get("shadow_version")
+        return int(value) if isinstance(value, int) else None
 
     def to_line(self) -> bytes:
         data = asdict(self)

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from functions.core.capture.records import CaptureRecord, capture_key
+from functions.core.capture.records import PENDING_SUFFIX, CaptureRecord, capture_key
 
 logger = logging.getLogger("modelway.capture")
 
@@ -107,7 +107,7 @@ class CaptureWriter:
 
     # The writer thread ---------------------------------------------------------------------
     def _run(self) -> None:
-        groups: dict[tuple[str, str, str], _Group] = {}
+        groups: dict[tuple[str, str, str, bool], _Group] = {}
         while True:
             wait = self._next_deadline(groups)
             try:
@@ -119,20 +119,22 @@ class CaptureWriter:
                 item.done.set()
                 continue
             if item is not None:
-                key = (item.model, item.alias, item.at[:10])
+                # Records waiting for a shadow call travel in their own objects, whose
+                # creation starts that call on AWS (functions.batch.shadow).
+                key = (item.model, item.alias, item.at[:10], item.pending_shadow is not None)
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = _Group(started=self._clock())
                 group.lines.append(item.to_line())
             self._write_all(groups, force=False)
 
-    def _next_deadline(self, groups: dict[tuple[str, str, str], _Group]) -> float | None:
+    def _next_deadline(self, groups: dict[tuple[str, str, str, bool], _Group]) -> float | None:
         if not groups:
             return None  # sleep until a record (or a flush) arrives
         oldest = min(g.started for g in groups.values())
         return max(0.0, oldest + self._max_age - self._clock())
 
-    def _write_all(self, groups: dict[tuple[str, str, str], _Group], *, force: bool) -> None:
+    def _write_all(self, groups: dict[tuple[str, str, str, bool], _Group], *, force: bool) -> None:
         now = self._clock()
         for key in list(groups):
             group = groups[key]
@@ -144,9 +146,10 @@ class CaptureWriter:
                 del groups[key]
                 self._write(key, group.lines)
 
-    def _write(self, key: tuple[str, str, str], lines: list[bytes]) -> None:
-        model, alias, day = key
-        name = f"{time.strftime('%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}.jsonl"
+    def _write(self, key: tuple[str, str, str, bool], lines: list[bytes]) -> None:
+        model, alias, day, pending = key
+        suffix = PENDING_SUFFIX if pending else ".jsonl"
+        name = f"{time.strftime('%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}{suffix}"
         object_key = capture_key(model=model, alias=alias, at=day, name=name)
         try:
             self._sink(object_key, b"".join(lines))
