@@ -67,6 +67,7 @@ def package_onnx(
     scores_output: str | None = None,
     labels: Sequence[str] | None = None,
     description: str = "",
+    capture: Mapping[str, Any] | None = None,
 ) -> BuildResult:
     """Package the ONNX file ``model`` (from any exporter) as ``out_dir/model.tar.gz``.
 
@@ -148,6 +149,7 @@ def package_onnx(
             source={"kind": "onnx", "file": source.name, "inputs": origin},
             labels=labels,
             description=description,
+            capture=capture,
             started=started,
         )
 
@@ -167,6 +169,7 @@ def package_torch(
     description: str = "",
     metrics: Mapping[str, float] | None = None,
     source: Mapping[str, str] | None = None,
+    capture: Mapping[str, Any] | None = None,
 ) -> BuildResult:
     """Export ``module`` to ONNX and package it as ``out_dir/model.tar.gz``.
 
@@ -243,6 +246,7 @@ def package_torch(
             description=description,
             metrics=metrics,
             signature=signature,
+            capture=capture,
             started=started,
         )
 
@@ -270,6 +274,7 @@ def assemble(
     signature: Signature | None = None,
     files: Mapping[str, Path] | None = None,
     extra_manifest: Mapping[str, Any] | None = None,
+    capture: Mapping[str, Any] | None = None,
     started: float | None = None,
 ) -> BuildResult:
     """The common end of every packaging: refuse a failed parity, measure latency on
@@ -278,6 +283,8 @@ def assemble(
     ``signature`` is the graph's unless given (a model whose server-side pre-processing
     changes what a client sends); ``files`` (archive name → file) are packed beside the
     model (e.g. ``tokenizer.json``) and ``extra_manifest`` merged into the manifest.
+    ``capture`` (``{"sensitive": [input names] | ["*"], "mode": "hash" | "drop"}``) marks
+    inputs that request capture must hash or leave out (``functions.core.capture``).
     """
     import onnxruntime
 
@@ -294,6 +301,13 @@ def assemble(
     signature = signature if signature is not None else signature_from_onnx(onnx_path)
     # The drift baseline of live traffic (``modelway compare``): the build samples' deciles.
     reference = reference_statistics(signature=signature, feeds=feeds)
+    if capture is not None:
+        names = {spec.name for spec in signature.inputs}
+        unknown = sorted(set(capture.get("sensitive") or ()) - names - {"*"})
+        if unknown:
+            raise InvalidSamples(
+                f"sensitive input(s) {unknown} are not inputs of the model {sorted(names)}"
+            )
     manifest = Manifest(
         name=name,
         sha256=sha256_file(onnx_path),
@@ -305,7 +319,12 @@ def assemble(
         labels=list(labels) if labels is not None else None,
         description=description,
         created_at=utc_now(),
-        **{"source": dict(source), "reference": reference, **dict(extra_manifest or {})},
+        **{
+            "source": dict(source),
+            "reference": reference,
+            "capture": dict(capture) if capture is not None else None,
+            **dict(extra_manifest or {}),
+        },
     )
     progress.report("writing model.tar.gz")
     artifact = write_artifact(

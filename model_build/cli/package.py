@@ -128,6 +128,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--fp16", action="store_true", help="with --hf: FP16 weights (for the CUDA provider)"
     )
     parser.add_argument("--description", default="", help="a sentence for the manifest")
+    parser.add_argument(
+        "--sensitive-input",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an input request capture must not keep as sent ('*': all); repeatable",
+    )
+    parser.add_argument(
+        "--sensitive-mode",
+        choices=("hash", "drop"),
+        default="hash",
+        help="captures keep a sensitive input's SHA-256 (hash) or no inputs at all (drop)",
+    )
     parser.set_defaults(func=_package)
 
 
@@ -169,6 +182,13 @@ def _run(args: argparse.Namespace) -> Any:
         raise _usage(f"{', '.join(k for k, v in torch_only.items() if v)} go with --torch")
     if args.model is not None and args.max_length:
         raise _usage("--max-length goes with --torch or --hf")
+    capture = (
+        {"sensitive": args.sensitive_input, "mode": args.sensitive_mode}
+        if args.sensitive_input
+        else None
+    )
+    if capture is not None and args.hf is not None:
+        raise _usage("--sensitive-input goes with MODEL.onnx or --torch (not --hf yet)")
     hf_only = {"--task": args.task, "--quantize": args.quantize, "--fp16": args.fp16}
     if args.hf is None and any(hf_only.values()):
         raise _usage(f"{', '.join(k for k, v in hf_only.items() if v)} go with --hf")
@@ -186,6 +206,7 @@ def _run(args: argparse.Namespace) -> Any:
             scores_output=args.scores,
             labels=labels,
             description=args.description,
+            capture=capture,
         )
     if args.torch is not None:
         from model_build.package import package_torch
@@ -209,6 +230,7 @@ def _run(args: argparse.Namespace) -> Any:
             labels=labels,
             description=args.description,
             source={"callable": args.torch},
+            capture=capture,
         )
     from model_build.errors import SourceNotFound
     from model_build.package import package_hf

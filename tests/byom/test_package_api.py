@@ -70,6 +70,26 @@ def test_without_samples_the_model_runs_on_generated_inputs(
     assert summary["signature"]["outputs"] == ["label INT64 [-1]", "probabilities FP32 [-1, 3]"]
 
 
+def test_a_sensitive_input_is_marked_for_capture_and_a_wrong_name_refused(
+    iris: IrisFiles, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from model_build.cli import main
+
+    argv = ["package", str(iris.onnx), "--name", "iris", "--out", str(tmp_path)]
+    argv += ["--samples", str(iris.samples)]
+    assert main([*argv, "--sensitive-input", "X", "--sensitive-mode", "drop"]) == 0
+    capsys.readouterr()
+    manifest = _manifest(tmp_path / "model.tar.gz").model_dump()
+    assert manifest["capture"] == {"sensitive": ["X"], "mode": "drop"}
+    # The samples' deciles, per feature: the drift baseline (generated inputs give none).
+    assert manifest["reference"]["inputs"]["X"]["features"] == 4
+
+    with pytest.raises(InvalidArtifact, match="not inputs of the model"):
+        package_onnx(
+            iris.onnx, name="iris", out_dir=tmp_path / "x", capture={"sensitive": ["petal"]}
+        )
+
+
 def test_arrays_in_memory_work_like_files(iris: IrisFiles, tmp_path: Path) -> None:
     rows = iris.features[:7].astype(np.float64)  # numpy's default float: cast, not refused
     result = package_onnx(
