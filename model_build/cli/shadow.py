@@ -204,6 +204,11 @@ def _replay(args: argparse.Namespace) -> int:
                 handler(event, None)
         (ref,) = parse_notification(event)
         job = backends.registry.get_job(job_id=job_id_for(ref))
+        # A running `modelway up` watches inputs/ too and may have taken the job first.
+        deadline = time.monotonic() + args.wait
+        while job.status == "running" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job = backends.registry.get_job(job_id=job.job_id)
     else:
         job = _wait_for_job(backends.registry, model=model, key=key, seconds=args.wait)
     if job.status not in ("succeeded", "partial"):
