@@ -276,3 +276,28 @@ def test_since_takes_dates_times_and_ages() -> None:
     assert parse_since(None) is None
     with pytest.raises(InvalidCapture):
         parse_since("last tuesday")
+
+
+def test_writer_bounds_what_it_holds_in_bytes_and_gives_it_back_once_written() -> None:
+    entered, release = threading.Event(), threading.Event()
+    written: list[bytes] = []
+
+    def slow(key: str, body: bytes) -> None:
+        entered.set()
+        release.wait(30)
+        written.append(body)
+
+    big = _record("big", version=1, role=PRIMARY, outputs=[_logits(1)])
+    size = len(big.to_line())
+    writer = CaptureWriter(sink=slow, max_records=1, max_age_seconds=0.0, max_queue_bytes=3 * size)
+    writer.submit([big])
+    assert entered.wait(10)
+    # One record is being written, so two more fit in the byte budget; the rest are dropped.
+    assert writer.submit([big] * 5) == 2
+    assert writer.stats.dropped_full == 3
+    release.set()
+    assert writer.flush()
+    # Written, their bytes are free again.
+    assert writer.submit([big] * 3) == 3
+    assert writer.flush()
+    assert len(written) == 6

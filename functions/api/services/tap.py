@@ -104,6 +104,7 @@ class Tap:
         shadow_timeout_seconds: float = 10.0,
         workers: int = 2,
         max_pending: int = 1000,
+        max_pending_bytes: int = 64 * 1024 * 1024,
         defer_shadow: bool = False,
     ) -> None:
         """``defer_shadow`` (AWS): do not ask the shadow here; capture the request marked
@@ -111,6 +112,10 @@ class Tap:
         created (``functions.batch.shadow``)."""
         self.writer = writer
         self._defer_shadow = defer_shadow
+        # Queued requests hold their bodies: bounded in bytes as well as in count.
+        self._max_bytes = max_pending_bytes
+        self._pending_bytes = 0
+        self._bytes_lock = threading.Lock()
         self._service = service
         self._rng = rng
         self._shadow_timeout = shadow_timeout_seconds
@@ -206,9 +211,17 @@ class Tap:
             error=error,
         )
         self._ensure_workers()
+        with self._bytes_lock:
+            fits = self._pending_bytes + len(body) <= self._max_bytes
+            if fits:
+                self._pending_bytes += len(body)
+        if not fits:
+            self.stats.dropped += 1
+            return False
         try:
             self._queue.put_nowait(observed)
         except queue.Full:
+            self._release(len(body))
             self.stats.dropped += 1
             return False
         self.stats.sampled += 1
@@ -223,6 +236,10 @@ class Tap:
             self._queue.put(marker, timeout=timeout)
         ok = marker.done.wait(max(0.0, deadline - time.monotonic()))
         return ok and self.writer.flush(timeout=max(0.1, deadline - time.monotonic()))
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self._pending_bytes -= size
 
     def _ensure_workers(self) -> None:
         if len(self._threads) == self._workers and all(t.is_alive() for t in self._threads):
@@ -248,6 +265,8 @@ class Tap:
             except Exception:  # a bug here must not stop the tap; counted and logged
                 self.stats.failed += 1
                 logger.exception("capture of request %s failed", item.request_id)
+            finally:
+                self._release(len(item.body))
 
     def _records(self, item: Observed) -> list[CaptureRecord]:
         version = item.target.version

@@ -1,8 +1,9 @@
 """The capture writer: records in, JSON Lines objects out, batched, off the request path.
 
-``submit`` never blocks and never raises: it puts the records on a bounded queue and returns
-(when the queue is full the records are dropped and counted; a capture must never slow the
-request it describes). One daemon thread drains the queue, groups records by model, alias and
+``submit`` never blocks and never raises: it puts the records (as their JSON lines) on a
+queue bounded in count and in bytes (buffered batches included) and returns; past either
+bound the records are dropped and counted: a capture must never slow, or starve of memory,
+the requests it describes. One daemon thread drains the queue, groups records by model, alias and
 day, and writes a group as one object (``captures/{model}/{alias}/{day}/{time}-{id}.jsonl``)
 when it holds ``max_records`` records or its oldest is ``max_age_seconds`` old. A sink that
 fails (S3 down) loses that batch, counted and logged, and the writer carries on.
@@ -29,6 +30,8 @@ from functions.core.capture.records import PENDING_SUFFIX, CaptureRecord, captur
 logger = logging.getLogger("modelway.capture")
 
 Sink = Callable[[str, bytes], object]  # (key, body) -> anything; raises on failure
+# One object holds at most about this much (a group is written once it is reached).
+MAX_OBJECT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -44,6 +47,7 @@ class WriterStats:
 class _Group:
     started: float
     lines: list[bytes] = field(default_factory=list)
+    size: int = 0
 
 
 class _Flush:
@@ -59,12 +63,20 @@ class CaptureWriter:
         max_records: int = 500,
         max_age_seconds: float = 2.0,
         max_queue: int = 20_000,
+        max_queue_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sink = sink
         self._max_records = max_records
         self._max_age = max_age_seconds
-        self._queue: queue.Queue[CaptureRecord | _Flush] = queue.Queue(maxsize=max_queue)
+        # Records wait encoded (their JSON line), bounded in count and in bytes: a burst of
+        # large requests is dropped, not held until the process runs out of memory.
+        self._queue: queue.Queue[tuple[tuple[str, str, str, bool], bytes] | _Flush] = queue.Queue(
+            maxsize=max_queue
+        )
+        self._max_bytes = max_queue_bytes
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
         self._clock = clock
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -76,14 +88,30 @@ class CaptureWriter:
         self._ensure_thread()
         queued = 0
         for record in records:
+            line = record.to_line()
+            with self._bytes_lock:
+                fits = self._queued_bytes + len(line) <= self._max_bytes
+                if fits:
+                    self._queued_bytes += len(line)
+            if not fits:
+                self.stats.dropped_full += 1
+                continue
+            # Records waiting for a shadow call travel in their own objects, whose creation
+            # starts that call on AWS (functions.batch.shadow).
+            key = (record.model, record.alias, record.at[:10], record.pending_shadow is not None)
             try:
-                self._queue.put_nowait(record)
+                self._queue.put_nowait((key, line))
             except queue.Full:
+                self._release(len(line))
                 self.stats.dropped_full += 1
                 continue
             queued += 1
         self.stats.submitted += queued
         return queued
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self._queued_bytes -= size
 
     def flush(self, *, timeout: float = 10.0) -> bool:
         """Write everything submitted so far (CLI runs, tests, shutdown); True when done."""
@@ -119,13 +147,12 @@ class CaptureWriter:
                 item.done.set()
                 continue
             if item is not None:
-                # Records waiting for a shadow call travel in their own objects, whose
-                # creation starts that call on AWS (functions.batch.shadow).
-                key = (item.model, item.alias, item.at[:10], item.pending_shadow is not None)
+                key, line = item
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = _Group(started=self._clock())
-                group.lines.append(item.to_line())
+                group.lines.append(line)
+                group.size += len(line)
             self._write_all(groups, force=False)
 
     def _next_deadline(self, groups: dict[tuple[str, str, str, bool], _Group]) -> float | None:
@@ -141,10 +168,13 @@ class CaptureWriter:
             if (
                 force
                 or len(group.lines) >= self._max_records
+                or group.size >= MAX_OBJECT_BYTES
                 or now - group.started >= self._max_age
             ):
                 del groups[key]
                 self._write(key, group.lines)
+                # Queued bytes count until written, buffered ones included.
+                self._release(group.size)
 
     def _write(self, key: tuple[str, str, str, bool], lines: list[bytes]) -> None:
         model, alias, day, pending = key
