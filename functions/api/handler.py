@@ -116,6 +116,12 @@ def _get_adapter() -> Mangum:
     return _adapter if _adapter is not None else init()
 
 
+def _model_failed(record: RequestRecord) -> bool:
+    # A 504 inside a deadline the caller shortened says the caller was in a hurry, not that the
+    # model is failing; counting it would let one impatient client roll a deployment back.
+    return record.status >= 500 and not (record.status == 504 and record.caller_deadline)
+
+
 def record_request(record: RequestRecord) -> None:
     if record.model is not None:
         # The model's own error count, by model alone: what that model's rollback alarm
@@ -124,7 +130,7 @@ def record_request(record: RequestRecord) -> None:
         with single_metric(
             name=guardrail.METRIC,
             unit=MetricUnit.Count,
-            value=int(record.status >= 500),
+            value=int(_model_failed(record)),
             namespace=guardrail.NAMESPACE,
             default_dimensions={"service": guardrail.SERVICE},
         ) as model_errors:

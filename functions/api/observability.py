@@ -30,6 +30,9 @@ class RequestRecord:
     version: int | None
     key_id: str | None  # the caller, once authenticated
     request_id: str | None = None
+    # The caller asked for less time than the router allows (``X-Request-Timeout``): a 504 is
+    # then the caller's choice, not the model failing.
+    caller_deadline: bool = False
 
 
 Observer = Callable[[RequestRecord], None]
@@ -79,6 +82,7 @@ class ObserveMiddleware:
                     version=state.get("model_version"),
                     key_id=state.get("key_id"),
                     request_id=request_id,
+                    caller_deadline=bool(state.get("caller_deadline")),
                 )
                 try:
                     observer(record)

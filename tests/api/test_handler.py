@@ -393,3 +393,38 @@ def test_logs_and_the_answer_carry_one_request_id(
     [request_log] = [line for line in logs if line.get("message") == "request"]
     assert request_log["correlation_id"] == expected
     assert request_log["request_id"] == expected
+
+
+def test_a_timeout_the_caller_asked_for_is_not_the_models_error(
+    lambda_handler: Any,
+    digits_v1: ModelVersion,
+    admin_key: str,
+    runtime: FakeRuntime,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A client that sends ``X-Request-Timeout: 0.2`` to a model that needs a second gets its
+    504, but must not count toward the rollback alarm: one impatient caller would otherwise roll
+    back a healthy deployment. Without the header (the router's own limit) a 504 does count."""
+    from functions.core.deploy import guardrail
+    from functions.core.errors import UpstreamTimeout
+
+    def too_slow(call: Any) -> Any:
+        raise UpstreamTimeout("the model did not answer in time")
+
+    runtime.answer = too_slow
+    hurried = _event_for(MODEL, key=admin_key)
+    hurried["headers"]["x-request-timeout"] = "0.2"
+    hurried["multiValueHeaders"]["x-request-timeout"] = ["0.2"]
+    at_limit = _event_for(MODEL, key=admin_key)
+    at_limit["headers"]["x-request-timeout"] = "600"
+    at_limit["multiValueHeaders"]["x-request-timeout"] = ["600"]
+    capsys.readouterr()
+    statuses = [
+        lambda_handler(event, LocalLambdaContext())["statusCode"]
+        for event in (hurried, _event_for(MODEL, key=admin_key), at_limit)
+    ]
+    assert statuses == [504, 504, 504]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert [m[guardrail.METRIC] for m in lines if guardrail.METRIC in m] == [[0.0], [1.0], [1.0]]
+    # Every one of them is still a server error of the stage, as the caller saw it.
+    assert [m["ServerErrors"] for m in lines if "ServerErrors" in m] == [[1.0], [1.0], [1.0]]

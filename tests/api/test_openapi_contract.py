@@ -204,3 +204,32 @@ def test_the_document_says_what_delete_means(app: FastAPI) -> None:
     assert "again" in revoke
     retire = paths["/v1/models/{model}/versions/{version}"]["delete"]["description"]
     assert "status: retired" in retire
+
+
+@pytest.mark.parametrize(
+    "path", [f"/v2/models/{MODEL}/infer", f"/v2/models/{MODEL}/versions/1/infer"]
+)
+def test_inference_answers_carry_only_the_headers_the_document_names(
+    app: FastAPI,
+    client: TestClient,
+    admin_key: str,
+    digits_v1: ModelVersion,
+    path: str,
+) -> None:
+    """A client generated from the document sees every header a 200 carries (version, alias,
+    request id, Server-Timing), and can send the ones the router reads."""
+    template = path.replace(MODEL, "{model}").replace("/versions/1/", "/versions/{version}/")
+    operation = app.openapi()["paths"][template]["post"]
+    documented = set(operation["responses"]["200"]["headers"])
+    parameters = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert {"x-request-timeout", "x-request-id", "traceparent"} <= parameters
+    response = client.post(
+        path,
+        json=digit_request(),
+        headers={"x-api-key": admin_key, "x-request-id": "req-1"},
+    )
+    assert response.status_code == 200, response.text
+    sent = set(response.headers) - {"content-type", "content-length"}
+    assert sent <= documented, sent - documented
+    assert {"x-model-version", "x-request-id", "server-timing"} <= sent
+    assert response.headers["x-request-id"] == "req-1"

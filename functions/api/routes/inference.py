@@ -39,7 +39,12 @@ from functions.api.openapi import (
 from functions.api.schemas import VersionPath
 from functions.api.services.inference import InferenceResult, InferenceService, Target
 from functions.api.services.lookup import CachedRegistryReads
-from functions.api.trace import Timings
+from functions.api.trace import (
+    REQUEST_ID_HEADER,
+    SERVER_TIMING_HEADER,
+    TRACEPARENT_HEADER,
+    Timings,
+)
 from functions.core import keys
 from functions.core.errors import InvalidRequest, ModelwayError, PayloadTooLarge
 
@@ -65,6 +70,19 @@ def _infer_doc(*, alias: bool = False) -> dict[str, Any]:
             "in": "header",
             "schema": {"type": "number", "exclusiveMinimum": 0},
             "description": "Seconds the caller will wait (at most the router's limit).",
+        },
+        {
+            "name": REQUEST_ID_HEADER,
+            "in": "header",
+            "schema": text,
+            "description": "The caller's id for this request, echoed back and logged "
+            "(else one from `traceparent` or API Gateway's request id).",
+        },
+        {
+            "name": TRACEPARENT_HEADER,
+            "in": "header",
+            "schema": text,
+            "description": "W3C trace context; its trace id becomes the request id.",
         },
     ]
     if alias:
@@ -95,6 +113,28 @@ def _infer_doc(*, alias: bool = False) -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": "The outputs, and the version that answered in `x-model-version`.",
+                "headers": {
+                    VERSION_HEADER: {
+                        "schema": {"type": "integer"},
+                        "description": "The version that answered.",
+                    },
+                    REQUEST_ID_HEADER: {"schema": text, "description": "This request's id."},
+                    SERVER_TIMING_HEADER: {
+                        "schema": text,
+                        "description": "The router's time by phase (auth, resolve, validate, "
+                        "model, ...), in milliseconds.",
+                    },
+                    BINARY_HEADER: {
+                        "schema": {"type": "integer", "minimum": 0},
+                        "description": "Present when the answer is binary: the length of its "
+                        "JSON header.",
+                    },
+                    **(
+                        {ALIAS_HEADER: {"schema": text, "description": "The alias resolved."}}
+                        if alias
+                        else {}
+                    ),
+                },
                 "content": {
                     "application/json": {"examples": {"digits": {"value": INFER_RESPONSE_EXAMPLE}}}
                 },
@@ -182,6 +222,11 @@ async def _infer(
         )
     except InvalidRequest as exc:
         bad_timeout, deadline = exc, None
+    else:
+        asked = request.headers.get(TIMEOUT_HEADER)
+        request.state.caller_deadline = (
+            asked is not None and float(asked) < state.settings.request_timeout_seconds
+        )
     # Received first (the only await), refused in the order the checks always had: the
     # caller (401/403) before the body's size (413).
     too_large: PayloadTooLarge | None = None
