@@ -47,7 +47,7 @@ def get_deps() -> BatchDeps:
                 settings=backends.settings,
                 registry=backends.registry,
                 store=backends.store,
-                runtime=backends.runtime,
+                runtime=backends.batch_runtime,
             ),
         )
     return held[1]

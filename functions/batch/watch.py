@@ -43,7 +43,7 @@ def watch_inputs(
             settings=settings,
             registry=backends.registry,
             store=backends.store,
-            runtime=backends.runtime,
+            runtime=backends.batch_runtime,
         )
     watcher = InputsWatcher(deps=deps)
     while not stop_event.is_set():

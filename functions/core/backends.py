@@ -54,14 +54,33 @@ def make_artifact_store(settings: Settings) -> ArtifactStore:
 
 
 def make_runtime_client(settings: Settings) -> RuntimeClient:
+    """The router's: its timeouts fit API Gateway's 29 s deadline."""
+    return _runtime_client(
+        settings,
+        read_timeout=settings.runtime_read_timeout_seconds,
+        max_attempts=settings.runtime_max_attempts,
+    )
+
+
+def make_batch_runtime_client(settings: Settings) -> RuntimeClient:
+    """Batch scoring's, locally and on AWS: no gateway deadline, so it waits as long as
+    SageMaker lets a model answer."""
+    return _runtime_client(
+        settings,
+        read_timeout=settings.batch_runtime_read_timeout_seconds,
+        max_attempts=settings.batch_runtime_max_attempts,
+    )
+
+
+def _runtime_client(settings: Settings, *, read_timeout: float, max_attempts: int) -> RuntimeClient:
     from functions.core.runtime.sagemaker import SageMakerRuntimeClient
 
     return SageMakerRuntimeClient(
         endpoint_url=settings.serving_url if settings.is_local else settings.runtime_endpoint_url,
         region=settings.region,
         connect_timeout=settings.runtime_connect_timeout_seconds,
-        read_timeout=settings.runtime_read_timeout_seconds,
-        max_attempts=settings.runtime_max_attempts,
+        read_timeout=read_timeout,
+        max_attempts=max_attempts,
         signed=not settings.is_local,
     )
 
@@ -104,6 +123,7 @@ _BUILDERS = {
     "registry": make_registry,
     "store": make_artifact_store,
     "runtime": make_runtime_client,
+    "batch_runtime": make_batch_runtime_client,
     "key_gateway": make_key_gateway,
     "deployer": make_deployer,
     "mirror": make_mirror,
@@ -174,6 +194,11 @@ class Backends:
     @property
     def runtime(self) -> RuntimeClient:
         runtime: RuntimeClient = self._get("runtime")
+        return runtime
+
+    @property
+    def batch_runtime(self) -> RuntimeClient:
+        runtime: RuntimeClient = self._get("batch_runtime")
         return runtime
 
     @property

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
 
     # Batch scoring (functions/batch): S3 uploads under inputs/ scored record by record.
     batch_max_records_per_request: int = Field(default=1024, ge=1)
+    # SageMaker lets a model answer for up to 60 s and recommends a client read timeout of 70 s;
+    # batch has no API Gateway deadline, so it waits that long instead of the router's 12 s
+    # (a micro-batch of 1,024 sentences takes ~10 s on two CPU cores), and retries with its
+    # own backoff (batch_max_attempts) rather than botocore's on top.
+    batch_runtime_read_timeout_seconds: float = Field(default=70.0, gt=0)
+    batch_runtime_max_attempts: int = Field(default=1, ge=1)
     # Tries per micro-batch when the endpoint fails (exponential backoff between them).
     batch_max_attempts: int = Field(default=5, ge=1)
     batch_backoff_base_seconds: float = 0.5

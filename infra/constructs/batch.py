@@ -28,11 +28,6 @@ from infra.constructs.storage import CAPTURES_PREFIX, INPUTS_PREFIX, OUTPUTS_PRE
 # Router captures that wait for a shadow call (functions.core.capture.records.PENDING_SUFFIX).
 PENDING_SUFFIX = ".pending.jsonl"
 
-# SageMaker lets a model answer for up to 60 s and recommends a client read timeout of 70 s;
-# batch has no API Gateway deadline, so it waits that long instead of the router's 12 s, and
-# retries with its own backoff (functions.batch.jobs) rather than botocore's on top.
-RUNTIME_READ_TIMEOUT_SECONDS = 70
-RUNTIME_MAX_ATTEMPTS = 1
 # CDK's singleton that applies bucket notifications (a custom resource and its Lambda).
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 
@@ -75,8 +70,6 @@ class Batch(Construct):
             timeout=cdk.Duration.seconds(settings.timeout_seconds),
             environment={
                 **environment,
-                "MODELWAY_RUNTIME_READ_TIMEOUT_SECONDS": str(RUNTIME_READ_TIMEOUT_SECONDS),
-                "MODELWAY_RUNTIME_MAX_ATTEMPTS": str(RUNTIME_MAX_ATTEMPTS),
             },
             service_name="modelway-batch",
             log_level=log_level,
