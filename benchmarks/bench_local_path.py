@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drive(target: Target, body: bytes, *, concurrency: int, total: int) -> Result:
-    """``total`` requests from ``concurrency`` threads, each on its own keep-alive connection."""
+def drive(target: Target, body: bytes | Sequence[bytes], *, concurrency: int, total: int) -> Result:
+    """``total`` requests from ``concurrency`` threads, each on its own keep-alive connection.
+    ``body``: one request body, or several that each thread sends in turn (thread ``i``
+    starting at the ``i``-th, so concurrent requests differ)."""
+    bodies = [body] if isinstance(body, bytes) else list(body)
     per_thread = total // concurrency
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors: list[str] = []
@@ -119,9 +123,11 @@ def drive(target: Target, body: bytes, *, concurrency: int, total: int) -> Resul
         headers = {"Content-Type": "application/json", **target.headers}
         barrier.wait()
         try:
-            for _ in range(per_thread):
+            for n in range(per_thread):
                 started = time.perf_counter()
-                conn.request("POST", target.path, body=body, headers=headers)
+                conn.request(
+                    "POST", target.path, body=bodies[(slot + n) % len(bodies)], headers=headers
+                )
                 response = conn.getresponse()
                 payload = response.read()
                 latencies[slot].append((time.perf_counter() - started) * 1000)
