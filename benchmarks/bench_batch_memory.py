@@ -1,6 +1,7 @@
 """Batch scoring's memory does not grow with the file: a 200,000-record digits JSON Lines file
-is scored through the batch handler on the local stack, beside a 20,000-record baseline in
-the same run, and the peaks are compared.
+(or, with ``--model minilm``, 100,000 sentences for the real all-MiniLM-L6-v2) is scored through
+the batch handler on the local stack, beside a run of a tenth of it in the same run, and the
+peaks are compared.
 
 What runs: the digits demo model (built here as ``modelway build digits`` builds it) is
 published into a fresh local state directory and served by the real model server
@@ -8,16 +9,21 @@ published into a fresh local state directory and served by the real model server
 ``functions.batch.handler.handler`` in a fresh child process, over the real runtime client
 (boto3 ``sagemaker-runtime`` → loopback), the SQLite registry and the directory store —
 exactly what ``modelway batch submit`` runs. The input is scikit-learn's digit images over
-and over, so the labels scored can be checked against the truth.
+and over, so the labels scored can be checked against the truth. For ``minilm`` the model is
+the artifact of ``modelway build minilm`` (built once into ``$MODELWAY_HOME/build/minilm``, as
+``bench_transformer.py`` does), each line a JSON string, the parity gate's sentences over and
+over; each result's embedding must match (cosine >= 0.9999) the one the same model server gives
+that sentence asked alone, so results are checked to be the right ones, in input order.
 
 What is measured, per file, in the child that scored it (the model server is not counted):
-the peak resident set (``VmHWM`` of the child's own address space), the peak of Python
-allocations (``tracemalloc``, in a second child: it slows Python down, so throughput comes
-from the first), the wall time, that the output holds exactly one line per input record,
-and the share of records whose label is the digit's true label.
+the peak resident set (``VmHWM`` of the child's own address space, read before the output is
+checked), the peak of Python allocations (``tracemalloc``, in a second child: it slows Python
+down, so throughput comes from the first), the wall time, that the output holds exactly one
+line per input record, and the share of records whose result is right (the digit's true
+label; the sentence's embedding).
 
-    .venv/bin/python benchmarks/bench_batch_memory.py [--records 200000] [--baseline 20000]
-        [--tracemalloc]
+    .venv/bin/python benchmarks/bench_batch_memory.py [--model digits|minilm]
+        [--records 200000] [--baseline 20000] [--tracemalloc]
 """
 
 from __future__ import annotations
@@ -33,14 +39,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "digits"
 PREFIX = "modelway-local"
+# Records in the big file and in the small one it is compared with, per model.
+SIZES = {"digits": (200_000, 20_000), "minilm": (100_000, 10_000)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--baseline", type=int, default=20_000)
+    parser.add_argument("--model", choices=sorted(SIZES), default="digits")
+    parser.add_argument("--records", type=int, help="default 200,000 (digits), 100,000 (minilm)")
+    parser.add_argument("--baseline", type=int, help="default a tenth of the default records")
+    parser.add_argument(
+        "--build-root", type=Path, help="minilm: where its artifact is built/reused"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument(
         "--tracemalloc",
@@ -52,19 +63,38 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return _child(key=args.child, tracemalloc_on=args.child_tracemalloc)
+    model = args.model
+    records_big = args.records or SIZES[model][0]
+    records_small = args.baseline or SIZES[model][1]
+
+    artifact = None
+    if model == "minilm":
+        sys.path.insert(0, str(ROOT))
+        from bench_transformer import artifact_for
+
+        from functions.core.settings import get_settings
+
+        build_root = args.build_root or get_settings().home / "build"
+        artifact = artifact_for("fp32", build_root=build_root)
 
     with tempfile.TemporaryDirectory(prefix="modelway-bench-batch-") as tmp:
         home = Path(tmp) / "home"
         env = {**os.environ, "MODELWAY_HOME": str(home), "MODELWAY_ENV": "local"}
         os.environ.update(env)
-        _publish_model(home=home, workdir=Path(tmp))
+        _publish_model(home=home, workdir=Path(tmp), model=model, artifact=artifact)
         server, url = _start_server(home=home, env=env)
         env["MODELWAY_SERVING_URL"] = url
         try:
+            pool = _sentence_pool(url=url, home=home) if model == "minilm" else 0
             rows: list[Row] = []
-            for records in (args.baseline, args.records):
-                key = f"inputs/{MODEL}/default/bench-{records}.jsonl"
-                size = _write_input(home / "data" / key, records=records)
+            for records in (records_small, records_big):
+                key = f"inputs/{model}/default/bench-{records}.jsonl"
+                path = home / "data" / key
+                size = (
+                    _write_sentences(path, records=records, pool=pool)
+                    if model == "minilm"
+                    else _write_input(path, records=records)
+                )
                 plain = _run_child(key=key, env=env, tracemalloc_on=False)
                 traced = (
                     _run_child(key=key, env=env, tracemalloc_on=True) if args.tracemalloc else None
@@ -73,7 +103,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(10)
-    _report(rows)
+    _report(rows, model=model)
     ok = all(r[2]["output_lines"] == r[0] and r[2]["status"] == "succeeded" for r in rows)
     return 0 if ok else 1
 
@@ -81,8 +111,9 @@ def main() -> int:
 Row = tuple[int, int, dict[str, Any], dict[str, Any] | None]
 
 
-def _report(rows: list[Row]) -> None:
-    print(f"\n{'records':>9} {'input MB':>9} {'seconds':>8} {'records/s':>10} "
+def _report(rows: list[Row], *, model: str) -> None:
+    print(f"\n{model}:")
+    print(f"{'records':>9} {'input MB':>9} {'seconds':>8} {'records/s':>10} "
           f"{'maxrss MB':>10} {'py peak MB':>11} {'output lines':>13} {'accuracy':>9} "
           "status")  # fmt: skip
     for records, size, plain, traced in rows:
@@ -107,13 +138,15 @@ def _report(rows: list[Row]) -> None:
 
 
 # Parent side -------------------------------------------------------------------------------
-def _publish_model(*, home: Path, workdir: Path) -> None:
+def _publish_model(*, home: Path, workdir: Path, model: str, artifact: Path | None) -> None:
     sys.path.insert(0, str(ROOT))
     from functions.core.backends import make_artifact_store, make_registry
     from functions.core.publishing import check_artifact, publish_artifact
     from functions.core.settings import get_settings
 
-    artifact = _digits_artifact(workdir / "model.tar.gz")
+    if artifact is None:
+        artifact = _digits_artifact(workdir / "model.tar.gz")
+    get_settings.cache_clear()  # MODELWAY_HOME is the run's own now
     settings = get_settings()
     registry = make_registry(settings)
     publish_artifact(
@@ -177,6 +210,45 @@ def _write_input(path: Path, *, records: int) -> int:
     return path.stat().st_size
 
 
+def _sentence_pool(*, url: str, home: Path) -> int:
+    """The sentences the minilm files cycle through, each embedded alone by the model server
+    (the truth a result is checked against), saved beside the inputs. Returns their count."""
+    import urllib.request
+
+    import numpy as np
+    from bench_transformer import sentences
+
+    pool = sentences()
+    vectors = []
+    for sentence in pool:
+        body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [sentence]}]}
+        request = urllib.request.Request(
+            f"{url}/endpoints/{PREFIX}-minilm/invocations",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            vectors.append(json.load(response)["outputs"][0]["data"])
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    np.save(home / "data" / "sentences.npy", np.array(vectors, dtype=np.float32))
+    (home / "data" / "sentences.json").write_text(json.dumps(pool))
+    return len(pool)
+
+
+def _write_sentences(path: Path, *, records: int, pool: int) -> int:
+    """One JSON string per line (a one-element text input), the pool over and over; each
+    line's place in the pool goes beside the file."""
+    sentences = json.loads((path.parents[3] / "sentences.json").read_text())
+    lines = [json.dumps(s) + "\n" for s in sentences]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as out, open(_labels_path(path), "w") as truth:
+        for start in range(0, records, 10_000):
+            picks = [i % pool for i in range(start, min(start + 10_000, records))]
+            out.write("".join(lines[i] for i in picks))
+            truth.write("".join(f"{i}\n" for i in picks))
+    return path.stat().st_size
+
+
 def _labels_path(path: Path) -> Path:
     # Outside inputs/, so the watcher of a running stack would not take it for an input.
     return path.parents[3] / f"{path.stem}.labels"
@@ -230,14 +302,25 @@ def _child(*, key: str, tracemalloc_on: bool) -> int:
     (ref,) = parse_notification(event)
     job = deps.registry.get_job(job_id=job_id_for(ref))
     output = Path(url2pathname(urlparse(job.output_uri or "").path))
+    # Before the output is checked: checking it is not what is measured.
+    maxrss_mb = _peak_rss_mb()
     lines = correct = 0
     truth_path = _labels_path(settings.data_dir / key)
+    embeddings = None
+    if "/minilm/" in key:
+        import numpy as np
+
+        embeddings = np.load(settings.data_dir / "sentences.npy")
     with open(output, "rb") as stream, open(truth_path) as truth:
         # Results are in input order, one per record: line n answers input line n.
         for line, expected in zip(stream, truth, strict=True):
             lines += 1
             outputs = {o["name"]: o for o in json.loads(line)["outputs"]}
-            correct += outputs["label"]["data"][0] == int(expected)
+            if embeddings is None:
+                correct += outputs["label"]["data"][0] == int(expected)
+            else:
+                got = np.asarray(outputs["embedding"]["data"], dtype=np.float32)
+                correct += float(got @ embeddings[int(expected)]) >= 0.9999
     print(
         json.dumps(
             {
@@ -245,7 +328,7 @@ def _child(*, key: str, tracemalloc_on: bool) -> int:
                 "status": job.status,
                 "records": job.records,
                 "seconds": seconds,
-                "maxrss_mb": _peak_rss_mb(),
+                "maxrss_mb": maxrss_mb,
                 "tracemalloc_peak_mb": peak / 1e6,
                 "output_lines": lines,
                 "accuracy": correct / max(lines, 1),
