@@ -73,6 +73,9 @@ def stack(
     local = start_stack(
         settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
     )
+    # Batch scoring in this process goes to the model server this stack started.
+    mp.setenv("MODELWAY_SERVING_URL", local.serving_url)
+    get_settings.cache_clear()
     try:
         yield local.router_url, secret
     finally:
@@ -133,3 +136,35 @@ def test_a_row_alone_equals_the_row_in_a_batch_of_32_with_longer_neighbours(mini
     assert batcher.stats.requests_per_run[32] == 1
     assert float(batched @ alone) >= 0.9999
     np.testing.assert_allclose(batched, alone, atol=1e-5)
+
+
+def test_batch_scoring_embeds_a_file_of_sentences_in_order(stack, sentence_transformer, tmp_path):
+    """A JSON Lines file of plain strings (one sentence a line: short, long, cut at the bound,
+    non-ASCII), scored by ``modelway batch submit`` through the real model server in
+    micro-batches: one result per line, in input order, each the embedding
+    sentence-transformers gives that sentence."""
+    import contextlib
+    import io
+    import json
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    from model_build.cli import main
+    from model_build.hf.sentences import parity_sentences
+
+    sentences = [s for s in parity_sentences(count=240, max_length=256) if s.strip()][:200]
+    source = tmp_path / "sentences.jsonl"
+    source.write_text("".join(json.dumps(s) + "\n" for s in sentences))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["batch", "submit", str(source), "--model", "minilm"]) == 0, out.getvalue()
+    job = json.loads(out.getvalue())
+    assert (job["status"], job["records"], job["ok"], job["errors"]) == ("succeeded", 200, 200, 0)
+
+    results_path = Path(url2pathname(urlparse(job["output_uri"]).path))
+    results = [json.loads(line) for line in results_path.read_text().splitlines()]
+    assert [r["record"] for r in results] == list(range(1, 201))
+    got = np.array([r["outputs"][0]["data"] for r in results], dtype=np.float32)
+    want = sentence_transformer.encode(sentences, normalize_embeddings=True)
+    assert got.shape == (200, 384)
+    assert float(np.min(np.sum(got * want, axis=1))) >= 0.9999
