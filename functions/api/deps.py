@@ -30,6 +30,7 @@ from functions.core.settings import Settings
 
 if TYPE_CHECKING:
     from functions.api.services.tap import Tap
+    from functions.core.mirror import Mirror
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -85,6 +86,11 @@ class RouterState:
     def deployer(self) -> Deployer | None:
         """On AWS, SageMaker models and endpoints follow publishes and alias moves."""
         return self.backends.deployer
+
+    @property
+    def mirror(self) -> Mirror:
+        """On AWS, the SageMaker Model Registry shows versions and their approval."""
+        return self.backends.mirror
 
     @property
     def tap(self) -> Tap:

@@ -115,6 +115,7 @@ def make_mirror(settings: Settings) -> Mirror:
     return SageMakerMirror(
         sagemaker=LazyClient("sagemaker", region=settings.region),
         prefix=settings.resolved_endpoint_prefix,
+        image_uri=settings.serving_image_uri,
     )
 
 
@@ -143,6 +144,7 @@ class Backends:
         runtime: RuntimeClient | None = _UNSET,
         key_gateway: KeyGateway | None = _UNSET,
         deployer: Deployer | None = _UNSET,
+        mirror: Mirror = _UNSET,
     ) -> None:
         self.settings = settings
         self._built: dict[str, Any] = {
@@ -153,6 +155,7 @@ class Backends:
                 ("runtime", runtime),
                 ("key_gateway", key_gateway),
                 ("deployer", deployer),
+                ("mirror", mirror),
             )
             if value is not _UNSET
         }

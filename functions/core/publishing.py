@@ -75,6 +75,10 @@ class PublishResult:
     aliases: tuple[Alias, ...] = ()
     # The alias moves waiting for the new version to be live on the endpoint (``rollout``).
     pending: tuple[PendingMove, ...] = ()
+    # The aliases this publish would have moved but the environment's approval gate held:
+    # the version is not approved (yet). ``approval.NotApproved``'s message says what to do.
+    held: tuple[str, ...] = ()
+    held_reason: str | None = None
 
 
 def publish_artifact(
@@ -180,21 +184,30 @@ def _point_aliases(
     """Make ``version`` servable and point ``alias`` (and ``default`` for a first version)
     at it. For a version published before (``created=False``) only what is not done yet: a
     retry after an endpoint that was busy, or a failure half-way, finishes the publish."""
+    from functions.core import approval
     from functions.core.deploy import rollout
 
     model = version.model
     targets = [alias] if alias is not None else []
     if DEFAULT_ALIAS not in targets and not _has_alias(registry, model, DEFAULT_ALIAS):
         targets.append(DEFAULT_ALIAS)
-    if gated:
+    held: tuple[str, ...] = ()
+    held_reason = None
+    if gated and targets:
         # An approval-gated environment: a version nobody has approved yet serves only
-        # pinned; an alias follows once another admin approves it (``approval``).
-        targets = []
+        # pinned; its aliases follow once another admin approves it (re-running the publish
+        # then moves them, as ``modelway alias set`` does).
+        try:
+            approval.check_move(registry=registry, model=model, versions=(version.version,))
+        except approval.NotApproved as exc:
+            held, held_reason, targets = tuple(targets), exc.message, []
     if not created:
         if version.status != "active":
             return PublishResult(version=version, created=False)
         if deployer is not None:
-            rollout.complete_pending_moves(registry=registry, deployer=deployer, model=model)
+            rollout.complete_pending_moves(
+                registry=registry, deployer=deployer, model=model, require_approval=gated
+            )
         targets = [name for name in targets if not _points_at(registry, model, name, version)]
         if not targets:
             waiting = registry.list_pending_moves(model=model)
@@ -202,6 +215,8 @@ def _point_aliases(
                 version=version,
                 created=False,
                 pending=tuple(m for m in waiting if m.version == version.version),
+                held=held,
+                held_reason=held_reason,
             )
     if deployer is not None:
         progress.report("deploying to the endpoint")
@@ -217,13 +232,19 @@ def _point_aliases(
             alias=name,
             version=version.version,
             actor=actor,
+            require_approval=gated,
         )
         if isinstance(outcome, PendingMove):
             pending.append(outcome)
         else:
             moved.append(outcome)
     return PublishResult(
-        version=version, created=created, aliases=tuple(moved), pending=tuple(pending)
+        version=version,
+        created=created,
+        aliases=tuple(moved),
+        pending=tuple(pending),
+        held=held,
+        held_reason=held_reason,
     )
 
 

@@ -77,11 +77,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("detail-type") == MODEL_PACKAGE_DETAIL_TYPE:
         return _model_package_change(event)
     deployer = get_deployer()
+    settings = get_settings()
     result = handle_event(
         event=event,
-        prefix=get_settings().resolved_endpoint_prefix,
+        prefix=settings.resolved_endpoint_prefix,
         deployer=deployer,
         registry=current().registry if deployer is not None else None,
+        require_approval=settings.require_approval,
     )
     logger.info("endpoint state change", extra=result)
     return result

@@ -48,6 +48,7 @@ def handle_event(
     prefix: str,
     deployer: Deployer | None,
     registry: Registry | None = None,
+    require_approval: bool = False,
 ) -> dict[str, Any]:
     """Registers the autoscaling of the endpoint the event names, or says why not.
 
@@ -71,7 +72,10 @@ def handle_event(
     if registry is not None:
         from functions.core.deploy.rollout import complete_pending_moves
 
-        moved = complete_pending_moves(registry=registry, deployer=deployer, model=model)
+        # The environment's approval gate holds when the move is made, too.
+        moved = complete_pending_moves(
+            registry=registry, deployer=deployer, model=model, require_approval=require_approval
+        )
         result["moved"] = [f"{a.alias}->v{a.version}" for a in moved]
     if scaled:
         return {**result, "action": "autoscaled"}

@@ -360,6 +360,8 @@ class Api(Construct):
         )
         endpoints.grant_invoke(role)
         endpoints.grant_manage(role)
+        # POST /v1/models/{m}/versions, .../approve and .../reject write the mirror.
+        endpoints.grant_model_registry(role)
 
     def _configure_router_keys(self) -> None:
         """Tells the router its usage plans and lets it put keys on them."""

@@ -190,6 +190,51 @@ class Endpoints(Construct):
         )
         self.grant_autoscaling(role, deregister=True)
 
+    def grant_model_registry(self, role: iam.IRole) -> None:
+        """Writing the SageMaker Model Registry mirror (``functions.core.mirror``): this
+        environment's package groups (``{prefix}-{model}``) and their versioned packages
+        (``model-package/{group}/{n}``), nothing else in the account's registry."""
+        stack = cdk.Stack.of(self)
+        allow(
+            role,
+            actions=["sagemaker:CreateModelPackageGroup"],
+            resources=[
+                stack.format_arn(
+                    service="sagemaker",
+                    resource="model-package-group",
+                    resource_name=f"{self.endpoint_prefix}-*",
+                    arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+                )
+            ],
+            wildcard_reason="One package group per model, created at its first publish; the "
+            "prefix limits them to this environment's modelway models.",
+        )
+        allow(
+            role,
+            actions=[
+                "sagemaker:CreateModelPackage",
+                "sagemaker:DescribeModelPackage",
+                "sagemaker:UpdateModelPackage",
+            ],
+            resources=[
+                stack.format_arn(
+                    service="sagemaker",
+                    resource="model-package",
+                    resource_name=f"{self.endpoint_prefix}-*/*",
+                    arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+                )
+            ],
+            wildcard_reason="A versioned package per modelway version, numbered by SageMaker "
+            "inside this environment's package groups (name prefix).",
+        )
+        allow(
+            role,
+            actions=["sagemaker:ListModelPackages"],
+            resources=["*"],
+            wildcard_reason="sagemaker:ListModelPackages has no resource-level permissions; "
+            "it lists names and statuses, and is called with this environment's group name.",
+        )
+
     def grant_autoscaling(self, role: iam.IRole, *, deregister: bool) -> None:
         """Giving variants their autoscaling (``functions.core.deploy.autoscaling``): target
         tracking on invocations per instance; ``deregister`` also allows taking it off, which

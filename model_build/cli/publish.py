@@ -1,5 +1,5 @@
 """Versions and aliases: ``modelway publish | versions | models | alias | rollback | history |
-approve | reject | retire``.
+approve | reject | mirror sync | retire``.
 Each talks to the registry and artifact store the settings choose (local or AWS)."""
 
 from __future__ import annotations
@@ -115,6 +115,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         decide.add_argument("--reason", default="")
         decide.set_defaults(func=_decide, decision=decision)
 
+    mirror = subparsers.add_parser(
+        "mirror",
+        help="the SageMaker Model Registry mirror (AWS)",
+        description=(
+            "On AWS every publish, approve and reject also writes the SageMaker Model "
+            "Registry (a package group per model, a package per version). modelway's registry "
+            "is the source of truth: if that write failed, 'mirror sync' repeats it."
+        ),
+    )
+    mirror_commands = mirror.add_subparsers(dest="mirror_command", required=True, metavar="ACTION")
+    mirror_sync = mirror_commands.add_parser(
+        "sync",
+        help="make the model's packages match modelway's versions and decisions",
+    )
+    mirror_sync.add_argument("model")
+    mirror_sync.add_argument("version", type=int, nargs="?", default=None)
+    mirror_sync.set_defaults(func=_mirror_sync)
+
     retire = subparsers.add_parser(
         "retire",
         help="retire a version (refused while an alias or canary points at it)",
@@ -163,11 +181,7 @@ def _publish(args: argparse.Namespace) -> int:
         deployer=backends.deployer,
     )
     version = result.version
-    if backends.settings.serving_image_uri:
-        # Visible in SageMaker Studio's Model Registry (AWS; a no-op locally).
-        backends.mirror.version_published(
-            version=version, image_uri=backends.settings.serving_image_uri
-        )
+    mirrored = _mirror(backends, model=version.model, version=version.version)
     summary: dict[str, Any] = {
         "model": version.model,
         "version": version.version,
@@ -178,6 +192,11 @@ def _publish(args: argparse.Namespace) -> int:
         # Moves waiting for the version to serve on the endpoint (AWS): made when it does.
         **({"pending": {m.alias: m.version for m in result.pending}} if result.pending else {}),
     }
+    if result.held:
+        # The approval gate (prod): the version serves pinned until another admin approves it.
+        summary["held"] = {"aliases": list(result.held), "reason": result.held_reason}
+    if mirrored is not None:
+        summary["mirror"] = mirrored
     if not result.created:
         summary["note"] = (
             f"this model file is already {version.model} version {version.version}; "
@@ -271,13 +290,15 @@ def _rollback(args: argparse.Namespace) -> int:
     from functions.core.deploy import rollout
     from model_build.cli import print_json
 
+    backends = _backends()
     alias = rollout.rollback_alias(
-        registry=_registry(),
-        deployer=_backends().deployer,
+        registry=backends.registry,
+        deployer=backends.deployer,
         wait=True,
         model=args.model,
         alias=args.alias,
         actor=current_actor(),
+        require_approval=backends.settings.require_approval,
     )
     print_json(_alias_dict(alias))
     return 0
@@ -321,10 +342,48 @@ def _decide(args: argparse.Namespace) -> int:
         reason=args.reason,
         two_person=backends.settings.require_approval,
     )
-    # The SageMaker Model Registry shows it too (AWS; nothing to do locally).
-    backends.mirror.decision_made(decision=decision)
-    print_json(dataclasses.asdict(decision))
+    view: dict[str, Any] = dataclasses.asdict(decision)
+    mirrored = _mirror(backends, model=args.model, version=args.version)
+    if mirrored is not None:
+        view["mirror"] = mirrored
+    print_json(view)
     return 0
+
+
+def _mirror(backends: Backends, *, model: str, version: int) -> dict[str, str] | None:
+    """The SageMaker Model Registry after a registry write (AWS; None locally). A failure is
+    reported, on stderr too, and leaves the recorded version or decision as it is."""
+    from functions.core.mirror import sync_after_write
+
+    result = sync_after_write(
+        mirror=backends.mirror, registry=backends.registry, model=model, version=version
+    )
+    if result.status == "failed":
+        print(f"warning: {result.error}; retry with '{result.retry}'", file=sys.stderr)
+    return None if result.status == "off" else result.view()
+
+
+def _mirror_sync(args: argparse.Namespace) -> int:
+    """Bring the SageMaker Model Registry up to date with modelway's registry: the version
+    given, or every version of the model. Exit 1 if any could not be synced."""
+    from functions.core.mirror import sync_after_write
+    from model_build.cli import print_json
+
+    backends = _backends()
+    registry = backends.registry
+    numbers = (
+        [args.version]
+        if args.version is not None
+        else [v.version for v in registry.list_versions(model=args.model)]
+    )
+    results = {
+        str(number): sync_after_write(
+            mirror=backends.mirror, registry=registry, model=args.model, version=number
+        )
+        for number in numbers
+    }
+    print_json({"model": args.model, "versions": {n: r.view() for n, r in results.items()}})
+    return 1 if any(r.status == "failed" for r in results.values()) else 0
 
 
 def _retire(args: argparse.Namespace) -> int:

@@ -142,3 +142,54 @@ def test_without_the_gate_aliases_move_freely_and_decisions_are_still_recorded(
     own = call(client, alice, "POST", f"/v1/models/{MODEL}/versions/{version}/approve")
     assert own.status_code == 200
     assert [d.decision for d in registry.list_decisions(model=MODEL)] == ["approved"]
+
+
+def test_a_rollback_is_a_move_and_obeys_the_gate(
+    client: TestClient, registry: SqliteRegistry
+) -> None:
+    """default: v1 -> v2 (both approved); v1 is rejected afterwards (a bug found in it), so
+    rolling back to it is refused like any move, until someone approves it again."""
+    _, version = publisher_and_version(registry)
+    bob = make_key(registry, models=["*"], admin=True, name="bob")
+    carol = make_key(registry, models=["*"], admin=True, name="carol")
+    for number in (1, version):
+        assert call(client, bob, "POST", f"/v1/models/{MODEL}/versions/{number}/approve").is_success
+    move = f"/v1/models/{MODEL}/aliases/default"
+    assert call(client, bob, "PUT", move, json={"version": 1}).status_code == 200
+    assert call(client, bob, "PUT", move, json={"version": version}).status_code == 200
+    reject = call(
+        client, carol, "POST", f"/v1/models/{MODEL}/versions/1/reject", json={"reason": "bug"}
+    )
+    assert reject.status_code == 200
+
+    refused = call(client, bob, "POST", f"{move}/rollback")
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "not_approved"
+    assert "version 1 is rejected" in refused.json()["error"]
+    assert registry.get_alias(model=MODEL, alias="default").version == version
+
+    assert call(client, carol, "POST", f"/v1/models/{MODEL}/versions/1/approve").is_success
+    rolled = call(client, bob, "POST", f"{move}/rollback")
+    assert rolled.status_code == 200, rolled.text
+    assert registry.get_alias(model=MODEL, alias="default").version == 1
+
+
+def test_a_rollback_across_a_shadow_change_returns_to_the_previous_move(
+    client: TestClient, registry: SqliteRegistry
+) -> None:
+    """A shadow/capture change is recorded in the history but is not a move: the gate asks
+    about the target the rollback really goes to."""
+    _, version = publisher_and_version(registry)
+    bob = make_key(registry, models=["*"], admin=True, name="bob")
+    for number in (1, version):
+        assert call(client, bob, "POST", f"/v1/models/{MODEL}/versions/{number}/approve").is_success
+    move = f"/v1/models/{MODEL}/aliases/default"
+    assert call(client, bob, "PUT", move, json={"version": 1}).status_code == 200
+    assert call(client, bob, "PUT", move, json={"version": version}).status_code == 200
+    shadow = call(client, bob, "PUT", move, json={"capture_percent": 5})
+    assert shadow.status_code == 200, shadow.text
+    assert registry.alias_history(model=MODEL, alias="default")[-1].action == "traffic"
+    call(client, bob, "POST", f"/v1/models/{MODEL}/versions/1/reject")
+    refused = call(client, bob, "POST", f"{move}/rollback")
+    assert refused.status_code == 409
+    assert "version 1 is rejected" in refused.json()["error"]

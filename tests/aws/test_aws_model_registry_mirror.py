@@ -15,7 +15,12 @@ from moto import mock_aws
 
 from functions.core.aws_clients import LazyClient
 from functions.core.clock import utc_now
-from functions.core.mirror import NoMirror, SageMakerMirror, apply_state_change
+from functions.core.mirror import (
+    NoMirror,
+    SageMakerMirror,
+    apply_state_change,
+    sync_after_write,
+)
 from functions.core.registry.base import Decision, ModelVersion
 from functions.core.registry.local import SqliteRegistry
 
@@ -47,12 +52,36 @@ def version(number: int) -> ModelVersion:
     )
 
 
-def test_publish_then_decide_mirrors_into_the_model_registry(sagemaker: Any) -> None:
-    mirror = SageMakerMirror(sagemaker=LazyClient("sagemaker", region="us-east-1"), prefix=PREFIX)
-    arn1 = mirror.version_published(version=version(1), image_uri=IMAGE)
-    arn2 = mirror.version_published(version=version(2), image_uri=IMAGE)
-    # Publishing again (a resumed publish) finds the package, not a second one.
-    assert mirror.version_published(version=version(2), image_uri=IMAGE) == arn2
+def make_mirror() -> SageMakerMirror:
+    return SageMakerMirror(
+        sagemaker=LazyClient("sagemaker", region="us-east-1"), prefix=PREFIX, image_uri=IMAGE
+    )
+
+
+def decide(registry: SqliteRegistry, number: int, decision: str, reason: str = "") -> None:
+    registry.record_decision(
+        decision=Decision(
+            model="digits",
+            version=number,
+            decision=decision,
+            actor="bob",
+            reason=reason,
+            at=utc_now(),
+        )
+    )
+
+
+def test_publish_then_decide_mirrors_into_the_model_registry(
+    sagemaker: Any, tmp_path: Path
+) -> None:
+    registry = SqliteRegistry(path=tmp_path / "registry.db")
+    for number in (1, 2):
+        registry.register_version(version=version(number))
+    mirror = make_mirror()
+    arn1 = mirror.sync(registry=registry, model="digits", version=1)
+    arn2 = mirror.sync(registry=registry, model="digits", version=2)
+    # Syncing again (a resumed publish) finds the package, not a second one.
+    assert mirror.sync(registry=registry, model="digits", version=2) == arn2
 
     groups = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
     assert [g["ModelPackageGroupName"] for g in groups] == ["modelway-prod-digits"]
@@ -69,25 +98,56 @@ def test_publish_then_decide_mirrors_into_the_model_registry(sagemaker: Any) -> 
     assert meta["modelway:parity_passed"] == "True"
     assert meta["modelway:latency_p50_ms"] == "1.5"
 
-    mirror.decision_made(
-        decision=Decision(
-            model="digits", version=2, decision="approved", actor="bob", reason="ok", at=utc_now()
-        )
-    )
-    assert sagemaker.describe_model_package(ModelPackageName=arn2)["ModelApprovalStatus"] == (
-        "Approved"
-    )
+    decide(registry, 2, "approved", "ok")
+    mirror.sync(registry=registry, model="digits", version=2)
+    described = sagemaker.describe_model_package(ModelPackageName=arn2)
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["ApprovalDescription"] == "bob: ok"
     assert sagemaker.describe_model_package(ModelPackageName=arn1)["ModelApprovalStatus"] == (
         "PendingManualApproval"
     )
-    mirror.decision_made(
-        decision=Decision(
-            model="digits", version=2, decision="rejected", actor="bob", reason="", at=utc_now()
-        )
-    )
+    decide(registry, 2, "rejected")
+    mirror.sync(registry=registry, model="digits", version=2)
     assert sagemaker.describe_model_package(ModelPackageName=arn2)["ModelApprovalStatus"] == (
         "Rejected"
     )
+    registry.close()
+
+
+def test_a_version_decided_before_its_package_existed_is_created_with_its_status(
+    sagemaker: Any, tmp_path: Path
+) -> None:
+    """The package of a version whose publish-time mirror write failed (or that predates
+    the mirror) is created by the next sync, already carrying modelway's decision."""
+    registry = SqliteRegistry(path=tmp_path / "registry.db")
+    registry.register_version(version=version(1))
+    decide(registry, 1, "approved")
+    arn = make_mirror().sync(registry=registry, model="digits", version=1)
+    assert arn is not None
+    assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == (
+        "Approved"
+    )
+    registry.close()
+
+
+def test_a_status_set_in_studio_is_not_overwritten_by_a_version_modelway_never_decided(
+    sagemaker: Any, tmp_path: Path
+) -> None:
+    registry = SqliteRegistry(path=tmp_path / "registry.db")
+    registry.register_version(version=version(1))
+    mirror = make_mirror()
+    arn = mirror.sync(registry=registry, model="digits", version=1)
+    sagemaker.update_model_package(
+        ModelPackageArn=arn,
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"modelway:version": "1"},
+    )
+    # Its event has not come back yet: a re-run publish must not undo the approval.
+    assert mirror.sync(registry=registry, model="digits", version=1) == arn
+    assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == (
+        "Approved"
+    )
+    registry.close()
 
 
 def test_an_approval_made_in_studio_comes_back_as_a_decision(tmp_path: Path) -> None:
@@ -115,9 +175,12 @@ def test_an_approval_made_in_studio_comes_back_as_a_decision(tmp_path: Path) -> 
     registry.close()
 
 
-def test_locally_there_is_nothing_to_mirror() -> None:
-    mirror = NoMirror()
-    assert mirror.version_published(version=version(1), image_uri=IMAGE) is None
+def test_locally_there_is_nothing_to_mirror(tmp_path: Path) -> None:
+    registry = SqliteRegistry(path=tmp_path / "registry.db")
+    registry.register_version(version=version(1))
+    result = sync_after_write(mirror=NoMirror(), registry=registry, model="digits", version=1)
+    assert result.status == "off"
+    registry.close()
 
 
 def test_backends_mirror_on_aws_and_not_locally(tmp_path: Path) -> None:
@@ -129,3 +192,108 @@ def test_backends_mirror_on_aws_and_not_locally(tmp_path: Path) -> None:
     assert aws.mirror.group_name("digits") == "modelway-prod-digits"
     local = Backends(settings=Settings(env="local", home=tmp_path))
     assert isinstance(local.mirror, NoMirror)
+
+
+def test_every_mirror_call_fits_sagemakers_service_model(aws_env: None, tmp_path: Path) -> None:
+    """botocore's Stubber: each call's parameters are validated against SageMaker's service
+    model (as every real call is) and must be exactly these; the stubbed answers are
+    validated against the model's output shapes."""
+    from botocore.stub import Stubber
+
+    registry = SqliteRegistry(path=tmp_path / "registry.db")
+    registry.register_version(version=version(1))
+    decide(registry, 1, "approved", "ok")
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    mirror = SageMakerMirror(
+        sagemaker=LazyClient("sagemaker", region="us-east-1", client=client),
+        prefix=PREFIX,
+        image_uri=IMAGE,
+    )
+    group = "modelway-prod-digits"
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/1"
+    meta = {"modelway:version": "1"}
+    with Stubber(client) as stub:
+        # First sync: no package yet -> group and package, created approved.
+        stub.add_response(
+            "list_model_packages", {"ModelPackageSummaryList": []}, {"ModelPackageGroupName": group}
+        )
+        stub.add_response(
+            "create_model_package_group",
+            {
+                "ModelPackageGroupArn": arn.replace(
+                    f"model-package/{group}/1", f"model-package-group/{group}"
+                )
+            },
+            {
+                "ModelPackageGroupName": group,
+                "ModelPackageGroupDescription": "modelway model digits",
+            },
+        )
+        stub.add_response(
+            "create_model_package",
+            {"ModelPackageArn": arn},
+            {
+                "ModelPackageGroupName": group,
+                "ModelPackageDescription": "modelway digits version 1",
+                "ModelApprovalStatus": "Approved",
+                "InferenceSpecification": {
+                    "Containers": [{"Image": IMAGE, "ModelDataUrl": version(1).artifact_uri}],
+                    "SupportedContentTypes": ["application/json", "application/octet-stream"],
+                    "SupportedResponseMIMETypes": ["application/json", "application/octet-stream"],
+                },
+                "CustomerMetadataProperties": {
+                    "modelway:version": "1",
+                    "modelway:sha256": version(1).sha256,
+                    "modelway:published_by": "alice",
+                    "modelway:parity_passed": "True",
+                    "modelway:parity_max_abs_diff": "1e-06",
+                    "modelway:parity_samples": "8",
+                    "modelway:latency_p50_ms": "1.5",
+                },
+            },
+        )
+        assert mirror.sync(registry=registry, model="digits", version=1) == arn
+        # After a rejection: found by its version tag, its status updated.
+        decide(registry, 1, "rejected", "drift")
+        stub.add_response(
+            "list_model_packages",
+            {
+                "ModelPackageSummaryList": [
+                    {
+                        "ModelPackageArn": arn,
+                        "ModelPackageGroupName": group,
+                        "ModelPackageVersion": 1,
+                        "CreationTime": "2026-12-03T10:00:00Z",
+                        "ModelPackageStatus": "Completed",
+                        "ModelApprovalStatus": "Approved",
+                    }
+                ]
+            },
+            {"ModelPackageGroupName": group},
+        )
+        stub.add_response(
+            "describe_model_package",
+            {
+                "ModelPackageName": group,
+                "ModelPackageArn": arn,
+                "CreationTime": "2026-12-03T10:00:00Z",
+                "ModelPackageStatus": "Completed",
+                "ModelPackageStatusDetails": {"ValidationStatuses": []},
+                "ModelApprovalStatus": "Approved",
+                "CustomerMetadataProperties": meta,
+            },
+            {"ModelPackageName": arn},
+        )
+        stub.add_response(
+            "update_model_package",
+            {"ModelPackageArn": arn},
+            {
+                "ModelPackageArn": arn,
+                "ModelApprovalStatus": "Rejected",
+                "ApprovalDescription": "bob: drift",
+                "CustomerMetadataProperties": meta,
+            },
+        )
+        assert mirror.sync(registry=registry, model="digits", version=1) == arn
+        stub.assert_no_pending_responses()
+    registry.close()

@@ -191,3 +191,58 @@ def test_the_api_answers_202_for_a_move_that_waits_for_its_target(
         )
         assert again.status_code == 200, again.text
     assert default_version(registry) == 2
+
+
+def test_a_pending_move_to_a_version_rejected_meanwhile_is_dropped_where_gated(
+    publish: Any, registry: Any, sagemaker: SageMaker
+) -> None:
+    """The gate holds when a pending move is made, not only when it was asked for: v2 was
+    approved when the move was requested, rejected while the endpoint updated, and the
+    InService event (endpoint-events, as the prod handler calls it) does not move to it."""
+    from functions.core import approval
+    from functions.endpoint_events.in_service import handle_event
+
+    from .sagemaker_testkit import ENDPOINT, PREFIX
+
+    publish(b"model one")
+    publish(b"model two", alias=None)
+    deployer = make_deployer(sagemaker)
+    approval.decide(
+        registry=registry,
+        model="digits",
+        version=2,
+        decision="approved",
+        actor="b",
+        two_person=True,
+    )
+    outcome = rollout.set_alias(
+        registry=registry,
+        deployer=deployer,
+        model="digits",
+        alias="default",
+        version=2,
+        actor="b",
+        require_approval=True,
+    )
+    assert isinstance(outcome, PendingMove)
+    approval.decide(
+        registry=registry,
+        model="digits",
+        version=2,
+        decision="rejected",
+        actor="c",
+        reason="bad labels",
+        two_person=True,
+    )
+    sagemaker.finish_update()
+    event = {
+        "source": "aws.sagemaker",
+        "detail-type": "SageMaker Endpoint State Change",
+        "detail": {"EndpointName": ENDPOINT, "EndpointStatus": "IN_SERVICE"},
+    }
+    result = handle_event(
+        event=event, prefix=PREFIX, deployer=deployer, registry=registry, require_approval=True
+    )
+    assert result["moved"] == []
+    assert default_version(registry) == 1
+    assert registry.list_pending_moves(model="digits") == []

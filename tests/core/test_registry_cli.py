@@ -259,3 +259,35 @@ def test_a_prod_like_home_needs_a_second_person_to_approve_before_an_alias_moves
     code, _, err = run(capsys, "alias", "set", "digits", "canary", "1")
     assert code == 1
     assert "version 1 is rejected" in err
+
+
+@pytest.mark.usefixtures("modelway_home", "light_verify")
+def test_publish_with_an_alias_in_a_prod_like_home_holds_it_until_approved(
+    capsys: pytest.CaptureFixture[str], make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """publish --alias obeys the gate: the alias is held (and the output says why) until
+    another admin approves; publishing the same file again then moves it."""
+    monkeypatch.setenv("MODELWAY_REQUIRE_APPROVAL", "true")
+    artifact = make_artifact()
+    published = run_json(capsys, "publish", str(artifact), "--alias", "prod")
+    assert published["aliases"] == {}
+    assert published["held"]["aliases"] == ["prod", "default"]
+    assert "version 1 is pending" in published["held"]["reason"]
+    assert "modelway approve digits" in published["held"]["reason"]
+
+    monkeypatch.setenv("MODELWAY_ACTOR", "dave")
+    run_json(capsys, "approve", "digits", "1")
+    again = run_json(capsys, "publish", str(artifact), "--alias", "prod")
+    assert (again["created"], again["aliases"]) == (False, {"prod": 1, "default": 1})
+    assert "held" not in again
+
+    # Rejected later: a rollback to it, like any move, is refused.
+    second = run_json(capsys, "publish", str(make_artifact(payload=b"two")), "--alias", "prod")
+    assert second["held"]["aliases"] == ["prod"]
+    monkeypatch.setenv("MODELWAY_ACTOR", "carol")
+    run_json(capsys, "approve", "digits", "2")
+    assert run_json(capsys, "alias", "set", "digits", "prod", "2")["version"] == 2
+    run_json(capsys, "reject", "digits", "1", "--reason", "drift")
+    code, _, err = run(capsys, "rollback", "digits", "prod")
+    assert code == 1
+    assert "version 1 is rejected" in err

@@ -216,11 +216,43 @@ _CREATED_BY = {
 }
 
 
+def _model_package(value: str, rename: Rename) -> str:
+    """A versioned model package's ARN (``model-package/{group}/{n}``), from its ARN or
+    ``group/n`` name, with the group renamed to the environment's."""
+    name = value.split(":model-package/", 1)[1] if value.startswith("arn:") else value
+    group, _, number = name.partition("/")
+    return _sm("model-package", f"{rename(group)}/{number or '*'}", lambda n: n)
+
+
+def _model_registry(call: Call, rename: Rename) -> list[Need] | None:
+    """The Model Registry mirror's calls (``functions.core.mirror``); None for other calls.
+    A package's ARN is the one SageMaker gives it (``model-package/{group}/{n}``): for
+    CreateModelPackage the response's, or the group's next number when it failed."""
+    p = call.params
+    op = call.operation
+    if op == "CreateModelPackageGroup":
+        group = _sm("model-package-group", str(p["ModelPackageGroupName"]), rename)
+        return [Need("sagemaker:CreateModelPackageGroup", group)]
+    if op == "CreateModelPackage":
+        created = (call.response or {}).get("ModelPackageArn")
+        target = str(created or f"{p['ModelPackageGroupName']}/0")
+        return [Need("sagemaker:CreateModelPackage", _model_package(target, rename))]
+    if op in ("DescribeModelPackage", "UpdateModelPackage"):
+        name = str(p.get("ModelPackageName") or p.get("ModelPackageArn"))
+        return [Need(f"sagemaker:{op}", _model_package(name, rename))]
+    if op == "ListModelPackages":
+        return [Need("sagemaker:ListModelPackages", "*")]
+    return None
+
+
 def _sagemaker(call: Call, rename: Rename) -> list[Need]:
     p = call.params
     op = call.operation
     if op in _SAGEMAKER_LIST:
         return [Need(f"sagemaker:{op}", "*")]
+    registry = _model_registry(call, rename)
+    if registry is not None:
+        return registry
     if op == "AddTags":
         return [Need("sagemaker:AddTags", str(p["ResourceArn"]))]
     if op not in _SAGEMAKER_RESOURCES:

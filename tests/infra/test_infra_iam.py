@@ -28,6 +28,17 @@ DATA_ACTION_PREFIXES = (
 )
 
 
+MODEL_REGISTRY_ACTIONS = frozenset(
+    {
+        "sagemaker:CreateModelPackageGroup",
+        "sagemaker:CreateModelPackage",
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:UpdateModelPackage",
+        "sagemaker:ListModelPackages",
+    }
+)
+
+
 def _is_data_action(action: str) -> bool:
     return action.startswith(DATA_ACTION_PREFIXES)
 
@@ -120,6 +131,15 @@ def test_router_permissions(each_env: Synthesized) -> None:
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
     assert allowed["apigateway:POST"] >= {"arn:<AWS::Partition>:apigateway:<AWS::Region>::/apikeys"}
+    # The SageMaker Model Registry mirror: this environment's package groups and packages.
+    registry = {a: r for a, r in allowed.items() if a in MODEL_REGISTRY_ACTIONS}
+    assert registry == {
+        "sagemaker:CreateModelPackageGroup": {f"{region}:model-package-group/{prefix}-*"},
+        "sagemaker:CreateModelPackage": {f"{region}:model-package/{prefix}-*/*"},
+        "sagemaker:DescribeModelPackage": {f"{region}:model-package/{prefix}-*/*"},
+        "sagemaker:UpdateModelPackage": {f"{region}:model-package/{prefix}-*/*"},
+        "sagemaker:ListModelPackages": {"*"},
+    }
 
 
 def test_authorizer_only_reads_the_table(each_env: Synthesized) -> None:
@@ -235,8 +255,10 @@ def test_endpoint_events_function_continues_deployments_and_nothing_else(
     allowed = grants(policy)
     router = grants(role_policy(each_env, stack.api.router_function.role))
     sagemaker = {a for a in allowed if a.startswith("sagemaker:")}
+    # Not the Model Registry mirror: only the router's publish / approve / reject write it.
     assert sagemaker == {a for a in router if a.startswith("sagemaker:")} - {
-        "sagemaker:InvokeEndpoint"
+        "sagemaker:InvokeEndpoint",
+        *MODEL_REGISTRY_ACTIONS,
     }
     assert "sagemaker:UpdateEndpointWeightsAndCapacities" in sagemaker  # SageMaker's prerequisite
     table = each_env.logical_id(stack.storage.table)

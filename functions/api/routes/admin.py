@@ -35,6 +35,7 @@ async def get_catalog(
         actor=actor_of(admin),
         caller=admin,
         deployer=state.deployer,
+        mirror=state.mirror,
     )
 
 

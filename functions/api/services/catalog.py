@@ -25,6 +25,7 @@ from functions.core.artifacts.base import ArtifactStore
 from functions.core.deploy import rollout
 from functions.core.deploy.base import Deployer
 from functions.core.errors import InvalidArtifact, InvalidRequest
+from functions.core.mirror import Mirror, NoMirror, sync_after_write
 from functions.core.registry.base import ApiKey, PendingMove, Registry
 from functions.core.settings import Settings
 
@@ -43,9 +44,11 @@ class CatalogService:
         actor: str,
         caller: ApiKey,
         deployer: Deployer | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self.registry = registry
         self.deployer = deployer
+        self.mirror: Mirror = mirror if mirror is not None else NoMirror()
         self.store = store
         self.settings = settings
         self.lookups = lookups
@@ -140,6 +143,9 @@ class CatalogService:
         view = version_view(result.version, with_manifest=True)
         view["aliases"] = [alias_view(a) for a in result.aliases]
         view["pending"] = [pending_move_view(m) for m in result.pending]
+        if result.held:
+            view["held"] = {"aliases": list(result.held), "reason": result.held_reason}
+        self._mirror(view, model=model, version=result.version.version)
         return view, result.created
 
     def decide(self, *, model: str, version: int, decision: str, reason: str) -> dict[str, Any]:
@@ -153,7 +159,19 @@ class CatalogService:
             reason=reason,
             two_person=self.settings.require_approval,
         )
-        return decision_view(record)
+        view = decision_view(record)
+        self._mirror(view, model=model, version=version)
+        return view
+
+    def _mirror(self, view: dict[str, Any], *, model: str, version: int) -> None:
+        """After the registry write: the SageMaker Model Registry (AWS). Its outcome goes in
+        the answer as ``mirror``; a failure there leaves the recorded version or decision
+        as it is (``functions.core.mirror.sync_after_write``)."""
+        result = sync_after_write(
+            mirror=self.mirror, registry=self.registry, model=model, version=version
+        )
+        if result.status != "off":
+            view["mirror"] = result.view()
 
     def retire(self, *, model: str, version: int) -> dict[str, Any]:
         keys.authorize_model(self.caller, model)
@@ -224,6 +242,7 @@ class CatalogService:
             model=model,
             alias=alias,
             actor=self.actor,
+            require_approval=self.settings.require_approval,
         )
         self.lookups.clear()
         return alias_view(record)

@@ -81,7 +81,13 @@ def set_alias(
     )
     target = Target(version, canary_version, canary_weight)
     _check_servable(registry=registry, model=model, target=target)
-    complete_pending_moves(registry=registry, deployer=deployer, model=model, apply=False)
+    complete_pending_moves(
+        registry=registry,
+        deployer=deployer,
+        model=model,
+        apply=False,
+        require_approval=require_approval,
+    )
     plan = plan_endpoint(registry=registry, model=model, move=(alias, target))
     _apply_or_defer(registry=registry, deployer=deployer, plan=plan)
     if wait:
@@ -112,12 +118,21 @@ def set_alias(
 
 
 def complete_pending_moves(
-    *, registry: Registry, deployer: Deployer, model: str, apply: bool = True
+    *,
+    registry: Registry,
+    deployer: Deployer,
+    model: str,
+    apply: bool = True,
+    require_approval: bool = False,
 ) -> list[Alias]:
     """Records each pending move of ``model`` whose target is now live on the endpoint;
     returns the moves made. With ``apply``, a pending target the endpoint does not carry yet
     (its change was deferred while the endpoint was busy) gets its endpoint change started.
-    Idempotent: repeating it (SageMaker sends several events per change) is harmless."""
+    Idempotent: repeating it (SageMaker sends several events per change) is harmless.
+
+    With ``require_approval`` (the environment's gate) the gate is asked again when the move
+    is made, not only when it was requested: a target rejected while its move waited is
+    dropped, never moved to."""
     moves = registry.list_pending_moves(model=model)
     if not moves:
         return []
@@ -126,6 +141,15 @@ def complete_pending_moves(
     waiting = 0
     for move in moves:
         target = Target(move.version, move.canary_version, move.canary_weight)
+        if require_approval:
+            try:
+                approval.check_move(registry=registry, model=model, versions=target.versions)
+            except approval.NotApproved as exc:
+                logger.warning("dropping the pending move of %s/%s: %s", model, move.alias, exc)
+                registry.delete_pending_move(
+                    model=model, alias=move.alias, requested_at=move.requested_at
+                )
+                continue
         if live is not None and not set(target.versions) <= live:
             waiting += 1
             continue
@@ -174,19 +198,32 @@ def rollback_alias(
     alias: str,
     actor: str,
     wait: bool = False,
+    require_approval: bool = False,
 ) -> Alias:
-    if deployer is not None:
-        history = registry.alias_history(model=model, alias=alias)
-        last = history[-1] if history else None
-        # Without an earlier target the registry below raises the right error.
-        if last is not None and last.from_version is not None:
-            target = Target(last.from_version, last.from_canary_version, last.from_canary_weight)
-            _check_servable(registry=registry, model=model, target=target)
-            plan = plan_endpoint(registry=registry, model=model, move=(alias, target))
-            _apply(registry=registry, deployer=deployer, plan=plan)
-            if wait:
-                deployer.wait(model=model)
+    """The alias back at the target before its last move. A rollback is a move like any
+    other: ``require_approval`` refuses one to a target not approved (a version rejected
+    since it served, or one that served before the gate was turned on)."""
+    # Without an earlier target the registry below raises the right error.
+    target = _rollback_target(registry=registry, model=model, alias=alias)
+    if require_approval and target is not None:
+        approval.check_move(registry=registry, model=model, versions=target.versions)
+    if deployer is not None and target is not None:
+        _check_servable(registry=registry, model=model, target=target)
+        plan = plan_endpoint(registry=registry, model=model, move=(alias, target))
+        _apply(registry=registry, deployer=deployer, plan=plan)
+        if wait:
+            deployer.wait(model=model)
     return registry.rollback_alias(model=model, alias=alias, actor=actor)
+
+
+def _rollback_target(*, registry: Registry, model: str, alias: str) -> Target | None:
+    """Where ``Registry.rollback_alias`` will move the alias: the ``from_*`` target of its
+    last move (shadow and capture changes, action ``traffic``, are not moves)."""
+    moves = [e for e in registry.alias_history(model=model, alias=alias) if e.action != "traffic"]
+    last = moves[-1] if moves else None
+    if last is None or last.from_version is None:
+        return None
+    return Target(last.from_version, last.from_canary_version, last.from_canary_weight)
 
 
 def _check_servable(*, registry: Registry, model: str, target: Target) -> None:

@@ -2,58 +2,133 @@
 users look: one model package group per model, one model package per version, its
 ``ModelApprovalStatus`` following modelway's approval decisions.
 
-modelway's registry stays the source of truth; the mirror is written after it. Locally there
-is nothing to mirror (``NoMirror``). boto3, not the ``sagemaker`` SDK: these are four plain
-control-plane calls, and the SDK would put a heavy import (and its config lookups) where a
-boto3 client already is.
+modelway's registry stays the source of truth; the mirror is written after it, by
+``sync``, which makes one version's package match the registry whatever happened before
+(missing group or package, a status an earlier failed write left behind). Every writer — the
+CLI's publish / approve / reject and the router's POST /v1/models/{m}/versions, .../approve
+and .../reject — goes through ``sync_after_write``: a mirror failure never undoes or hides
+the recorded decision; it is logged and reported beside it (``MirrorResult``, ``status:
+failed`` with the command that retries it, ``modelway mirror sync MODEL VERSION``).
+Locally there is nothing to mirror (``NoMirror``).
+
+boto3, not the ``sagemaker`` SDK: these are five plain control-plane calls the router makes
+too, and the SDK (63 packages with mlflow and pandas) cannot go in the Lambda bundle; on the
+CLI side it would have replaced the installed ``rich`` for no call boto3 does not make.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from functions.core.aws_clients import LazyClient
     from functions.core.registry.base import Decision, ModelVersion, Registry
 
+logger = logging.getLogger("modelway.mirror")
+
 # modelway decision -> SageMaker ModelApprovalStatus, and back.
 TO_SAGEMAKER = {"approved": "Approved", "rejected": "Rejected"}
 FROM_SAGEMAKER = {v: k for k, v in TO_SAGEMAKER.items()}
+PENDING_MANUAL_APPROVAL = "PendingManualApproval"
 VERSION_KEY = "modelway:version"
 
 
 class Mirror(Protocol):
-    def version_published(self, *, version: ModelVersion, image_uri: str) -> str | None:
-        """Create the model's package group (once) and the version's package; its ARN."""
-
-    def decision_made(self, *, decision: Decision) -> None:
-        """Set the version's package ``ModelApprovalStatus``."""
+    def sync(self, *, registry: Registry, model: str, version: int) -> str | None:
+        """Make the version's package match modelway's registry; its ARN (None: no mirror)."""
 
 
 class NoMirror:
     """Local: no SageMaker to show versions in."""
 
-    def version_published(self, *, version: ModelVersion, image_uri: str) -> str | None:
+    def sync(self, *, registry: Registry, model: str, version: int) -> str | None:
         return None
 
-    def decision_made(self, *, decision: Decision) -> None:
-        return None
+
+@dataclass(frozen=True)
+class MirrorResult:
+    """What became of the mirror write after a registry write (``sync_after_write``)."""
+
+    status: str  # "synced" | "failed" | "off" (no mirror here: local)
+    model_package_arn: str | None = None
+    error: str | None = None
+    retry: str | None = None
+
+    def view(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def sync_after_write(
+    *, mirror: Mirror, registry: Registry, model: str, version: int
+) -> MirrorResult:
+    """``mirror.sync`` after modelway's registry recorded a version or a decision. Never
+    raises for an AWS failure: the registry write stands (it is the source of truth, and the
+    approval gate reads it), and the caller gets ``failed`` with the error and the command
+    that brings the mirror up to date; the next sync of the version does it too."""
+    try:
+        arn = mirror.sync(registry=registry, model=model, version=version)
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not isinstance(exc, BotoCoreError | ClientError):
+            raise
+        logger.warning(
+            "SageMaker Model Registry not updated for %s version %s", model, version, exc_info=True
+        )
+        return MirrorResult(
+            status="failed",
+            error=f"recorded in modelway, but the SageMaker Model Registry was not updated: {exc}",
+            retry=f"modelway mirror sync {model} {version}",
+        )
+    if arn is None:
+        return MirrorResult(status="off")
+    return MirrorResult(status="synced", model_package_arn=arn)
+
+
+@dataclass(frozen=True)
+class _Package:
+    arn: str
+    status: str
+    metadata: dict[str, str]
 
 
 class SageMakerMirror:
-    def __init__(self, *, sagemaker: LazyClient, prefix: str) -> None:
+    def __init__(self, *, sagemaker: LazyClient, prefix: str, image_uri: str) -> None:
         self._sm = sagemaker
         self._prefix = prefix
+        self._image_uri = image_uri
 
     def group_name(self, model: str) -> str:
         return f"{self._prefix}-{model}"
 
-    def version_published(self, *, version: ModelVersion, image_uri: str) -> str | None:
+    def sync(self, *, registry: Registry, model: str, version: int) -> str | None:
+        """Create the group and package if missing (with the status modelway holds), else
+        set the package's status to modelway's latest decision where they differ. A version
+        nobody decided on in modelway keeps the status its package has: a decision made in
+        Studio comes back through its event (``apply_state_change``), not overwritten here."""
+        record = registry.get_version(model=model, version=version)
+        decisions = registry.list_decisions(model=model, version=version)
+        wanted = TO_SAGEMAKER[decisions[-1].decision] if decisions else None
+        found = self._package(model=model, version=version)
+        if found is None:
+            return self._create(version=record, status=wanted or PENDING_MANUAL_APPROVAL)
+        if wanted is not None and found.status != wanted:
+            last = decisions[-1]
+            self._sm.get().update_model_package(
+                ModelPackageArn=found.arn,
+                ModelApprovalStatus=wanted,
+                ApprovalDescription=_approval_description(last),
+                # Sent again: the version tag is how the package is found (and moto drops
+                # metadata an update leaves out).
+                CustomerMetadataProperties=found.metadata,
+            )
+        return found.arn
+
+    def _create(self, *, version: ModelVersion, status: str) -> str:
         sm = self._sm.get()
         group = self.group_name(version.model)
-        existing = self._package(model=version.model, version=version.version)
-        if existing is not None:  # a re-run publish: the package is there already
-            return existing[0]
         try:
             sm.create_model_package_group(
                 ModelPackageGroupName=group,
@@ -62,52 +137,45 @@ class SageMakerMirror:
         except sm.exceptions.ClientError as exc:
             if "already exists" not in str(exc):
                 raise
-        manifest = version.manifest
         response = sm.create_model_package(
             ModelPackageGroupName=group,
             ModelPackageDescription=f"modelway {version.model} version {version.version}",
-            ModelApprovalStatus="PendingManualApproval",
+            ModelApprovalStatus=status,
             InferenceSpecification={
                 "Containers": [
-                    {"Image": image_uri, "ModelDataUrl": version.artifact_uri},
+                    {"Image": self._image_uri, "ModelDataUrl": version.artifact_uri},
                 ],
                 "SupportedContentTypes": ["application/json", "application/octet-stream"],
                 "SupportedResponseMIMETypes": ["application/json", "application/octet-stream"],
             },
-            CustomerMetadataProperties=_metadata(version, manifest),
+            CustomerMetadataProperties=_metadata(version, version.manifest),
         )
         return str(response["ModelPackageArn"])
 
-    def _package(self, *, model: str, version: int) -> tuple[str, dict[str, str]] | None:
-        """The version's package ARN and metadata, found by the version it carries."""
+    def _package(self, *, model: str, version: int) -> _Package | None:
+        """The version's package, found by the version number it carries."""
         sm = self._sm.get()
         group = self.group_name(model)
         try:
             pages = sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
             summaries = [s for page in pages for s in page["ModelPackageSummaryList"]]
-        except sm.exceptions.ClientError:
-            return None
+        except sm.exceptions.ClientError as exc:
+            if "does not exist" in str(exc) or "not found" in str(exc).lower():
+                return None  # no group yet: nothing published to it
+            raise
         for summary in summaries:
             arn = str(summary["ModelPackageArn"])
             described = sm.describe_model_package(ModelPackageName=arn)
             meta = dict(described.get("CustomerMetadataProperties") or {})
             if meta.get(VERSION_KEY) == str(version):
-                return arn, meta
+                status = str(described.get("ModelApprovalStatus") or PENDING_MANUAL_APPROVAL)
+                return _Package(arn=arn, status=status, metadata=meta)
         return None
 
-    def decision_made(self, *, decision: Decision) -> None:
-        found = self._package(model=decision.model, version=decision.version)
-        if found is None:
-            return  # published before the mirror existed: nothing in SageMaker to update
-        arn, meta = found
-        self._sm.get().update_model_package(
-            ModelPackageArn=arn,
-            ModelApprovalStatus=TO_SAGEMAKER[decision.decision],
-            ApprovalDescription=f"{decision.actor}: {decision.reason}"[:1024],
-            # Sent again: the version tag is how the package is found (and moto drops
-            # metadata an update leaves out).
-            CustomerMetadataProperties=meta,
-        )
+
+def _approval_description(decision: Decision) -> str:
+    text = f"{decision.actor}: {decision.reason}" if decision.reason else decision.actor
+    return text[:1024]
 
 
 def _metadata(version: ModelVersion, manifest: dict[str, Any]) -> dict[str, str]:
