@@ -11,9 +11,12 @@ the recorded decision; it is logged and reported beside it (``MirrorResult``, ``
 failed`` with the command that retries it, ``modelway mirror sync MODEL VERSION``).
 Locally there is nothing to mirror (``NoMirror``).
 
-boto3, not the ``sagemaker`` SDK: these are five plain control-plane calls the router makes
-too, and the SDK (63 packages with mlflow and pandas) cannot go in the Lambda bundle; on the
-CLI side it would have replaced the installed ``rich`` for no call boto3 does not make.
+boto3, not the ``sagemaker`` SDK: the router's API writes the mirror too and the SDK cannot
+go in the Lambda bundle, so this one implementation serves the router and the CLI. Its five
+control-plane calls are validated by botocore against SageMaker's model; the SDK's
+``ModelPackage`` resources wrap the same calls, and installing it (``sagemaker`` 3.27.0) would
+add 60 packages and downgrade protobuf and rich under the CLI (README, "Promotion with
+approval").
 """
 
 from __future__ import annotations
