@@ -175,6 +175,44 @@ def test_an_approval_made_in_studio_comes_back_as_a_decision(tmp_path: Path) -> 
     registry.close()
 
 
+def test_a_late_echo_of_modelways_own_approval_does_not_undo_a_later_rejection(
+    sagemaker: Any, tmp_path: Path
+) -> None:
+    """approve then reject in modelway: both written to the package, and both come back as
+    events, in any order. The approval's echo arriving last is not a new approval; an
+    approval made in Studio afterwards (its own description) is."""
+    registry = SqliteRegistry(path=tmp_path / "registry.db")
+    registry.register_version(version=version(1))
+    mirror = make_mirror()
+    arn = mirror.sync(registry=registry, model="digits", version=1)
+    decide(registry, 1, "approved", "ok")
+    mirror.sync(registry=registry, model="digits", version=1)
+    # What SageMaker puts in the approval's event: the package as modelway's update left it.
+    echo = json.loads(EVENT.read_text())
+    package = sagemaker.describe_model_package(ModelPackageName=arn)
+    echo["detail"].update(
+        ModelPackageGroupName="modelway-prod-digits",
+        ModelApprovalStatus=package["ModelApprovalStatus"],
+        ApprovalDescription=package["ApprovalDescription"],
+        CustomerMetadataProperties=package["CustomerMetadataProperties"],
+    )
+    assert echo["detail"]["ModelApprovalStatus"] == "Approved"
+    decide(registry, 1, "rejected", "drift")
+    mirror.sync(registry=registry, model="digits", version=1)
+
+    assert apply_state_change(event=echo, registry=registry, prefix=PREFIX, at=utc_now()) is None
+    assert [d.decision for d in registry.list_decisions(model="digits", version=1)] == [
+        "approved",
+        "rejected",
+    ]
+
+    studio = {**echo, "detail": {**echo["detail"], "ApprovalDescription": "drift was a bug"}}
+    decision = apply_state_change(event=studio, registry=registry, prefix=PREFIX, at=utc_now())
+    assert decision is not None
+    assert (decision.decision, decision.reason) == ("approved", "drift was a bug")
+    registry.close()
+
+
 def test_locally_there_is_nothing_to_mirror(tmp_path: Path) -> None:
     registry = SqliteRegistry(path=tmp_path / "registry.db")
     registry.register_version(version=version(1))

@@ -204,8 +204,8 @@ def apply_state_change(
 ) -> Decision | None:
     """An EventBridge ``SageMaker Model Package State Change`` (an approval made in Studio, say)
     as a modelway decision. ``None`` for a package modelway did not publish, a status that is
-    not a decision (``PendingManualApproval``), or one the registry already holds (modelway's
-    own update comes back as an event too)."""
+    not a decision (``PendingManualApproval``), one the registry already holds, or the late
+    echo of a write modelway made itself."""
     from functions.core.registry.base import Decision
 
     detail = event.get("detail") or {}
@@ -218,6 +218,15 @@ def apply_state_change(
     number = int(str(version))
     known = registry.list_decisions(model=model, version=number)
     if known and known[-1].decision == status:
+        return None
+    # modelway's own writes come back as events too, and EventBridge does not keep their
+    # order: the echo of an approval can arrive after a later rejection. An event carrying
+    # the status and description a modelway decision wrote is that echo, never a decision
+    # (else a stale echo would approve a rejected version again). A Studio user who changes
+    # the status but leaves modelway's description as it was is taken for that echo too:
+    # the gate stays as modelway last decided, the safe side.
+    description = str(detail.get("ApprovalDescription") or "")
+    if any(d.decision == status and _approval_description(d) == description for d in known):
         return None
     who = detail.get("LastModifiedBy") or {}
     actor = str(who.get("UserProfileName") or who.get("IamIdentity", {}).get("Arn") or "sagemaker")
