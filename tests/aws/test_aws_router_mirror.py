@@ -213,3 +213,64 @@ def test_the_cli_reports_a_mirror_failure_without_losing_the_decision(
     finally:
         use(None)
     assert status_of(arn) == "Rejected"
+
+
+def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
+    router: Router, make_artifact: Any, registry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The round trip: alice publishes through the router (the package is created pending),
+    a reviewer approves the package in SageMaker Studio, its EventBridge event reaches the
+    endpoint-events function, and the gated alias move the router refused is now made; the
+    history names the approval and the move."""
+    from functions.core.backends import use
+    from functions.core.settings import get_settings
+    from functions.endpoint_events import handler as endpoint_events
+
+    from .test_aws_endpoint_events import Context
+
+    published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
+    arn = published.json()["mirror"]["model_package_arn"]
+    move = "/v1/models/digits/aliases/prod"
+    refused = router.call(router.alice, "PUT", move, json={"version": 1})
+    assert (refused.status_code, refused.json()["code"]) == (409, "not_approved")
+
+    sm = boto3.client("sagemaker", region_name=REGION)
+    package = sm.describe_model_package(ModelPackageName=arn)
+    sm.update_model_package(
+        ModelPackageArn=arn,
+        ModelApprovalStatus="Approved",
+        ApprovalDescription="reviewed in Studio",
+        CustomerMetadataProperties=package["CustomerMetadataProperties"],
+    )
+    # The event SageMaker sends for it: the package as it now is.
+    now = sm.describe_model_package(ModelPackageName=arn)
+    event = {
+        "source": "aws.sagemaker",
+        "detail-type": "SageMaker Model Package State Change",
+        "detail": {
+            "ModelPackageGroupName": now["ModelPackageGroupName"],
+            "ModelPackageArn": arn,
+            "ModelApprovalStatus": now["ModelApprovalStatus"],
+            "ApprovalDescription": now["ApprovalDescription"],
+            "CustomerMetadataProperties": now["CustomerMetadataProperties"],
+            "LastModifiedBy": {"UserProfileName": "reviewer"},
+        },
+    }
+    for name, value in {"MODELWAY_ENV": "test", "MODELWAY_ENDPOINT_PREFIX": PREFIX}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    use(router.backends)  # the same registry (DynamoDB) as the router's
+    try:
+        result = endpoint_events.handler(event, Context())
+    finally:
+        use(None)
+        get_settings.cache_clear()
+    assert result == {"action": "recorded", "model": "digits", "version": 1, "decision": "approved"}
+
+    moved = router.call(router.alice, "PUT", move, json={"version": 1})
+    assert moved.status_code in (200, 202), moved.text
+    history = router.call(router.bob, "GET", "/v1/models/digits/history").json()
+    assert [(d["decision"], d["actor"]) for d in history["decisions"]] == [
+        ("approved", "reviewer (SageMaker)")
+    ]
+    assert history["decisions"][0]["reason"] == "reviewed in Studio"
