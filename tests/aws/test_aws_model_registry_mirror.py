@@ -43,13 +43,21 @@ def version(number: int) -> ModelVersion:
         artifact_uri=f"s3://modelway-prod-data/artifacts/digits/{number}/model.tar.gz",
         manifest={
             "parity": {"passed": True, "max_abs_diff": 1e-6, "samples": 8},
-            "latency": {"p50_ms": 1.5},
+            "metrics": {"test_accuracy": 0.972222, "top-1 (%)": 97.2},
+            "latency_ms": {"p50_batch1": 1.5},
         },
         created_at=utc_now(),
         created_by="alice",
         endpoint_name="modelway-prod-digits",
         variant_name=f"v{number}",
     )
+
+
+def test_the_fixtures_manifest_sections_are_the_manifests_own() -> None:
+    """The mirror reads these sections by name: they must be the real manifest's fields."""
+    from functions.core.manifest import Manifest
+
+    assert set(version(1).manifest) <= set(Manifest.model_fields)
 
 
 def make_mirror() -> SageMakerMirror:
@@ -96,7 +104,10 @@ def test_publish_then_decide_mirrors_into_the_model_registry(
     meta = described["CustomerMetadataProperties"]
     assert meta["modelway:version"] == "2"
     assert meta["modelway:parity_passed"] == "True"
-    assert meta["modelway:latency_p50_ms"] == "1.5"
+    # What modelway publish / build put in the manifest (its own field names).
+    assert meta["modelway:metric_test_accuracy"] == "0.972222"
+    assert meta["modelway:metric_top-1 ___"] == "97.2"
+    assert meta["modelway:latency_ms_p50_batch1"] == "1.5"
 
     decide(registry, 2, "approved", "ok")
     mirror.sync(registry=registry, model="digits", version=2)
@@ -286,7 +297,9 @@ def test_every_mirror_call_fits_sagemakers_service_model(aws_env: None, tmp_path
                     "modelway:parity_passed": "True",
                     "modelway:parity_max_abs_diff": "1e-06",
                     "modelway:parity_samples": "8",
-                    "modelway:latency_p50_ms": "1.5",
+                    "modelway:metric_test_accuracy": "0.972222",
+                    "modelway:metric_top-1 ___": "97.2",
+                    "modelway:latency_ms_p50_batch1": "1.5",
                 },
             },
         )

@@ -22,6 +22,7 @@ approval").
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -182,7 +183,9 @@ def _approval_description(decision: Decision) -> str:
 
 
 def _metadata(version: ModelVersion, manifest: dict[str, Any]) -> dict[str, str]:
-    """The manifest's parity report and latency as customer metadata (strings, <= 256 chars)."""
+    """The manifest's parity report, metrics (``test_accuracy`` …) and measured latency
+    (``latency_ms``) as customer metadata, what Studio shows beside the package. SageMaker
+    takes at most 50 entries, keys of <= 128 characters from a small set, values <= 256."""
     meta = {
         VERSION_KEY: str(version.version),
         "modelway:sha256": version.sha256,
@@ -192,11 +195,17 @@ def _metadata(version: ModelVersion, manifest: dict[str, Any]) -> dict[str, str]
     for key in ("passed", "max_abs_diff", "argmax_agreement", "tolerance", "samples"):
         if key in parity:
             meta[f"modelway:parity_{key}"] = str(parity[key])[:256]
-    latency = manifest.get("latency") or {}
-    for key, value in sorted(latency.items())[:8]:
-        if isinstance(value, int | float | str):
-            meta[f"modelway:latency_{key}"] = str(value)[:256]
+    for section, prefix, most in (("metrics", "metric", 16), ("latency_ms", "latency_ms", 8)):
+        values = manifest.get(section) or {}
+        for key, value in sorted(values.items())[:most]:
+            if isinstance(value, int | float | str):
+                meta[_metadata_key(f"modelway:{prefix}_{key}")] = str(value)[:256]
     return meta
+
+
+def _metadata_key(key: str) -> str:
+    # CustomerMetadataProperties keys: letters, digits, spaces and _.:/=+-@ only.
+    return re.sub(r"[^\w\s.:/=+\-@]", "_", key)[:128]
 
 
 def apply_state_change(
