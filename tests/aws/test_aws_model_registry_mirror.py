@@ -309,15 +309,26 @@ def test_every_mirror_call_fits_sagemakers_service_model(aws_env: None, tmp_path
         stub.add_response(
             "list_model_packages",
             {
+                # Only the package whose description names version 1 is described.
                 "ModelPackageSummaryList": [
                     {
                         "ModelPackageArn": arn,
                         "ModelPackageGroupName": group,
                         "ModelPackageVersion": 1,
+                        "ModelPackageDescription": "modelway digits version 1",
                         "CreationTime": "2026-12-03T10:00:00Z",
                         "ModelPackageStatus": "Completed",
                         "ModelApprovalStatus": "Approved",
-                    }
+                    },
+                    {
+                        "ModelPackageArn": arn[:-1] + "2",
+                        "ModelPackageGroupName": group,
+                        "ModelPackageVersion": 2,
+                        "ModelPackageDescription": "modelway digits version 2",
+                        "CreationTime": "2026-12-03T11:00:00Z",
+                        "ModelPackageStatus": "Completed",
+                        "ModelApprovalStatus": "PendingManualApproval",
+                    },
                 ]
             },
             {"ModelPackageGroupName": group},

@@ -143,7 +143,7 @@ class SageMakerMirror:
                 raise
         response = sm.create_model_package(
             ModelPackageGroupName=group,
-            ModelPackageDescription=f"modelway {version.model} version {version.version}",
+            ModelPackageDescription=_description(version.model, version.version),
             ModelApprovalStatus=status,
             InferenceSpecification={
                 "Containers": [
@@ -157,24 +157,36 @@ class SageMakerMirror:
         return str(response["ModelPackageArn"])
 
     def _package(self, *, model: str, version: int) -> _Package | None:
-        """The version's package, found by the version number it carries."""
+        """The version's package, found by the version number it carries. Only a package
+        whose description names the version (in the list's summaries) is described: one
+        DescribeModelPackage per sync, not one per version the group holds."""
         sm = self._sm.get()
         group = self.group_name(model)
+        wanted = _description(model, version)
         try:
             pages = sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
-            summaries = [s for page in pages for s in page["ModelPackageSummaryList"]]
+            arns = [
+                str(summary["ModelPackageArn"])
+                for page in pages
+                for summary in page["ModelPackageSummaryList"]
+                if summary.get("ModelPackageDescription") == wanted
+            ]
         except sm.exceptions.ClientError as exc:
             if "does not exist" in str(exc) or "not found" in str(exc).lower():
                 return None  # no group yet: nothing published to it
             raise
-        for summary in summaries:
-            arn = str(summary["ModelPackageArn"])
+        for arn in arns:
             described = sm.describe_model_package(ModelPackageName=arn)
             meta = dict(described.get("CustomerMetadataProperties") or {})
             if meta.get(VERSION_KEY) == str(version):
                 status = str(described.get("ModelApprovalStatus") or PENDING_MANUAL_APPROVAL)
                 return _Package(arn=arn, status=status, metadata=meta)
         return None
+
+
+def _description(model: str, version: int) -> str:
+    # Set at creation and never changed (UpdateModelPackage cannot): how a sync finds it.
+    return f"modelway {model} version {version}"
 
 
 def _approval_description(decision: Decision) -> str:
