@@ -71,7 +71,10 @@ def list_versions(model: str, catalog: CatalogDep) -> dict[str, Any]:
 def register_version(
     model: str, body: RegisterVersion, catalog: CatalogDep, response: Response
 ) -> dict[str, Any]:
-    """201 with the new version; 200 with the existing one when the file was registered."""
+    """201 with the new version; 200 with the existing one when the file was registered.
+    Where the environment needs approval, ``held`` names the aliases not moved and why
+    (publishing the same file again after an approval moves them). On AWS, ``mirror`` says
+    whether the SageMaker Model Registry was written (``failed`` names the retry)."""
     version, created = catalog.register(
         model=model, artifact_key=body.artifact_key, alias=body.alias
     )
@@ -188,7 +191,8 @@ def approve_version(
     model: str, version: VersionPath, catalog: CatalogDep, body: DecideBody = None
 ) -> dict[str, Any]:
     """Record an approval. 409 ``self_approval`` where the environment needs two people and
-    the caller published the version."""
+    the caller published the version. On AWS, ``mirror`` says whether the package's
+    ModelApprovalStatus in the SageMaker Model Registry followed."""
     reason = body.reason if body is not None else ""
     return catalog.decide(model=model, version=version, decision="approved", reason=reason)
 
@@ -197,6 +201,8 @@ def approve_version(
 def reject_version(
     model: str, version: VersionPath, catalog: CatalogDep, body: DecideBody = None
 ) -> dict[str, Any]:
+    """Record a rejection: no alias moves to the version where the environment needs
+    approval. On AWS, ``mirror`` as for approve."""
     reason = body.reason if body is not None else ""
     return catalog.decide(model=model, version=version, decision="rejected", reason=reason)
 
