@@ -274,3 +274,42 @@ def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
         ("approved", "reviewer (SageMaker)")
     ]
     assert history["decisions"][0]["reason"] == "reviewed in Studio"
+
+
+def test_modelway_publish_from_the_cli_creates_the_versions_package(
+    router: Router,
+    make_artifact: Any,
+    registry: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CLI's publish on AWS backends writes the same package the router's would, held
+    from its alias in a gated environment until another person approves."""
+    import model_build.verify
+    from functions.core.backends import use
+    from functions.core.publishing import check_artifact
+    from model_build.cli import main
+
+    # The fake artifact carries no real ONNX graph: checked without loading it.
+    monkeypatch.setattr(
+        model_build.verify, "verify_artifact", lambda *, path: check_artifact(path=path)
+    )
+    monkeypatch.setenv("MODELWAY_ACTOR", "alice")
+    use(router.backends)
+    try:
+        code = main(["publish", str(make_artifact(payload=b"one")), "--alias", "prod", "--json"])
+        out, err = capsys.readouterr()
+    finally:
+        use(None)
+    assert code == 0, err
+    published = json.loads(out)
+    assert published["held"]["aliases"] == ["prod", "default"]
+    assert published["mirror"]["status"] == "synced"
+    arn = published["mirror"]["model_package_arn"]
+    described = boto3.client("sagemaker", region_name=REGION).describe_model_package(
+        ModelPackageName=arn
+    )
+    assert described["ModelPackageGroupName"] == GROUP
+    assert described["ModelApprovalStatus"] == "PendingManualApproval"
+    assert described["CustomerMetadataProperties"]["modelway:published_by"] == "alice"
+    assert described["InferenceSpecification"]["Containers"][0]["Image"] == IMAGE
