@@ -18,6 +18,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from functions.core.registry import table_shape as shape
 from infra.constructs.nag import allow
 
 ARTIFACTS_PREFIX = "artifacts/"
@@ -25,7 +26,8 @@ UPLOADS_PREFIX = "uploads/"
 INPUTS_PREFIX = "inputs/"
 OUTPUTS_PREFIX = "outputs/"
 CAPTURES_PREFIX = "captures/"
-GSI1 = "gsi1"
+# The registry table's keys, index and TTL are defined once, beside the code that reads them.
+GSI1 = shape.GSI1
 # The registry's calls (transactions are authorized item by item with these same actions).
 TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
 TABLE_WRITE_ACTIONS = (
@@ -109,25 +111,26 @@ class Storage(Construct):
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
+        string = dynamodb.AttributeType.STRING
         self.table = dynamodb.Table(
             self,
             "Registry",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            partition_key=dynamodb.Attribute(name=shape.PARTITION_KEY, type=string),
+            sort_key=dynamodb.Attribute(name=shape.SORT_KEY, type=string),
+            billing_mode=dynamodb.BillingMode[shape.BILLING_MODE],
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            time_to_live_attribute="expires_at",
+            time_to_live_attribute=shape.TTL_ATTRIBUTE,
             deletion_protection=not destroy,
             removal_policy=removal_policy,
         )
         self.table.add_global_secondary_index(
-            index_name=GSI1,
-            partition_key=dynamodb.Attribute(name="gsi1pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="gsi1sk", type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.ALL,
+            index_name=shape.GSI1,
+            partition_key=dynamodb.Attribute(name=shape.GSI1_PARTITION_KEY, type=string),
+            sort_key=dynamodb.Attribute(name=shape.GSI1_SORT_KEY, type=string),
+            projection_type=dynamodb.ProjectionType[shape.GSI1_PROJECTION],
         )
 
     def objects(self, prefix: str) -> str:

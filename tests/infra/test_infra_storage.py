@@ -139,3 +139,37 @@ def test_lifecycle_expires_outputs_uploads_and_captures_only(each_env: Synthesiz
 def test_termination_protection_follows_the_environment(each_env: Synthesized) -> None:
     config = environment_config(each_env.name)
     assert each_env.stack.termination_protection is config.termination_protection
+
+
+def test_the_test_table_has_the_stacks_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``create_table`` (every moto test's registry) builds the table the stack deploys: the
+    same keys, index, projection, billing and TTL, so no AWS test runs on a shape prod lacks."""
+    from moto import mock_aws
+
+    from functions.core.registry.dynamodb import create_table
+
+    resources = _storage_template(cdk.RemovalPolicy.DESTROY).find_resources(
+        "AWS::DynamoDB::Table"
+    )
+    (deployed,) = (r["Properties"] for r in resources.values())
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(table_name="shape", region="us-east-1", client=client)
+        table = client.describe_table(TableName="shape")["Table"]
+        ttl = client.describe_time_to_live(TableName="shape")["TimeToLiveDescription"]
+    assert table["KeySchema"] == deployed["KeySchema"]
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(
+        deployed["AttributeDefinitions"], key=str
+    )
+    (index,) = table["GlobalSecondaryIndexes"]
+    (deployed_index,) = deployed["GlobalSecondaryIndexes"]
+    assert {k: index[k] for k in ("IndexName", "KeySchema", "Projection")} == deployed_index
+    assert table["BillingModeSummary"]["BillingMode"] == deployed["BillingMode"]
+    assert ttl == {
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": deployed["TimeToLiveSpecification"]["AttributeName"],
+    }
