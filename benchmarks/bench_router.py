@@ -220,7 +220,7 @@ def main() -> int:
         from functions.api import handler as api_handler
         from functions.api.app import create_app
         from functions.authorizer import handler as authorizer_handler
-        from functions.core.backends import make_registry
+        from functions.core.backends import Backends, use
         from functions.core.runtime.base import RuntimeResponse
         from functions.core.settings import get_settings
 
@@ -257,7 +257,7 @@ def main() -> int:
         report_warm("router", cpu, wall, "(goal: p50 <= 0.5 ms, p99 <= 2 ms)")
         router_cpu = (pct(cpu, 50), pct(cpu, 99))
 
-        authorizer_handler.set_registry(make_registry(settings))
+        use(Backends.from_settings(settings))  # the authorizer's keys, from these settings
         auth_event = json.loads(events["authorizer-request"].read_text())
         with stdout_to_devnull():
             cpu, wall = per_event(

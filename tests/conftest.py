@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,6 +97,23 @@ def modelway_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def swap_backends() -> Iterator[Callable[..., Any]]:
+    """Pins the process's backends (``functions.core.backends``, the one wiring point every
+    entry point reads) to the parts given, the others built from the settings in force;
+    unpinned after the test. ``swap_backends(registry=..., settings=...)`` returns them."""
+    from functions.core import backends
+    from functions.core.settings import get_settings
+
+    def swap(*, settings: Any = None, **parts: Any) -> backends.Backends:
+        pinned = backends.Backends(settings=settings or get_settings(), **parts)
+        backends.use(pinned)
+        return pinned
+
+    yield swap
+    backends.use(None)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from functions.core import keys
 from functions.core.auth import hash_secret
 from functions.core.clock import utc_now
 from functions.core.errors import Unauthenticated
-from functions.core.registry.base import ApiKey, Registry
+from functions.core.registry.base import ApiKey, KeyStore
 
 logger = logging.getLogger("modelway.api")
 
@@ -40,7 +40,7 @@ class KeyCache:
     def __init__(self, *, ttl: float) -> None:
         self._cache: TTLCache[ApiKey] = TTLCache(ttl=ttl)
 
-    def authenticate(self, *, registry: Registry, secret: str, now: float) -> ApiKey:
+    def authenticate(self, *, registry: KeyStore, secret: str, now: float) -> ApiKey:
         digest = hash_secret(secret)
         key = self._cache.get(digest, now=now)
         if key is None:
@@ -67,7 +67,7 @@ class LastUsed:
         with self._lock:
             self._touched.clear()
 
-    def touch(self, *, registry: Registry, key_id: str, now: float) -> None:
+    def touch(self, *, registry: KeyStore, key_id: str, now: float) -> None:
         with self._lock:
             last = self._touched.get(key_id)
             if last is not None and now - last < self.interval:
@@ -84,7 +84,7 @@ def resolve_caller(
     headers: Mapping[str, str],
     event: Mapping[str, Any] | None,
     trust_authorizer: bool,
-    registry: Registry,
+    registry: KeyStore,
     key_cache: KeyCache,
     now: float,
 ) -> ApiKey:

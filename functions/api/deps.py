@@ -132,10 +132,7 @@ class RouterState:
         The AWS implementations build and prime their boto3 clients (``prepare``); the local
         ones have nothing more to do. Control-plane clients stay lazy: few requests use them.
         """
-        for client in (self.registry, self.runtime):
-            prepare = getattr(client, "prepare", None)
-            if prepare is not None:
-                prepare()
+        self.backends.prepare("registry", "runtime")
 
     async def run_blocking(self, work: Callable[[], T]) -> T:
         """``work`` (registry and runtime calls) inline under Mangum, else in the thread pool

@@ -30,7 +30,6 @@ draws random numbers, so a restore has nothing to renew.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -47,37 +46,19 @@ from functions.core.keys import authenticate, usage_key_value
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from functions.core.registry.base import ApiKey, Registry
+    from functions.core.registry.base import ApiKey, KeyStore
 
 API_KEY_HEADER = "x-api-key"
 
 logger = Logger(service="modelway-authorizer")
 
-_registry: Registry | None = None
-_registry_lock = threading.Lock()
 
+def get_registry() -> KeyStore:
+    """The keys of the process's backends (``functions.core.backends.current``: the one wiring
+    point; tests swap them with ``backends.use``), built once and kept for the sandbox's life."""
+    from functions.core.backends import current
 
-def get_registry() -> Registry:
-    """Built once per sandbox (at import in Lambda, see above), from the process's backends
-    (``functions.core.backends.current``: the one wiring point), and kept for its life."""
-    global _registry
-    if _registry is None:
-        with _registry_lock:
-            if _registry is None:
-                from functions.core.backends import current
-
-                registry = current().registry
-                prepare = getattr(registry, "prepare", None)  # DynamoDB: build + prime
-                if prepare is not None:
-                    prepare()
-                _registry = registry
-    return _registry
-
-
-def set_registry(registry: Registry | None) -> None:
-    """Swap the registry (tests); ``None`` makes the next invocation take the process's."""
-    global _registry
-    _registry = registry
+    return current().registry
 
 
 # clear_state: the key id and tenant appended below belong to one invocation's log lines.
@@ -121,5 +102,7 @@ def allow(*, key: ApiKey, method_arn: str) -> dict[str, Any]:
 
 
 if snapstart.in_lambda():
-    get_registry()  # the init phase: see the module's docstring
+    from functions.core.backends import current
+
+    current().prepare("registry")  # the init phase: see the module's docstring
     snapstart.settle()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from functools import cache, partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -20,46 +20,22 @@ from functions.batch.jobs import BatchDeps, handle_event
 from functions.core.aws_clients import LazyClient
 from functions.core.settings import get_settings
 
-if TYPE_CHECKING:
-    from functions.core.backends import Backends
-
 logger = Logger(service="modelway-batch", level=get_settings().log_level)
-
-# Set by tests to swap the dependencies; otherwise they come from the process's backends.
-_deps: BatchDeps | None = None
-_built: tuple[Backends, BatchDeps] | None = None
 
 
 def get_deps() -> BatchDeps:
     """The registry, store and runtime client of the process's backends
-    (``functions.core.backends.current``), built on first use and kept."""
+    (``functions.core.backends.current``, the one wiring point: built on first use and kept;
+    tests swap them with ``backends.use``)."""
     from functions.core.backends import current
 
-    global _built
-    if _deps is not None:
-        return _deps
     backends = current()
-    held = _built
-    if held is None or held[0] is not backends:
-        held = _built = (
-            backends,
-            BatchDeps(
-                settings=backends.settings,
-                registry=backends.registry,
-                store=backends.store,
-                runtime=backends.batch_runtime,
-            ),
-        )
-    return held[1]
-
-
-def reset_deps() -> None:
-    """Forget the process's backends (tests; a settings change)."""
-    from functions.core.backends import use
-
-    global _deps, _built
-    use(None)
-    _deps = _built = None
+    return BatchDeps(
+        settings=backends.settings,
+        registry=backends.registry,
+        store=backends.store,
+        runtime=backends.batch_runtime,
+    )
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

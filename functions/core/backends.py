@@ -142,6 +142,7 @@ class Backends:
         registry: Registry | None = _UNSET,
         store: ArtifactStore | None = _UNSET,
         runtime: RuntimeClient | None = _UNSET,
+        batch_runtime: RuntimeClient | None = _UNSET,
         key_gateway: KeyGateway | None = _UNSET,
         deployer: Deployer | None = _UNSET,
         mirror: Mirror = _UNSET,
@@ -153,6 +154,7 @@ class Backends:
                 ("registry", registry),
                 ("store", store),
                 ("runtime", runtime),
+                ("batch_runtime", batch_runtime),
                 ("key_gateway", key_gateway),
                 ("deployer", deployer),
                 ("mirror", mirror),
@@ -173,6 +175,15 @@ class Backends:
     def replace(self, **parts: Any) -> Backends:
         """These backends with some parts swapped (tests); the others as built so far."""
         return Backends(settings=self.settings, **{**self._built, **parts})
+
+    def prepare(self, *parts: str) -> None:
+        """Build ``parts`` now, and prime those with a ``prepare`` (the AWS clients: no
+        connection, see ``functions.core.aws_clients.prime``), so that an entry point's init
+        phase pays for them instead of its first event."""
+        for name in parts:
+            prepare = getattr(self._get(name), "prepare", None)
+            if prepare is not None:
+                prepare()
 
     def _get(self, name: str) -> Any:
         try:

@@ -25,7 +25,7 @@ from functions.core.naming import is_model_name, is_tenant_name
 from functions.core.registry.base import ApiKey
 
 if TYPE_CHECKING:
-    from functions.core.registry.base import Registry
+    from functions.core.registry.base import KeyStore
 
 ALL_MODELS = "*"
 
@@ -58,7 +58,7 @@ def usage_key_value(secret_hash: str) -> str:
 
 def create_key(
     *,
-    registry: Registry,
+    registry: KeyStore,
     name: str,
     models: list[str],
     admin: bool,
@@ -100,7 +100,7 @@ def create_key(
     return key, secret
 
 
-def revoke_key(*, registry: Registry, key_id: str, gateway: KeyGateway | None = None) -> ApiKey:
+def revoke_key(*, registry: KeyStore, key_id: str, gateway: KeyGateway | None = None) -> ApiKey:
     """Stop a key. Idempotent: revoking again keeps the first revocation time, and retries
     removing its API Gateway key if that failed before."""
     # The registry first: that is what authorization reads, so the key stops even if the
@@ -116,7 +116,7 @@ def revoke_key(*, registry: Registry, key_id: str, gateway: KeyGateway | None = 
 
 
 def rotate_key(
-    *, registry: Registry, key_id: str, gateway: KeyGateway | None = None
+    *, registry: KeyStore, key_id: str, gateway: KeyGateway | None = None
 ) -> tuple[ApiKey, str]:
     """Give a key a new secret, keeping its id and scopes; the old secret stops at once.
     Returns the key and its new secret (shown once). A revoked key cannot be rotated.
@@ -166,7 +166,7 @@ def _quietly(call: Callable[..., object], **kwargs: Any) -> bool:
     return True
 
 
-def authenticate(*, registry: Registry, secret: str | None, touch: bool = False) -> ApiKey:
+def authenticate(*, registry: KeyStore, secret: str | None, touch: bool = False) -> ApiKey:
     """The active key whose secret this is. Raises ``Unauthenticated`` for a missing, unknown
     or revoked key (each with its own message). ``touch`` records the use, best effort: the
     router passes it on a cache miss rather than writing on every request."""

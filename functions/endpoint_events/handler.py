@@ -18,8 +18,6 @@ from functions.endpoint_events.in_service import handle_event
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from functions.core.deploy.base import Deployer
-
 logger = Logger(service="modelway-endpoint-events")
 
 # An approval set in the SageMaker Model Registry (Studio) comes back as a modelway decision.
@@ -54,36 +52,22 @@ def _model_package_change(event: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def get_deployer() -> Deployer | None:
-    """The process's deployer (``functions.core.backends.current``): built on the first
-    invocation and kept for the container; None where nothing is deployed (local)."""
-    from functions.core.backends import current
-
-    return current().deployer
-
-
-def reset_deployer() -> None:
-    """Forget the process's backends (tests; a settings change)."""
-    from functions.core.backends import use
-
-    use(None)
-
-
 @logger.inject_lambda_context(correlation_id_path="id")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from functions.core.backends import current
-    from functions.core.settings import get_settings
 
     if event.get("detail-type") == MODEL_PACKAGE_DETAIL_TYPE:
         return _model_package_change(event)
-    deployer = get_deployer()
-    settings = get_settings()
+    # The process's backends (the one wiring point): built on the first event, kept for the
+    # container; no deployer where nothing is deployed (local).
+    backends = current()
+    deployer = backends.deployer
     result = handle_event(
         event=event,
-        prefix=settings.resolved_endpoint_prefix,
+        prefix=backends.settings.resolved_endpoint_prefix,
         deployer=deployer,
-        registry=current().registry if deployer is not None else None,
-        require_approval=settings.require_approval,
+        registry=backends.registry if deployer is not None else None,
+        require_approval=backends.settings.require_approval,
     )
     logger.info("endpoint state change", extra=result)
     return result

@@ -18,6 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from functions.core.backends import current
+
 if TYPE_CHECKING:
     from functions.core.registry.base import Job
 
@@ -98,7 +100,6 @@ def _submit(args: argparse.Namespace) -> int:
     from functions.batch.events import job_id_for, parse_notification
     from functions.batch.jobs import RetryableBatchFailure
     from functions.batch.local import local_object_event
-    from functions.core.backends import current
     from model_build.cli import print_json
     from model_build.cli.output import EXIT_USAGE, print_error, print_note
 
@@ -142,12 +143,6 @@ def job_view(job: Job) -> dict[str, Any]:
     return view
 
 
-def _registry() -> Any:
-    from functions.core.backends import current
-
-    return current().registry
-
-
 def _list(args: argparse.Namespace) -> int:
     from model_build.cli import print_table
 
@@ -164,7 +159,7 @@ def _list(args: argparse.Namespace) -> int:
             j.created_at,
             j.input_uri,
         ]
-        for j in _registry().list_jobs(model=args.model, limit=args.limit)
+        for j in current().registry.list_jobs(model=args.model, limit=args.limit)
     ]
     headers = ["JOB ID", "MODEL", "TARGET", "VERSION", "STATUS", "RECORDS", "OK", "ERRORS"]
     print_table([*headers, "CREATED", "INPUT"], rows)
@@ -174,6 +169,6 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from model_build.cli import print_json
 
-    job = _registry().get_job(job_id=args.job_id)
+    job = current().registry.get_job(job_id=args.job_id)
     print_json({**asdict(job)})
     return 0

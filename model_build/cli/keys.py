@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from functions.core.backends import current
 from model_build.cli.output import print_note
 
 if TYPE_CHECKING:
-    from functions.core.backends import Backends
     from functions.core.registry.base import ApiKey
 
 _ONCE = "Store this secret now: it is shown only once and cannot be recovered (rotate to replace)."
@@ -48,14 +48,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rotate.set_defaults(func=_rotate)
 
 
-def _backends() -> Backends:
-    """The environment's backends, wired exactly as the router wires them: on AWS a key is
-    also an API Gateway key on the usage plan, or API Gateway would refuse it."""
-    from functions.core.backends import current
-
-    return current()
-
-
 def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
     from functions.core.keys import key_summary
 
@@ -66,7 +58,9 @@ def _create(args: argparse.Namespace) -> int:
     from functions.core.keys import create_key
     from model_build.cli import print_json
 
-    backends = _backends()
+    # The router's wiring: on AWS a key is also an API Gateway key on the usage plan, or API
+    # Gateway would refuse it.
+    backends = current()
     key, secret = create_key(
         registry=backends.registry,
         gateway=backends.key_gateway,
@@ -93,7 +87,7 @@ def _list(args: argparse.Namespace) -> int:
             k.created_at,
             k.last_used_at or "-",
         ]
-        for k in _backends().registry.list_keys()
+        for k in current().registry.list_keys()
     ]
     print_table(["KEY ID", "NAME", "MODELS", "ADMIN", "STATUS", "CREATED", "LAST USED"], rows)
     return 0
@@ -103,7 +97,7 @@ def _revoke(args: argparse.Namespace) -> int:
     from functions.core.keys import key_summary, revoke_key
     from model_build.cli import print_json
 
-    backends = _backends()
+    backends = current()
     key = revoke_key(registry=backends.registry, key_id=args.key_id, gateway=backends.key_gateway)
     print_json(key_summary(key))
     return 0
@@ -113,7 +107,7 @@ def _rotate(args: argparse.Namespace) -> int:
     from functions.core.keys import rotate_key
     from model_build.cli import print_json
 
-    backends = _backends()
+    backends = current()
     key, secret = rotate_key(
         registry=backends.registry, key_id=args.key_id, gateway=backends.key_gateway
     )

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from functions.core.backends import current
 from model_build.cli import print_table
 
 if TYPE_CHECKING:
     from functions.core.backends import Backends
-    from functions.core.registry.base import Alias, AliasEvent, Registry
+    from functions.core.registry.base import Alias, AliasEvent
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -153,23 +154,13 @@ def current_actor() -> str:
         return "unknown"
 
 
-def _backends() -> Backends:
-    from functions.core.backends import current
-
-    return current()
-
-
-def _registry() -> Registry:
-    return _backends().registry
-
-
 # Commands -----------------------------------------------------------------------------------
 def _publish(args: argparse.Namespace) -> int:
     from functions.core.publishing import publish_artifact
     from model_build.cli import print_json
     from model_build.verify import verify_artifact
 
-    backends = _backends()
+    backends = current()
     result = publish_artifact(
         path=args.artifact,
         registry=backends.registry,
@@ -207,7 +198,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _versions(args: argparse.Namespace) -> int:
-    registry = _registry()
+    registry = current().registry
     versions = registry.list_versions(model=args.model)
     pointers = _alias_pointers(registry.list_aliases(model=args.model))
     rows = [
@@ -226,7 +217,7 @@ def _versions(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    registry = _registry()
+    registry = current().registry
     rows = []
     for model in registry.list_models():
         versions = registry.list_versions(model=model)
@@ -247,8 +238,8 @@ def _alias_set(args: argparse.Namespace) -> int:
 
     # On AWS the endpoint is updated first; the CLI can afford to wait until it is InService.
     alias = rollout.set_alias(
-        registry=_registry(),
-        deployer=_backends().deployer,
+        registry=current().registry,
+        deployer=current().deployer,
         wait=True,
         model=args.model,
         alias=args.alias,
@@ -256,7 +247,7 @@ def _alias_set(args: argparse.Namespace) -> int:
         actor=current_actor(),
         canary_version=args.canary,
         canary_weight=args.weight if args.weight is not None else 0,
-        require_approval=_backends().settings.require_approval,
+        require_approval=current().settings.require_approval,
     )
     if isinstance(alias, PendingMove):
         print_json({**dataclasses.asdict(alias), "pending": True})
@@ -270,7 +261,7 @@ def _alias_set(args: argparse.Namespace) -> int:
 
 
 def _alias_list(args: argparse.Namespace) -> int:
-    aliases = _registry().list_aliases(model=args.model)
+    aliases = current().registry.list_aliases(model=args.model)
     rows = [
         [
             a.alias,
@@ -290,7 +281,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from functions.core.deploy import rollout
     from model_build.cli import print_json
 
-    backends = _backends()
+    backends = current()
     alias = rollout.rollback_alias(
         registry=backends.registry,
         deployer=backends.deployer,
@@ -305,7 +296,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    registry = _registry()
+    registry = current().registry
     events = registry.alias_history(model=args.model, alias=args.alias)
     rows = [
         [e.at, e.alias, e.action, _describe_target(e, "from"), _describe_target(e, "to"), e.actor]
@@ -332,7 +323,7 @@ def _decide(args: argparse.Namespace) -> int:
     from functions.core import approval
     from model_build.cli import print_json
 
-    backends = _backends()
+    backends = current()
     decision = approval.decide(
         registry=backends.registry,
         model=args.model,
@@ -369,7 +360,7 @@ def _mirror_sync(args: argparse.Namespace) -> int:
     from functions.core.mirror import sync_after_write
     from model_build.cli import print_json
 
-    backends = _backends()
+    backends = current()
     registry = backends.registry
     numbers = (
         [args.version]
@@ -389,7 +380,7 @@ def _mirror_sync(args: argparse.Namespace) -> int:
 def _retire(args: argparse.Namespace) -> int:
     from model_build.cli import print_json
 
-    version = _registry().retire_version(
+    version = current().registry.retire_version(
         model=args.model, version=args.version, actor=current_actor()
     )
     print_json({"model": version.model, "version": version.version, "status": version.status})

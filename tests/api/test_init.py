@@ -140,7 +140,8 @@ def test_the_authorizer_primes_its_dynamodb_client_at_import() -> None:
     code = """
 import json
 from functions.authorizer import handler
-print(json.dumps({"client": handler._registry._client._client is not None}))
+from functions.core.backends import current
+print(json.dumps({"client": current().registry._client._client is not None}))
 """
     answer = _run(
         code,

@@ -4,7 +4,7 @@ the DynamoDB registry under moto."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,15 +40,16 @@ def event_with(secret: str | None, *, header: str = "x-api-key") -> dict[str, An
 def authorizer(registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The handler module, reading the registry the settings name (as in Lambda)."""
     from functions.authorizer import handler as module
+    from functions.core import backends
     from functions.core.settings import get_settings
 
     monkeypatch.setenv("MODELWAY_ENV", "dev")
     monkeypatch.setenv("MODELWAY_TABLE_NAME", registry.table_name)
     monkeypatch.setenv("MODELWAY_REGION", "us-east-1")
     get_settings.cache_clear()
-    module.set_registry(None)
+    backends.use(None)
     yield module
-    module.set_registry(None)
+    backends.use(None)
     get_settings.cache_clear()
 
 
@@ -118,11 +119,13 @@ def test_revoked_and_rotated_away_secrets_get_401(authorizer: Any, registry: Any
         authorizer.handler(event_with(new), Context())
 
 
-def test_a_registry_failure_fails_closed_and_is_not_a_401(authorizer: Any) -> None:
+def test_a_registry_failure_fails_closed_and_is_not_a_401(
+    authorizer: Any, swap_backends: Callable[..., Any]
+) -> None:
     class Broken:
         def find_key_by_hash(self, *, secret_hash: str) -> None:
             raise ConnectionError("registry unreachable")
 
-    authorizer.set_registry(Broken())
+    swap_backends(registry=Broken())
     with pytest.raises(ConnectionError):
         authorizer.handler(event_with("mw_key_x_y"), Context())

@@ -71,6 +71,7 @@ def set_status(status: str) -> None:
 @pytest.fixture
 def function(registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The handler module with dev's settings, as the stack sets them on the function."""
+    from functions.core import backends
     from functions.core.settings import get_settings
     from functions.endpoint_events import handler as module
 
@@ -84,9 +85,9 @@ def function(registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    module.reset_deployer()
+    backends.use(None)
     yield module
-    module.reset_deployer()
+    backends.use(None)
     get_settings.cache_clear()
 
 
@@ -187,11 +188,12 @@ def test_an_endpoint_that_is_gone_is_left_alone(function: Any) -> None:
 def test_where_nothing_is_deployed_the_event_changes_nothing(
     router_added_v2: None, function: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from functions.core import backends
     from functions.core.settings import get_settings
 
     monkeypatch.setenv("MODELWAY_SAGEMAKER_DEPLOY", "false")
     get_settings.cache_clear()
-    function.reset_deployer()
+    backends.use(None)  # the backends for the new settings
     result = function.handler(sample(), Context())
     assert result["action"] == "ignored"
     assert set(targets()) == {"v1"}

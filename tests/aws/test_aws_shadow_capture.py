@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,7 +126,7 @@ def test_the_router_defers_the_shadow_and_the_batch_function_makes_it(
     router: tuple[TestClient, Any, Runtime],
     registry: Any,
     store: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    swap_backends: Callable[..., Any],
 ) -> None:
     client, app, runtime = router
     put = client.put(
@@ -151,7 +151,6 @@ def test_the_router_defers_the_shadow_and_the_batch_function_makes_it(
     # ... the batch function, notified of the pending capture, does.
     from functions.batch import handler as batch_handler
     from functions.batch.events import s3_put_event
-    from functions.batch.jobs import BatchDeps
 
     head = boto3.client("s3", region_name=REGION).head_object(Bucket=BUCKET, Key=pending)
     event = s3_put_event(
@@ -162,10 +161,9 @@ def test_the_router_defers_the_shadow_and_the_batch_function_makes_it(
         sequencer="0A1B2C",
         version_id=head.get("VersionId"),
     )
-    deps = BatchDeps(
-        settings=app.state.modelway.settings, registry=registry, store=store, runtime=runtime
+    swap_backends(
+        settings=app.state.modelway.settings, registry=registry, store=store, batch_runtime=runtime
     )
-    monkeypatch.setattr(batch_handler, "_deps", deps)
     result = batch_handler.handler(event, None)
     assert event["Records"][0]["s3"]["object"]["versionId"]
     assert result["shadow"] == [{"capture": pending, "shadowed": 5, "failed": 0}]

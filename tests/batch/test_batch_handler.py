@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from batch_testkit import FakeContext, Stack, jsonl, row
 
 from functions.batch import handler as batch_handler
+from functions.core import backends
 
 
 @pytest.fixture
-def wired(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    monkeypatch.setattr(batch_handler, "_deps", stack.deps)
+def wired(stack: Stack, swap_backends: Callable[..., Any]) -> Stack:
+    """The handler on the test stack's clients, swapped in at the one wiring point."""
+    swap_backends(
+        settings=stack.settings,
+        registry=stack.registry,
+        store=stack.store,
+        batch_runtime=stack.runtime,
+    )
     return stack
 
 
@@ -54,15 +62,21 @@ def test_get_deps_builds_the_configured_backends_lazily(
     from functions.core.artifacts.local import DirectoryArtifactStore
     from functions.core.registry.local import SqliteRegistry
 
-    batch_handler.reset_deps()
+    backends.use(None)
     try:
         deps = batch_handler.get_deps()
         assert isinstance(deps.registry, SqliteRegistry)
         assert isinstance(deps.store, DirectoryArtifactStore)
         assert deps.continue_later is None
-        assert batch_handler.get_deps() is deps
+        # Batch scoring's own runtime client (it waits for a slow model), not the router's.
+        assert deps.runtime is backends.current().batch_runtime
+        assert deps.runtime is not backends.current().runtime
+        again = batch_handler.get_deps()  # the same clients: built once, kept
+        assert again.registry is deps.registry
+        assert again.store is deps.store
+        assert again.runtime is deps.runtime
     finally:
-        batch_handler.reset_deps()
+        backends.use(None)
 
 
 def test_scoring_reports_progress_to_a_listener(wired: Stack) -> None:

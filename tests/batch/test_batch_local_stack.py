@@ -86,8 +86,7 @@ def local_stack(
     """Publish the tiny model into the local state and serve it on a free loopback port."""
     import uvicorn
 
-    from functions.batch import handler as batch_handler
-    from functions.core.backends import make_artifact_store, make_registry
+    from functions.core.backends import make_artifact_store, make_registry, use
     from functions.core.publishing import check_artifact, publish_artifact
     from functions.core.settings import get_settings
     from serving.app import create_local_app
@@ -125,11 +124,11 @@ def local_stack(
 
     monkeypatch.setenv("MODELWAY_SERVING_URL", url)
     get_settings.cache_clear()
-    batch_handler.reset_deps()
+    use(None)  # the process's backends, from the settings again
     try:
         yield {"settings": get_settings(), "weight": weight, "bias": bias}
     finally:
-        batch_handler.reset_deps()
+        use(None)  # the process's backends, from the settings again
         server.should_exit = True
         thread.join(15)
         sock.close()

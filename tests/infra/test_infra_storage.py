@@ -148,9 +148,7 @@ def test_the_test_table_has_the_stacks_shape(monkeypatch: pytest.MonkeyPatch) ->
 
     from functions.core.registry.dynamodb import create_table
 
-    resources = _storage_template(cdk.RemovalPolicy.DESTROY).find_resources(
-        "AWS::DynamoDB::Table"
-    )
+    resources = _storage_template(cdk.RemovalPolicy.DESTROY).find_resources("AWS::DynamoDB::Table")
     (deployed,) = (r["Properties"] for r in resources.values())
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")

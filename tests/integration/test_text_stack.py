@@ -57,9 +57,8 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
 ) -> Iterator[Stack]:
-    from functions.batch import handler as batch_handler
     from functions.core import keys
-    from functions.core.backends import make_registry
+    from functions.core.backends import make_registry, use
     from functions.core.settings import get_settings
     from model_build.cli.up import start_stack
 
@@ -83,12 +82,12 @@ def stack(
     )
     mp.setenv("MODELWAY_SERVING_URL", local.serving_url)
     get_settings.cache_clear()
-    batch_handler.reset_deps()
+    use(None)  # the process's backends, from the settings again
     try:
         yield Stack(router=local.router_url, key=secret, home=home)
     finally:
         local.stop()
-        batch_handler.reset_deps()
+        use(None)  # the process's backends, from the settings again
         mp.undo()
         get_settings.cache_clear()
 

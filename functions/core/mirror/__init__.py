@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from functions.core.aws_clients import LazyClient
-    from functions.core.registry.base import Decision, ModelVersion, Registry
+    from functions.core.registry.base import ApprovalStore, Decision, ModelVersion, Registry
 
 logger = logging.getLogger("modelway.mirror")
 
@@ -221,7 +221,7 @@ def _metadata_key(key: str) -> str:
 
 
 def apply_state_change(
-    *, event: dict[str, Any], registry: Registry, prefix: str, at: str
+    *, event: dict[str, Any], registry: ApprovalStore, prefix: str, at: str
 ) -> Decision | None:
     """An EventBridge ``SageMaker Model Package State Change`` (an approval made in Studio, say)
     as a modelway decision. ``None`` for a package modelway did not publish, a status that is

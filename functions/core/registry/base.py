@@ -141,8 +141,10 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Registry(Protocol):
-    # Versions -------------------------------------------------------------------------
+# Narrow stores: each caller asks for the part it uses (the authorizer a ``KeyStore``, batch a
+# ``JobStore`` and the reads that resolve its target); both backends implement them all, as
+# ``Registry``.
+class VersionStore(Protocol):
     def next_version(self, *, model: str) -> int:
         """Reserve the model's next version number (atomic; numbers are never reused)."""
 
@@ -163,7 +165,8 @@ class Registry(Protocol):
     def retire_version(self, *, model: str, version: int, actor: str) -> ModelVersion:
         """Raises ``VersionInUse`` while an alias (or its canary) points at it."""
 
-    # Aliases --------------------------------------------------------------------------
+
+class AliasStore(Protocol):
     def get_alias(self, *, model: str, alias: str) -> Alias:
         """Raises ``AliasNotFound``."""
 
@@ -204,6 +207,10 @@ class Registry(Protocol):
     def alias_history(self, *, model: str, alias: str | None = None) -> list[AliasEvent]:
         """Oldest first."""
 
+
+class ApprovalStore(Protocol):
+    """Approval decisions on versions, and the alias moves waiting for one."""
+
     def record_decision(self, *, decision: Decision) -> Decision:
         """Append an approval decision. Raises ``VersionNotFound`` for an unknown version."""
 
@@ -220,7 +227,8 @@ class Registry(Protocol):
         """Forget the alias's pending move if it is still the one requested at
         ``requested_at`` (a newer request stays). Returns whether it was deleted."""
 
-    # Keys -----------------------------------------------------------------------------
+
+class KeyStore(Protocol):
     def create_key(self, *, key: ApiKey) -> ApiKey: ...
 
     def get_key(self, *, key_id: str) -> ApiKey:
@@ -249,7 +257,8 @@ class Registry(Protocol):
     def touch_key(self, *, key_id: str, at: str) -> None:
         """Record last use (best effort)."""
 
-    # Jobs -----------------------------------------------------------------------------
+
+class JobStore(Protocol):
     def create_job(self, *, job: Job) -> tuple[Job, bool]:
         """Conditional create: returns (job, True) or (the existing job, False)."""
 
@@ -264,3 +273,7 @@ class Registry(Protocol):
 
     def list_jobs(self, *, model: str | None = None, limit: int = 100) -> list[Job]:
         """Newest first."""
+
+
+class Registry(VersionStore, AliasStore, ApprovalStore, KeyStore, JobStore, Protocol):
+    """The whole registry: what each backend (SQLite, DynamoDB) implements."""
