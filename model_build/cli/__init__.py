@@ -7,28 +7,22 @@ onnx, the servers) inside the functions it runs, so ``modelway --help`` stays in
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
 from functions.core.errors import ModelwayError
 
-# Each names a module in this package with ``register(subparsers)``.
-COMMAND_MODULES = ("build", "package", "publish", "keys", "up", "invoke", "batch", "shadow")
-
 
 def build_parser() -> argparse.ArgumentParser:
+    # Plain imports: a command module that is missing or broken fails the CLI, never drops its
+    # commands quietly. Inside the function, since the modules use this package's helpers.
+    from model_build.cli import batch, build, invoke, keys, package, publish, shadow, up
+
     parser = argparse.ArgumentParser(
         prog="modelway", description="Serve ONNX models over the Open Inference Protocol."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"model_build.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"model_build.cli.{name}":
-                raise
-            continue
+    for module in (build, package, publish, keys, up, invoke, batch, shadow):
         module.register(subparsers)
     return parser
 

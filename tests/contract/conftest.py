@@ -1,16 +1,14 @@
 """One contract, two backends: every test here runs against the local implementations
 (SQLite, a directory) and the AWS ones (DynamoDB, S3) under moto.
 
-The AWS parameter is skipped only while its module does not exist yet; once it exists, any
-other import error is a failure.
+Both backends are plain imports: a missing or renamed module fails the suite, never skips the
+AWS half quietly.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,15 +30,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-
-
-def _aws_module(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            pytest.skip(f"{name} is not written yet")
-        raise
 
 
 @pytest.fixture(params=["local", "aws"])
@@ -69,9 +58,10 @@ def registry(backend: str, aws: None, tmp_path: Path) -> Iterator[Any]:
         yield local
         local.close()
         return
-    dynamodb = _aws_module("functions.core.registry.dynamodb")
-    dynamodb.create_table(table_name=TABLE, region=REGION)
-    yield dynamodb.DynamoDBRegistry(table_name=TABLE, region=REGION)
+    from functions.core.registry.dynamodb import DynamoDBRegistry, create_table
+
+    create_table(table_name=TABLE, region=REGION)
+    yield DynamoDBRegistry(table_name=TABLE, region=REGION)
 
 
 @pytest.fixture
@@ -82,8 +72,9 @@ def store(backend: str, aws: None, tmp_path: Path) -> Any:
         return DirectoryArtifactStore(
             artifacts_dir=tmp_path / "artifacts", data_dir=tmp_path / "data"
         )
-    s3 = _aws_module("functions.core.artifacts.s3")
     import boto3
 
+    from functions.core.artifacts.s3 import S3ArtifactStore
+
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-    return s3.S3ArtifactStore(bucket=BUCKET, artifacts_prefix="artifacts/", region=REGION)
+    return S3ArtifactStore(bucket=BUCKET, artifacts_prefix="artifacts/", region=REGION)

@@ -69,7 +69,8 @@ def test_every_command_takes_json() -> None:
     output.add_json_flag(leaves)
     names = {leaf.prog.removeprefix("modelway ") for leaf in leaves}
     for command in ("build digits", "package", "publish", "versions", "keys list", "batch submit",
-                    "jobs", "jobs show", "alias set", "history", "up", "invoke"):  # fmt: skip
+                    "jobs", "jobs show", "alias set", "history", "up", "invoke", "shadow",
+                    "compare", "replay", "approve", "reject", "mirror sync"):  # fmt: skip
         assert any(name.startswith(command) for name in names), (command, sorted(names))
     for leaf in leaves:
         assert any("--json" in action.option_strings for action in leaf._actions), leaf.prog
