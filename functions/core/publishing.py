@@ -11,10 +11,12 @@ The flow, and what each step guards against:
    finished by running it again.
 3. Reserve the next version number (never reused, even when a later step fails).
 4. Re-pack the archive with that number stamped into the manifest (``model.onnx`` byte for
-   byte unchanged; the archive deterministic for given contents).
-5. Upload it, then register the version. A racing publisher of the same file that registered
-   first wins: our upload is deleted and the winner returned with ``created=False``. Any other
-   failure after the upload deletes it too, so there is never half a version.
+   byte unchanged; the archive deterministic for given contents). An archive already in the
+   store (``publish_uploaded``: the router's path) is copied server-side instead, as uploaded.
+5. Upload (or copy) it, then register the version. A racing publisher of the same file that
+   registered first wins: our upload is deleted and the winner returned with
+   ``created=False``. Any other failure after the upload deletes it too, so there is never
+   half a version.
 6. Point aliases at the new version (the rule is in ``publish_artifact``'s docstring).
 
 The pure-python archive helpers here (``read_manifest``, ``check_artifact``) use only tarfile
@@ -32,11 +34,11 @@ import os
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from pydantic import ValidationError
 
@@ -106,6 +108,92 @@ def publish_artifact(
         check_alias_name(alias)
     progress.report("verifying the artifact")
     manifest = verify(path=path)
+
+    def store_version(*, model: str, number: int, stamped: Manifest) -> str:
+        with _temp_file(suffix=".tar.gz") as repacked:
+            restamp_archive(source=path, manifest=stamped, dest=repacked)
+            size = repacked.stat().st_size
+            progress.report("uploading", done=0, total=size)
+            uri = store.put_artifact(model=model, version=number, source=repacked)
+            progress.report("uploading", done=size, total=size)
+        return uri
+
+    return _publish(
+        manifest=manifest,
+        store_version=store_version,
+        registry=registry,
+        store=store,
+        settings=settings,
+        actor=actor,
+        alias=alias,
+        deployer=deployer,
+    )
+
+
+def publish_uploaded(
+    *,
+    key: str,
+    registry: Registry,
+    store: ArtifactStore,
+    settings: Settings,
+    actor: str,
+    alias: str | None = DEFAULT_ALIAS,
+    check: Callable[[Manifest], None] | None = None,
+    deployer: Deployer | None = None,
+) -> PublishResult:
+    """Publish the archive already in the store's data area at ``key`` (the router's path:
+    a caller uploaded it under ``uploads/``), without downloading or re-uploading it.
+
+    The archive is read once, as a stream (``check_stream``: no disk, memory for the manifest
+    only), and verified like ``check_artifact``; ``check`` adds the caller's own rules. The
+    bytes verified are the bytes stored: the object's version id is read first and both the
+    read and the server-side copy name it. The copy is the archive as uploaded, not re-stamped:
+    the registry holds the manifest with its version number, and a server learns its version
+    from where it finds the archive (locally) or from its container environment (SageMaker).
+    """
+    if alias is not None:
+        check_alias_name(alias)
+    version_id = store.object_version(key=key)
+    progress.report("verifying the artifact")
+    with store.open_object(key=key, version_id=version_id) as reader:
+        manifest = check_stream(reader=reader)
+    if check is not None:
+        check(manifest)
+
+    def store_version(*, model: str, number: int, stamped: Manifest) -> str:
+        progress.report("copying")
+        return store.copy_artifact(
+            model=model, version=number, source_key=key, source_version_id=version_id
+        )
+
+    return _publish(
+        manifest=manifest,
+        store_version=store_version,
+        registry=registry,
+        store=store,
+        settings=settings,
+        actor=actor,
+        alias=alias,
+        deployer=deployer,
+    )
+
+
+class _StoreVersion(Protocol):
+    def __call__(self, *, model: str, number: int, stamped: Manifest) -> str:
+        """Store the version's artifact; returns its URI."""
+
+
+def _publish(
+    *,
+    manifest: Manifest,
+    store_version: _StoreVersion,
+    registry: Registry,
+    store: ArtifactStore,
+    settings: Settings,
+    actor: str,
+    alias: str | None,
+    deployer: Deployer | None,
+) -> PublishResult:
     model = manifest.name
     if not is_model_name(model):
         raise InvalidArtifact(
@@ -129,13 +217,8 @@ def publish_artifact(
     stamped = manifest.model_copy(update={"version": number})
     uploaded = False
     try:
-        with _temp_file(suffix=".tar.gz") as repacked:
-            restamp_archive(source=path, manifest=stamped, dest=repacked)
-            uploaded = True  # from here on a failure may leave an object behind: delete it
-            size = repacked.stat().st_size
-            progress.report("uploading", done=0, total=size)
-            uri = store.put_artifact(model=model, version=number, source=repacked)
-            progress.report("uploading", done=size, total=size)
+        uploaded = True  # from here on a failure may leave an object behind: delete it
+        uri = store_version(model=model, number=number, stamped=stamped)
         progress.report("registering the version")
         prefix = settings.resolved_endpoint_prefix
         version = registry.register_version(
@@ -304,6 +387,65 @@ def check_artifact(*, path: Path) -> Manifest:
     if digest.hexdigest() != manifest.sha256:
         raise InvalidArtifact(
             f"checksum mismatch: sha256 of {model_file} is {digest.hexdigest()}, "
+            f"the manifest says {manifest.sha256}"
+        )
+    return manifest
+
+
+def check_stream(*, reader: BinaryIO) -> Manifest:
+    """``check_artifact`` over a stream (an S3 body), in one pass and without touching disk:
+    every regular file's sha256 is taken as it passes (the manifest may come before or after
+    the model file), the manifest is kept in memory (at most ``MAX_MANIFEST_BYTES``). It reads
+    the whole archive once; nothing is written anywhere."""
+    unreadable = "the artifact is not a readable tar archive"
+    manifest_data: bytes | None = None
+    digests: dict[str, str] = {}
+    try:
+        tar = tarfile.open(fileobj=reader, mode="r|*")  # noqa: SIM115 - closed by `with tar`
+    except _TAR_ERRORS as exc:
+        raise InvalidArtifact(f"{unreadable}: {exc}") from exc
+    with tar:
+        try:
+            for info in tar:
+                if info.isdir():
+                    continue
+                if not info.isfile():
+                    raise InvalidArtifact(
+                        f"unsafe archive member {info.name!r}: only regular files are allowed"
+                    )
+                name = safe_member_name(info.name)
+                if name in digests or (name == MANIFEST_NAME and manifest_data is not None):
+                    raise InvalidArtifact(f"archive member {name!r} appears more than once")
+                handle = tar.extractfile(info)
+                assert handle is not None  # regular files always have data
+                if name == MANIFEST_NAME:
+                    if info.size > MAX_MANIFEST_BYTES:
+                        raise InvalidArtifact(
+                            f"{MANIFEST_NAME} is larger than {MAX_MANIFEST_BYTES} bytes"
+                        )
+                    manifest_data = handle.read()
+                    continue
+                digest = hashlib.sha256()
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+                digests[name] = digest.hexdigest()
+        except _TAR_ERRORS as exc:
+            raise InvalidArtifact(f"{unreadable}: {exc}") from exc
+    if manifest_data is None:
+        raise InvalidArtifact(
+            f"the archive has no {MANIFEST_NAME} (members: {sorted(digests) or 'none'})"
+        )
+    manifest = parse_manifest(manifest_data)
+    check_parity_report(manifest)
+    if not is_model_name(manifest.name):
+        raise InvalidArtifact(f"invalid model name {manifest.name!r} in {MANIFEST_NAME}")
+    model_file = safe_member_name(manifest.model_file)
+    actual = digests.get(model_file)
+    if actual is None:
+        raise InvalidArtifact(f"the archive has no {model_file} (members: {sorted(digests)})")
+    if actual != manifest.sha256:
+        raise InvalidArtifact(
+            f"checksum mismatch: sha256 of {model_file} is {actual}, "
             f"the manifest says {manifest.sha256}"
         )
     return manifest

@@ -335,8 +335,11 @@ class Api(Construct):
         storage.grant_objects(
             role,
             prefix=UPLOADS_PREFIX,
-            actions=["s3:GetObject"],
-            reason="Registering a version reads the artifact a caller uploaded under uploads/.",
+            # The bucket is versioned: registering reads and copies the upload's version it
+            # verified (HeadObject, GetObject and CopyObject/UploadPartCopy naming VersionId).
+            actions=["s3:GetObject", "s3:GetObjectVersion"],
+            reason="Registering a version reads the artifact a caller uploaded under uploads/ "
+            "(the exact version it verifies) and copies it server-side into artifacts/.",
         )
         storage.grant_objects(
             role,

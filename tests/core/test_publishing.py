@@ -472,3 +472,86 @@ def test_processes_publishing_the_same_file_make_exactly_one_version(
     registry = SqliteRegistry(path=local_settings.registry_path)
     assert [v.version for v in registry.list_versions(model="digits")] == [results[0]["version"]]
     assert stored_files(local_settings) == [f"digits/{results[0]['version']}/model.tar.gz"]
+
+
+# The router's path: an archive already in the store, verified as a stream, copied --------------
+def test_an_uploaded_archive_is_published_as_uploaded(
+    make_artifact: MakeArtifact,
+    registry: SqliteRegistry,
+    store: DirectoryArtifactStore,
+    local_settings: Settings,
+) -> None:
+    from functions.core.publishing import publish_uploaded
+
+    upload = make_artifact().read_bytes()
+    store.put_object(key="uploads/a.tar.gz", body=upload)
+    result = publish_uploaded(
+        key="uploads/a.tar.gz",
+        registry=registry,
+        store=store,
+        settings=local_settings,
+        actor="alice",
+    )
+    assert result.created
+    assert result.version.version == 1
+    assert result.version.manifest["version"] == 1
+    fetched = store.fetch_artifact(
+        model="digits", version=1, dest=Path(local_settings.data_dir) / "f"
+    )
+    assert fetched.read_bytes() == upload  # copied, not re-packed
+
+    again = publish_uploaded(
+        key="uploads/a.tar.gz",
+        registry=registry,
+        store=store,
+        settings=local_settings,
+        actor="alice",
+    )
+    assert not again.created
+    assert again.version.version == 1
+
+
+def test_an_uploaded_archive_that_fails_the_check_stores_nothing(
+    make_artifact: MakeArtifact,
+    registry: SqliteRegistry,
+    store: DirectoryArtifactStore,
+    local_settings: Settings,
+) -> None:
+    from functions.core.publishing import publish_uploaded
+
+    store.put_object(key="uploads/a.tar.gz", body=make_artifact(sha256="0" * 64).read_bytes())
+    with pytest.raises(InvalidArtifact, match="checksum mismatch"):
+        publish_uploaded(
+            key="uploads/a.tar.gz",
+            registry=registry,
+            store=store,
+            settings=local_settings,
+            actor="alice",
+        )
+    assert registry.list_models() == []
+    assert stored_files(local_settings) == []
+
+
+def test_the_stream_check_refuses_what_the_file_check_refuses(tmp_path: Path) -> None:
+    from functions.core.publishing import check_stream
+
+    not_a_tar = tmp_path / "junk.tar.gz"
+    not_a_tar.write_bytes(b"definitely not gzip")
+    escaping = write_tar(tmp_path / "escape.tar.gz", {"../evil": b"x", "modelway.json": b"{}"})
+    linked = tmp_path / "link.tar.gz"
+    with tarfile.open(linked, "w:gz") as tar:
+        info = tarfile.TarInfo("model.onnx")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    no_manifest = write_tar(tmp_path / "bare.tar.gz", {"model.onnx": b"x"})
+    not_json = write_tar(tmp_path / "nj.tar.gz", {"modelway.json": b"{nope"})
+    for path, message in (
+        (not_a_tar, "not a readable tar"),
+        (escaping, r"'\.\.' is not allowed"),
+        (linked, "only regular files"),
+        (no_manifest, r"has no modelway\.json"),
+        (not_json, "not valid JSON"),
+    ):
+        with path.open("rb") as reader, pytest.raises(InvalidArtifact, match=message):
+            check_stream(reader=reader)

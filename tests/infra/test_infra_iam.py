@@ -98,6 +98,8 @@ def test_router_permissions(each_env: Synthesized) -> None:
             f"<{bucket}.Arn>/artifacts/*",
             f"<{bucket}.Arn>/captures/*",
         },
+        # Registering reads and copies the exact upload version it verified.
+        "s3:GetObjectVersion": {f"<{bucket}.Arn>/uploads/*"},
         "s3:PutObject": {f"<{bucket}.Arn>/artifacts/*", f"<{bucket}.Arn>/captures/*"},
         "s3:DeleteObject": {f"<{bucket}.Arn>/artifacts/*"},
         "s3:AbortMultipartUpload": {f"<{bucket}.Arn>/artifacts/*"},

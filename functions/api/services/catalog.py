@@ -7,9 +7,6 @@ container serves the change at once (others within ``registry_cache_ttl_seconds`
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from functions.api.services.lookup import LookupCache
@@ -25,6 +22,7 @@ from functions.core.artifacts.base import ArtifactStore
 from functions.core.deploy import rollout
 from functions.core.deploy.base import Deployer
 from functions.core.errors import InvalidArtifact, InvalidRequest
+from functions.core.manifest import Manifest
 from functions.core.mirror import Mirror, NoMirror, sync_after_write
 from functions.core.registry.base import ApiKey, PendingMove, Registry
 from functions.core.settings import Settings
@@ -116,29 +114,24 @@ class CatalogService:
                 code="invalid_artifact_key",
             )
 
-        def verify(*, path: Path) -> Any:
-            manifest = publishing.check_artifact(path=path)
+        def names_model(manifest: Manifest) -> None:
             if manifest.name != model:
                 raise InvalidArtifact(
                     f"the artifact's manifest names model {manifest.name!r}, not {model!r}"
                 )
-            return manifest
 
-        # Lambda's /tmp holds up to its ephemeral storage size; artifacts are streamed there.
-        with tempfile.TemporaryDirectory(prefix="modelway-register-") as work:
-            path = Path(work) / "model.tar.gz"
-            with self.store.open_object(key=artifact_key) as source, path.open("wb") as dest:
-                shutil.copyfileobj(source, dest, length=1024 * 1024)
-            result = publishing.publish_artifact(
-                path=path,
-                registry=self.registry,
-                store=self.store,
-                settings=self.settings,
-                actor=self.actor,
-                alias=alias,
-                verify=verify,
-                deployer=self.deployer,
-            )
+        # Read once as a stream and copied server-side: API Gateway gives the whole request
+        # 29 s, and /tmp is no place for a large artifact.
+        result = publishing.publish_uploaded(
+            key=artifact_key,
+            registry=self.registry,
+            store=self.store,
+            settings=self.settings,
+            actor=self.actor,
+            alias=alias,
+            check=names_model,
+            deployer=self.deployer,
+        )
         self.lookups.clear()
         view = version_view(result.version, with_manifest=True)
         view["aliases"] = [alias_view(a) for a in result.aliases]

@@ -13,6 +13,19 @@ class ArtifactStore(Protocol):
         """Store the file as the version's artifact; returns its URI (s3://… or file://…).
         Writes are all-or-nothing: a reader never sees a partial artifact."""
 
+    def copy_artifact(
+        self, *, model: str, version: int, source_key: str, source_version_id: str | None = None
+    ) -> str:
+        """Store the data-area object ``source_key`` (its version ``source_version_id`` where
+        the store keeps versions) as the version's artifact, byte for byte, without the bytes
+        passing through this process where the store can copy them itself (S3: CopyObject, or
+        UploadPartCopy in parts for large objects). All-or-nothing like ``put_artifact``;
+        returns its URI. Raises ``ObjectNotFound``."""
+
+    def object_version(self, *, key: str) -> str | None:
+        """The current version id of the data-area object ``key`` (``None`` where the store
+        keeps no versions), to read and copy exactly those bytes. Raises ``ObjectNotFound``."""
+
     def fetch_artifact(self, *, model: str, version: int, dest: Path) -> Path:
         """Copy the version's artifact to ``dest`` (a file path). Raises ``ArtifactNotFound``."""
 

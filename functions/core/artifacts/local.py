@@ -42,6 +42,20 @@ class DirectoryArtifactStore:
             _write_atomically(root=self._artifacts_dir, dest=dest, reader=reader)
         return dest.as_uri()
 
+    def copy_artifact(
+        self, *, model: str, version: int, source_key: str, source_version_id: str | None = None
+    ) -> str:
+        # No versions here (see ``open_object``): the file as it is now.
+        dest = self._artifact_path(model=model, version=version)
+        with self.open_object(key=source_key) as reader:
+            _write_atomically(root=self._artifacts_dir, dest=dest, reader=reader)
+        return dest.as_uri()
+
+    def object_version(self, *, key: str) -> str | None:
+        if not self._object_path(key).is_file():
+            raise ObjectNotFound(f"no object {key!r}")
+        return None
+
     def fetch_artifact(self, *, model: str, version: int, dest: Path) -> Path:
         source = self._artifact_path(model=model, version=version)
         dest = Path(dest)

@@ -34,6 +34,9 @@ SseMode = Literal["AES256", "aws:kms"]
 # Above this an artifact goes up (and down) in parallel parts; below it one request is faster.
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 MULTIPART_CHUNK = 16 * 1024 * 1024
+# Server-side copies: one CopyObject up to here, UploadPartCopy parts of COPY_CHUNK above.
+COPY_THRESHOLD = 256 * 1024 * 1024
+COPY_CHUNK = 128 * 1024 * 1024
 # S3 refuses parts under 5 MiB except the last; 8 MiB keeps a writer's memory small.
 WRITER_PART_SIZE = 8 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -100,6 +103,55 @@ class S3ArtifactStore:
             Callback=_UploadProgress(total=source.stat().st_size),
         )
         return self._uri(key)
+
+    def copy_artifact(
+        self, *, model: str, version: int, source_key: str, source_version_id: str | None = None
+    ) -> str:
+        """Server-side: boto3's managed copy reads the source's size (HeadObject), then sends
+        one CopyObject below ``COPY_THRESHOLD`` or a multipart upload of UploadPartCopy parts
+        (CopyObject's limit is 5 GB), aborted on failure. No byte passes through the caller,
+        so a large artifact is registered in the time S3 takes, not in a Lambda's /tmp."""
+        from botocore.exceptions import ClientError
+
+        _check_key(source_key)
+        key = self._artifact_key(model=model, version=version)
+        source = {"Bucket": self._bucket, "Key": source_key}
+        if source_version_id:
+            source["VersionId"] = source_version_id
+        try:
+            self._s3.copy(
+                CopySource=source,
+                Bucket=self._bucket,
+                Key=key,
+                # REPLACE: CopyObject keeps the source's metadata and ignores ContentType
+                # otherwise; encryption is asked for again, as on every write.
+                ExtraArgs={
+                    **self._encryption(),
+                    "ContentType": "application/gzip",
+                    "MetadataDirective": "REPLACE",
+                },
+                Config=_copy_config(),
+            )
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                suffix = f" version {source_version_id!r}" if source_version_id else ""
+                raise ObjectNotFound(f"no object {source_key!r}{suffix}") from None
+            raise
+        return self._uri(key)
+
+    def object_version(self, *, key: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        _check_key(key)
+        try:
+            resp = self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                raise ObjectNotFound(f"no object {key!r}") from None
+            raise
+        version = resp.get("VersionId")
+        # An unversioned bucket answers no id (or "null"): read and copy the latest.
+        return str(version) if version and version != "null" else None
 
     def fetch_artifact(self, *, model: str, version: int, dest: Path) -> Path:
         from botocore.exceptions import ClientError
@@ -271,6 +323,18 @@ class _StreamingRaw(io.RawIOBase):
         if not self.closed:
             self._body.close()
         super().close()
+
+
+def _copy_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    # Copies go in parts above COPY_THRESHOLD: parallel UploadPartCopy calls are faster than
+    # one CopyObject for large objects, and CopyObject refuses sources over 5 GB.
+    return TransferConfig(
+        multipart_threshold=COPY_THRESHOLD,
+        multipart_chunksize=COPY_CHUNK,
+        preferred_transfer_client="classic",
+    )
 
 
 def _transfer_config() -> Any:
