@@ -23,8 +23,9 @@ from functions.core.registry.local import SqliteRegistry
 from functions.core.settings import Settings
 from model_build.cli import invoke, main
 from model_build.cli.invoke import API_KEY_PLACEHOLDER, LocalLambdaContext, load_event
+from tests.events import EVENTS_DIR
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+EVENTS = EVENTS_DIR
 # What each sample event gets from the local router (a key substituted for the placeholder).
 EXPECTED_STATUS = {
     "api-infer.json": 200,

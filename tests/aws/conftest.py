@@ -21,22 +21,6 @@ TABLE = "modelway-test-registry"
 BUCKET = "modelway-test-data"
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials and a region, and no profile or endpoint from the developer's shell."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_DYNAMODB",
-        "AWS_ENDPOINT_URL_S3",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
 def serialize_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make each moto request atomic (see the module docstring)."""
     from moto.core.botocore_stubber import BotocoreStubber

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from functions.core import keys
+from tests.events import sample_event
 
-EVENT_FILE = Path(__file__).resolve().parents[2] / "events" / "authorizer-request.json"
+EVENT_FILE = "authorizer-request.json"
 PLACEHOLDER = "${MODELWAY_API_KEY}"
 
 
@@ -27,7 +27,7 @@ class Context:
 
 
 def event_with(secret: str | None, *, header: str = "x-api-key") -> dict[str, Any]:
-    event = json.loads(EVENT_FILE.read_text())
+    event = sample_event(EVENT_FILE)
     for headers in (event["headers"], event["multiValueHeaders"]):
         headers.pop("x-api-key")
     if secret is not None:
@@ -54,7 +54,7 @@ def authorizer(registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def test_the_event_file_is_a_rest_request_authorizer_event() -> None:
-    event = json.loads(EVENT_FILE.read_text())
+    event = sample_event(EVENT_FILE)
     assert event["type"] == "REQUEST"
     assert event["methodArn"].startswith("arn:aws:execute-api:")
     assert event["headers"]["x-api-key"] == PLACEHOLDER

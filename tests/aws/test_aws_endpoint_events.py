@@ -8,16 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from tests.events import sample_event, sample_path
+
 from .conftest import TABLE
 from .sagemaker_testkit import AUTOSCALING, REGION, SageMaker, make_deployer
 
-EVENT_FILE = Path(__file__).resolve().parents[2] / "events" / "sagemaker-endpoint-in-service.json"
+EVENT_FILE = sample_path("sagemaker-endpoint-in-service.json")
 # The sample event names dev's endpoint of model digits.
 PREFIX = "modelway-dev"
 ENDPOINT = f"{PREFIX}-digits"
@@ -37,7 +38,7 @@ class Context:
 
 def sample(**detail: Any) -> dict[str, Any]:
     """The sample event, with ``detail`` fields replaced."""
-    event: dict[str, Any] = json.loads(EVENT_FILE.read_text())
+    event: dict[str, Any] = sample_event(EVENT_FILE.name)
     event["detail"].update(detail)
     return event
 
@@ -109,7 +110,7 @@ def router_added_v2(publish: Any, sagemaker: SageMaker) -> None:
 
 
 def test_the_event_file_is_sagemakers_endpoint_state_change() -> None:
-    event = json.loads(EVENT_FILE.read_text())
+    event = sample_event(EVENT_FILE.name)
     assert (event["source"], event["detail-type"]) == (
         "aws.sagemaker",
         "SageMaker Endpoint State Change",
@@ -214,8 +215,6 @@ def test_an_approval_made_in_the_model_registry_is_recorded_as_a_decision(
     registry: Any, function: Any
 ) -> None:
     import dataclasses
-    import json as jsonlib
-    from pathlib import Path
 
     from functions.core.clock import utc_now
     from functions.core.registry.base import ModelVersion
@@ -233,9 +232,7 @@ def test_an_approval_made_in_the_model_registry_is_recorded_as_a_decision(
             variant_name="v1",
         )
     )
-    event = jsonlib.loads(
-        (Path(__file__).parents[2] / "events" / "sagemaker-model-package-approved.json").read_text()
-    )
+    event = sample_event("sagemaker-model-package-approved.json")
     # The sample names prod's group; this function is dev's.
     event["detail"]["ModelPackageGroupName"] = f"{PREFIX}-digits"
     result = function.handler(event, Context())

@@ -4,7 +4,6 @@ decision in modelway's registry. boto3's parameter validation checks every call'
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,11 @@ from functions.core.mirror import (
 )
 from functions.core.registry.base import Decision, ModelVersion
 from functions.core.registry.local import SqliteRegistry
+from tests.events import sample_event
 
 PREFIX = "modelway-prod"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelway-serving:latest"
-EVENT = Path(__file__).parents[2] / "events" / "sagemaker-model-package-approved.json"
+EVENT = "sagemaker-model-package-approved.json"
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def test_a_status_set_in_studio_is_not_overwritten_by_a_version_modelway_never_d
 def test_an_approval_made_in_studio_comes_back_as_a_decision(tmp_path: Path) -> None:
     registry = SqliteRegistry(path=tmp_path / "registry.db")
     registry.register_version(version=version(1))
-    event = json.loads(EVENT.read_text())
+    event = sample_event(EVENT)
 
     decision = apply_state_change(event=event, registry=registry, prefix=PREFIX, at=utc_now())
     assert decision is not None
@@ -199,7 +199,7 @@ def test_a_late_echo_of_modelways_own_approval_does_not_undo_a_later_rejection(
     decide(registry, 1, "approved", "ok")
     mirror.sync(registry=registry, model="digits", version=1)
     # What SageMaker puts in the approval's event: the package as modelway's update left it.
-    echo = json.loads(EVENT.read_text())
+    echo = sample_event(EVENT)
     package = sagemaker.describe_model_package(ModelPackageName=arn)
     echo["detail"].update(
         ModelPackageGroupName="modelway-prod-digits",
