@@ -3,9 +3,7 @@ received the request, or less when the client asks with ``X-Request-Timeout`` (s
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import pytest
 from api_testkit import MODEL, FakeRuntime, digit_request
@@ -15,9 +13,9 @@ from fastapi.testclient import TestClient
 from functions.api.deadlines import request_deadline
 from functions.core.errors import InvalidRequest, UpstreamTimeout
 from functions.core.registry.base import ModelVersion
+from tests.events import sample_event, sample_path
 
 INFER = f"/v2/models/{MODEL}/infer"
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def test_an_inference_carries_api_gateways_29_s_by_default(
@@ -104,15 +102,15 @@ def test_under_the_lambda_handler_the_deadline_runs_from_the_events_receipt_time
     from model_build.cli.invoke import LocalLambdaContext, load_event
 
     monkeypatch.setattr(handler_module, "_adapter", handler_module.build_adapter(app))
-    event = load_event(EVENTS / "api-infer.json", api_key=admin_key)
+    event = load_event(sample_path("api-infer.json"), api_key=admin_key)
     received = time.time() - 3.0
     event["requestContext"]["requestTimeEpoch"] = int(received * 1000)
     assert handler_module.handler(event, LocalLambdaContext())["statusCode"] == 200
     assert runtime.calls[-1].deadline == pytest.approx(received + 29, abs=0.01)
     # An event received long before it is handled (the sample file's own receipt time, which
     # `load_event` restamps for `modelway invoke`) gets a whole budget from now.
-    stored = load_event(EVENTS / "api-infer.json", api_key=admin_key)
-    as_stored = json.loads((EVENTS / "api-infer.json").read_text())
+    stored = load_event(sample_path("api-infer.json"), api_key=admin_key)
+    as_stored = sample_event("api-infer.json")
     stored["requestContext"]["requestTimeEpoch"] = as_stored["requestContext"]["requestTimeEpoch"]
     before = time.time()
     assert handler_module.handler(stored, LocalLambdaContext())["statusCode"] == 200

@@ -27,8 +27,8 @@ from functions.api.docs import ASSETS
 from functions.api.openapi import ERROR_EXAMPLES, INFER_REQUEST_EXAMPLE
 from functions.core.registry.base import ModelVersion
 from model_build.cli.invoke import LocalLambdaContext
+from tests.events import sample_event
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 STAGE = "dev"
 
 
@@ -151,7 +151,7 @@ def test_documented_examples_are_what_the_router_answers(
 
 def _apigw_event(resource: str, path: str, proxy: str | None) -> dict[str, Any]:
     """A REST API proxy event as the stage delivers it (from the health sample's shape)."""
-    event: dict[str, Any] = json.loads((EVENTS / "api-health.json").read_text())
+    event: dict[str, Any] = sample_event("api-health.json")
     event.update(resource=resource, path=path, httpMethod="GET")
     event["pathParameters"] = {"proxy": proxy} if proxy is not None else None
     event["requestContext"].update(

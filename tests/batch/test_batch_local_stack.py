@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.events import EVENTS_DIR, sample_event, sample_path
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+pytestmark = pytest.mark.integration
 
 
 def tiny_digits_artifact(dest: Path, *, seed: int = 7) -> tuple[Path, np.ndarray, np.ndarray]:
@@ -207,11 +207,13 @@ def test_invoke_batch_runs_the_sample_event_against_the_local_stack(
     from model_build.cli import main
     from model_build.cli.batch import stage_event_inputs
 
-    event = json.loads((EVENTS / "s3-put.json").read_text())
-    staged = stage_event_inputs(event=event, settings=local_stack["settings"], search_dir=EVENTS)
+    event = sample_event("s3-put.json")
+    staged = stage_event_inputs(
+        event=event, settings=local_stack["settings"], search_dir=EVENTS_DIR
+    )
     assert staged == ["inputs/digits/default/sample.jsonl"]
 
-    assert main(["invoke", "batch", str(EVENTS / "s3-put.json")]) == 0
+    assert main(["invoke", "batch", str(sample_path("s3-put.json"))]) == 0
 
     summary = json.loads(capsys.readouterr().out)
     (job,) = summary["jobs"]

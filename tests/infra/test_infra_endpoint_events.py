@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_testkit import REPO_ROOT, Synthesized, function_named
+from infra_testkit import Synthesized, function_named
+
+from tests.events import sample_event
 
 pytestmark = pytest.mark.infra
 
-SAMPLE = REPO_ROOT / "events" / "sagemaker-endpoint-in-service.json"
+SAMPLE = "sagemaker-endpoint-in-service.json"
 
 
 def _rule(synth: Synthesized) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def _matches(pattern: Any, event: Any) -> bool:
 def test_the_sample_event_matches_the_dev_rule_only(synthesized: dict[str, Synthesized]) -> None:
     """events/sagemaker-endpoint-in-service.json (dev's digits endpoint) is what the rule
     passes; the same event for another status or environment is not."""
-    event = json.loads(Path(SAMPLE).read_text())
+    event = sample_event(SAMPLE)
     assert _matches(_rule(synthesized["dev"])["EventPattern"], event)
     assert not _matches(_rule(synthesized["prod"])["EventPattern"], event)
     updating = {**event, "detail": {**event["detail"], "EndpointStatus": "UPDATING"}}
@@ -156,7 +156,7 @@ def test_model_registry_approvals_of_this_environment_reach_the_function(
 ) -> None:
     """events/sagemaker-model-package-approved.json (prod's digits group, approved in Studio)
     passes prod's model-package rule only, and that rule targets the endpoint-events function."""
-    event = json.loads((REPO_ROOT / "events" / "sagemaker-model-package-approved.json").read_text())
+    event = sample_event("sagemaker-model-package-approved.json")
     prod, dev = synthesized["prod"], synthesized["dev"]
 
     def rule(synth: Synthesized) -> dict[str, Any]:
