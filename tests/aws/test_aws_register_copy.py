@@ -182,3 +182,45 @@ def test_a_missing_upload_is_a_404(router: Router, versioned: str) -> None:
         json={"artifact_key": "uploads/never.tar.gz"},
     )
     assert response.status_code == 404, response.text
+
+
+def test_a_copy_that_fails_halfway_leaves_no_parts_and_no_version(
+    router: Router,
+    calls: list[tuple[str, dict[str, Any]]],
+    make_artifact: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    from functions.core.artifacts import s3
+
+    monkeypatch.setattr(s3, "COPY_THRESHOLD", 5 * 1024 * 1024)
+    monkeypatch.setattr(s3, "COPY_CHUNK", 5 * 1024 * 1024)
+    artifact = make_artifact(payload=os.urandom(11 * 1024 * 1024))
+    events = router.backends.store._s3.meta.events
+
+    def refuse(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        error = {"Code": "InternalError", "Message": "S3 had a bad moment"}
+        return AWSResponse("https://s3", 500, HTTPHeaders(), None), {"Error": error}
+
+    events.register("before-call.s3.CompleteMultipartUpload", refuse, unique_id="refuse")
+    try:
+        response = router.publish(router.alice, artifact, "uploads/big.tar.gz")
+    finally:
+        events.unregister("before-call.s3.CompleteMultipartUpload", unique_id="refuse")
+    assert response.status_code >= 500, response.text
+
+    client = boto3.client("s3", region_name=REGION)
+    assert "AbortMultipartUpload" in [op for op, _ in calls]
+    assert client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert client.list_objects_v2(Bucket=BUCKET, Prefix="artifacts/").get("KeyCount", 0) == 0
+    listed = router.call(router.alice, "GET", "/v1/models/digits/versions")
+    # No version (the model is not even known: its first version never registered).
+    assert listed.status_code == 404 or listed.json()["versions"] == [], listed.text
+
+    # The same upload registers once S3 is well again (the number reserved is skipped).
+    again = router.publish(router.alice, artifact, "uploads/big.tar.gz")
+    assert again.status_code == 201, again.text
+    assert stored(f"artifacts/digits/{again.json()['version']}/model.tar.gz") == (
+        artifact.read_bytes()
+    )
