@@ -44,7 +44,7 @@ from functions.core.registry.exceptions import (
     VersionNotFound,
     VersionRetired,
 )
-from functions.core.registry.rules import check_alias_target, check_alias_traffic
+from functions.core.registry.rules import check_alias_target, check_alias_traffic, moved_alias
 
 # Long enough to ride out another process's publish; a registry write is milliseconds.
 BUSY_TIMEOUT_MS = 30_000
@@ -466,19 +466,12 @@ class SqliteRegistry:
             f"SELECT {_ALIAS_COLUMNS} FROM aliases WHERE model = ? AND alias = ?", (model, alias)
         ).fetchone()
         before = _alias(current) if current is not None else None
-        now = utc_now()
-        after = Alias(
+        after = moved_alias(
+            before=before,
             model=model,
             alias=alias,
-            version=version,
-            canary_version=canary_version,
-            canary_weight=canary_weight,
-            updated_at=now,
-            updated_by=actor,
-            # A move keeps the alias's shadow and capture settings.
-            shadow_version=before.shadow_version if before else None,
-            shadow_percent=before.shadow_percent if before else 0,
-            capture_percent=before.capture_percent if before else 0,
+            target=(version, canary_version, canary_weight),
+            actor=actor,
         )
         self._write_alias(tx, action=action, before=before, after=after)
         return after

@@ -1,8 +1,10 @@
-"""Checks every registry backend makes before it touches storage, so both refuse alike."""
+"""Rules every registry backend applies, so both refuse (and move) alike."""
 
 from __future__ import annotations
 
+from functions.core.clock import utc_now
 from functions.core.naming import is_alias_name, is_version_number
+from functions.core.registry.base import Alias
 from functions.core.registry.exceptions import InvalidAliasTarget, VersionNotFound
 
 
@@ -45,3 +47,28 @@ def check_alias_traffic(
             raise InvalidAliasTarget(f"{name} percent must be 0..100, got {value}")
     if shadow_version is None and shadow_percent:
         raise InvalidAliasTarget("a shadow percent needs a shadow version")
+
+
+def moved_alias(
+    *,
+    before: Alias | None,
+    model: str,
+    alias: str,
+    target: tuple[int, int | None, int],
+    actor: str,
+) -> Alias:
+    """The alias after a move to ``target`` (version, canary version, canary weight), stamped
+    now: a move keeps the alias's shadow and capture settings."""
+    version, canary_version, canary_weight = target
+    return Alias(
+        model=model,
+        alias=alias,
+        version=version,
+        canary_version=canary_version,
+        canary_weight=canary_weight,
+        updated_at=utc_now(),
+        updated_by=actor,
+        shadow_version=before.shadow_version if before else None,
+        shadow_percent=before.shadow_percent if before else 0,
+        capture_percent=before.capture_percent if before else 0,
+    )

@@ -37,7 +37,7 @@ from functions.core.registry.dynamodb.items import (
 )
 from functions.core.registry.dynamodb.table import Table, failed
 from functions.core.registry.exceptions import AliasNotFound, NothingToRollBack
-from functions.core.registry.rules import check_alias_target, check_alias_traffic
+from functions.core.registry.rules import check_alias_target, check_alias_traffic, moved_alias
 
 _MOVE_RETRIES = 10
 
@@ -102,21 +102,9 @@ class AliasesPart(Table):
             model_item = self._get(pk, "MODEL") or {}
             moves = read_int(model_item, "moves") if "moves" in model_item else 0
             current = self._get(pk, alias_sk(alias))
-            version, canary_version, canary_weight = to(current)
             before = alias_from(current) if current is not None else None
-            now = utc_now()
-            after = Alias(
-                model=model,
-                alias=alias,
-                version=version,
-                canary_version=canary_version,
-                canary_weight=canary_weight,
-                updated_at=now,
-                updated_by=actor,
-                # A move keeps the alias's shadow and capture settings.
-                shadow_version=before.shadow_version if before else None,
-                shadow_percent=before.shadow_percent if before else 0,
-                capture_percent=before.capture_percent if before else 0,
+            after = moved_alias(
+                before=before, model=model, alias=alias, target=to(current), actor=actor
             )
             seq = (read_int(current, "seq") if current is not None else 0) + 1
             event = alias_event(action=action, before=before, after=after, seq=seq)
@@ -143,7 +131,7 @@ class AliasesPart(Table):
                     }
                 },
             ]
-            new_targets = [t for t in (version, canary_version) if t is not None]
+            new_targets = [t for t in (after.version, after.canary_version) if t is not None]
             old_targets = (
                 [t for t in (before.version, before.canary_version) if t is not None]
                 if before
