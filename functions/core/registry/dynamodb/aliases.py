@@ -51,6 +51,23 @@ class AliasesPart(Table):
             raise AliasNotFound(f"model {model!r} has no alias {alias!r}")
         return alias_from(item)
 
+    def _count_move(self, pk: str, moves: int) -> Item:
+        """The transaction item that bumps the model's ``moves`` counter from the value read:
+        the optimistic-concurrency guard every alias change of the model shares."""
+        guard = "moves = :seen" if moves else "attribute_not_exists(moves)"
+        values: dict[str, Any] = {":next": num_value(moves + 1)}
+        if moves:
+            values[":seen"] = num_value(moves)
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": item_key(pk, "MODEL"),
+                "UpdateExpression": "SET moves = :next",
+                "ConditionExpression": guard,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
     def list_aliases(self, *, model: str) -> list[Alias]:
         return [alias_from(i) for i in self._query_prefix(model_pk(model), "ALIAS#")]
 
@@ -108,20 +125,8 @@ class AliasesPart(Table):
             )
             seq = (read_int(current, "seq") if current is not None else 0) + 1
             event = alias_event(action=action, before=before, after=after, seq=seq)
-            guard = "moves = :seen" if moves else "attribute_not_exists(moves)"
-            values: dict[str, Any] = {":next": num_value(moves + 1)}
-            if moves:
-                values[":seen"] = num_value(moves)
             items: list[Item] = [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": item_key(pk, "MODEL"),
-                        "UpdateExpression": "SET moves = :next",
-                        "ConditionExpression": guard,
-                        "ExpressionAttributeValues": values,
-                    }
-                },
+                self._count_move(pk, moves),
                 {"Put": {"TableName": self._table, "Item": alias_item(after, before, seq)}},
                 {
                     "Put": {
@@ -226,21 +231,9 @@ class AliasesPart(Table):
             for name in ("prev_version", "prev_canary_weight", "prev_canary_version"):
                 if name in current:
                     item[name] = current[name]
-            guard = "moves = :seen" if moves else "attribute_not_exists(moves)"
-            values: dict[str, Any] = {":next": num_value(moves + 1)}
-            if moves:
-                values[":seen"] = num_value(moves)
             event = alias_event(action="traffic", before=before, after=after, seq=seq)
             items: list[Item] = [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": item_key(pk, "MODEL"),
-                        "UpdateExpression": "SET moves = :next",
-                        "ConditionExpression": guard,
-                        "ExpressionAttributeValues": values,
-                    }
-                },
+                self._count_move(pk, moves),
                 {"Put": {"TableName": self._table, "Item": item}},
                 {
                     "Put": {
