@@ -39,6 +39,36 @@ def test_the_file_is_in_wal_mode_and_survives_reopening(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_many_openers_of_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    # Workers starting together on a fresh home race to create the file and switch it to WAL;
+    # the switch does not wait on the busy timeout, so before it was retried about one round
+    # in thirty ended in "database is locked".
+    for round_ in range(60):
+        path = tmp_path / f"r{round_}.db"
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def open_it(
+            path: Path = path,
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            barrier.wait()
+            try:
+                SqliteRegistry(path=path).next_version(model="m")
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        assert not errors, f"round {round_}: {errors}"
+        assert SqliteRegistry(path=path).next_version(model="m") == 9
+
+
 def test_threads_sharing_one_registry_reserve_distinct_numbers(tmp_path: Path) -> None:
     registry = SqliteRegistry(path=tmp_path / "r.db")
     barrier = threading.Barrier(8)

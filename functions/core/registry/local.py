@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -197,9 +198,7 @@ class SqliteRegistry:
         self._path = Path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        conn = self._conn()
-        # Persistent on the file; a no-op once any process has switched it.
-        conn.execute("PRAGMA journal_mode=WAL")
+        self._use_wal(self._conn())
         # executescript() would commit on its own; one statement at a time stays inside the lock.
         with self._write() as tx:
             for statement in _SCHEMA.split(";"):
@@ -209,6 +208,26 @@ class SqliteRegistry:
                 present = {row[1] for row in tx.execute(f"PRAGMA table_info({table})")}
                 if column.split()[0] not in present:
                     tx.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+    @staticmethod
+    def _use_wal(conn: sqlite3.Connection) -> None:
+        # Persistent on the file, so only the first opener switches it. Switching needs the
+        # file to itself and, unlike every other statement, does not wait on the busy
+        # timeout: connections opening a new file at once would get "database is locked".
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.005
+        while True:
+            try:
+                # Answers the mode in force, which stays the old one if the switch lost a race.
+                if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError("switching to WAL: database is locked")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     @property
     def path(self) -> Path:
