@@ -75,7 +75,24 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class ComponentConfig:
+    """One version's inference component (``hosting: components``): what a copy reserves,
+    the copies a version an alias points at keeps, the most it scales to, and the concurrent
+    requests per copy target tracking aims at."""
+
+    accelerators: int
+    memory_mb: int
+    min_copies: int
+    max_copies: int
+    target_concurrency: int
+
+
+@dataclass(frozen=True)
 class SageMakerConfig:
+    # "variants": a production variant (own instances) per version kept; "components": one
+    # fleet per model, an inference component per version (functions.core.deploy).
+    hosting: Literal["variants", "components"]
+    components: ComponentConfig
     instance_type: str
     initial_instance_count: int
     min_instance_count: int
@@ -261,10 +278,29 @@ def _validate(c: EnvironmentConfig, *, where: str) -> None:
         )
     sm = c.sagemaker
     check(sm.instance_type.startswith("ml."), "sagemaker.instance_type must be an ml.* type")
-    check(
-        1 <= sm.min_instance_count <= sm.initial_instance_count <= sm.max_instance_count,
-        "sagemaker: need 1 <= min_instance_count <= initial_instance_count <= max_instance_count",
-    )
+    if sm.hosting == "variants":
+        check(
+            1 <= sm.min_instance_count <= sm.initial_instance_count <= sm.max_instance_count,
+            "sagemaker: need 1 <= min_instance_count <= initial_instance_count <= "
+            "max_instance_count",
+        )
+    else:
+        # Managed instance scaling may take the fleet to zero when no component has a copy.
+        check(
+            0 <= sm.min_instance_count <= sm.max_instance_count
+            and 1 <= sm.initial_instance_count <= sm.max_instance_count,
+            "sagemaker: need 0 <= min_instance_count <= max_instance_count and "
+            "1 <= initial_instance_count <= max_instance_count",
+        )
+        ic = sm.components
+        check(
+            ic.accelerators >= 0 and ic.memory_mb >= 128,
+            "sagemaker.components: accelerators >= 0 and memory_mb >= 128",
+        )
+        check(
+            1 <= ic.min_copies <= ic.max_copies and ic.target_concurrency >= 1,
+            "sagemaker.components: need 1 <= min_copies <= max_copies, target_concurrency >= 1",
+        )
     # SageMaker's traffic routing: a canary is at most 50% of the fleet, a linear step 10-50%.
     low = 10 if sm.deploy_traffic_routing == "LINEAR" else 1
     check(

@@ -82,6 +82,7 @@ def _runtime_client(settings: Settings, *, read_timeout: float, max_attempts: in
         read_timeout=read_timeout,
         max_attempts=max_attempts,
         signed=not settings.is_local,
+        components=settings.hosting == "components" and not settings.is_local,
     )
 
 
@@ -99,6 +100,10 @@ def make_deployer(settings: Settings) -> Deployer | None:
     every version on disk (``functions.core.deploy.rollout`` then only moves the registry)."""
     if settings.is_local or not settings.sagemaker_deploy:
         return None
+    if settings.hosting == "components":
+        from functions.core.deploy.components import ComponentDeployer
+
+        return ComponentDeployer.from_settings(settings)
     from functions.core.deploy.sagemaker import SageMakerDeployer
 
     return SageMakerDeployer.from_settings(settings)

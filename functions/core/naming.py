@@ -7,6 +7,7 @@ same rules for JSON Schema / OpenAPI, where ``$`` means the end of the text.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # SageMaker names match ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}: no leading or trailing '-'. A model
@@ -58,6 +59,33 @@ def endpoint_name(*, prefix: str, model: str) -> str:
 
 def variant_name(*, version: int) -> str:
     return f"v{version}"
+
+
+# SageMaker names (models, endpoints, configurations, inference components) are at most 63.
+MAX_SAGEMAKER_NAME = 63
+
+
+def fit_name(name: str, *, suffix: str = "") -> str:
+    """``name + suffix`` within SageMaker's 63 characters: a long ``name`` is cut and given a
+    hash of itself (so two long names stay distinct); ``suffix`` is always kept whole."""
+    room = MAX_SAGEMAKER_NAME - len(suffix)
+    if len(name) <= room:
+        return f"{name}{suffix}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: room - 9].rstrip('-')}-{digest}{suffix}"
+
+
+def component_name(*, endpoint: str, variant: str) -> str:
+    """A version's inference component on its model's endpoint (``components`` hosting):
+    ``{endpoint}-v{N}``. The deployer creates it and the runtime client invokes it by this
+    name; it always ends in ``-v{N}``, so the version can be read back from it."""
+    return fit_name(endpoint, suffix=f"-{variant}")
+
+
+def version_of_component(name: str) -> int | None:
+    """The version number a ``component_name`` ends with, or None for another name."""
+    head, _, tail = name.rpartition("-v")
+    return int(tail) if head and tail.isdigit() and tail[0] != "0" else None
 
 
 def artifact_key(*, prefix: str, model: str, version: int) -> str:

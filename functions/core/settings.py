@@ -54,8 +54,23 @@ class Settings(BaseSettings):
     alarm_topic_arn: str | None = None
     # Every usage plan of the stage by tier (JSON); usage_plan_id is the default tier's.
     usage_plan_ids: dict[str, str] = Field(default_factory=dict)
-    # Autoscaling every endpoint variant gets (target tracking on invocations per instance).
-    min_instance_count: int = Field(default=1, ge=1)
+    # How versions are hosted (``functions.core.deploy``): "variants", a production variant
+    # with its own instances per version kept; or "components", one instance fleet per model
+    # and a SageMaker inference component per version packed onto it, where versions no alias
+    # points at scale to zero copies.
+    hosting: Literal["variants", "components"] = "variants"
+    # One copy of a version's inference component: accelerators (0 on a CPU instance type)
+    # and memory it reserves; how many copies it may scale to, and keeps while an alias points
+    # at it; the concurrent requests per copy target tracking aims at.
+    component_accelerators: int = Field(default=1, ge=0)
+    component_memory_mb: int = Field(default=4096, ge=128)
+    component_max_copies: int = Field(default=4, ge=1)
+    component_min_copies: int = Field(default=1, ge=1)
+    component_target_concurrency: int = Field(default=4, ge=1)
+    # Autoscaling of the instances: each variant's (target tracking on invocations per
+    # instance) or, with components, the fleet's (SageMaker managed instance scaling, which
+    # may go down to 0 instances when no component has a copy).
+    min_instance_count: int = Field(default=1, ge=0)
     max_instance_count: int = Field(default=1, ge=1)
     target_invocations_per_instance: int = Field(default=100, ge=1)
     scale_in_cooldown_seconds: int = Field(default=600, ge=0)
@@ -113,6 +128,12 @@ class Settings(BaseSettings):
     batch_estimated_bytes_per_second: int = 1_000_000
     # A file continues in at most this many invocations before its job fails.
     batch_max_slices: int = Field(default=12, ge=1)
+
+    @model_validator(mode="after")
+    def _variants_keep_an_instance(self) -> Settings:
+        if self.hosting == "variants" and self.min_instance_count < 1:
+            raise ValueError("variants hosting needs min_instance_count >= 1")
+        return self
 
     @model_validator(mode="after")
     def _linear_steps_of_ten_percent_or_more(self) -> Settings:

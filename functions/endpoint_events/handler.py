@@ -1,5 +1,6 @@
-"""Lambda entry point for EventBridge "SageMaker Endpoint State Change" events, and for
-"SageMaker Model Package State Change" (``functions.core.mirror.apply_state_change``).
+"""Lambda entry point for EventBridge "SageMaker Endpoint State Change" events, for
+"SageMaker Model Package State Change" (``functions.core.mirror.apply_state_change``), and
+for the stack's schedule that reconciles inference components (``in_service.handle_schedule``).
 
 Thin on purpose: logging context, the deployer (built once per container, lazily, from the
 settings the stack sets), then ``in_service.handle_event``. A failure (SageMaker or
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
-from functions.endpoint_events.in_service import handle_event
+from functions.endpoint_events.in_service import handle_event, handle_schedule, is_schedule
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -62,6 +63,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # container; no deployer where nothing is deployed (local).
     backends = current()
     deployer = backends.deployer
+    if is_schedule(event):
+        result = handle_schedule(
+            deployer=deployer,
+            registry=backends.registry if deployer is not None else None,
+            require_approval=backends.settings.require_approval,
+        )
+        logger.info("scheduled reconcile", extra=result)
+        return result
     result = handle_event(
         event=event,
         prefix=backends.settings.resolved_endpoint_prefix,

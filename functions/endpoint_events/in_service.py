@@ -16,17 +16,56 @@ and a target the endpoint still lacks gets its endpoint change started.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from functions.core.deploy.base import Deployer
     from functions.core.registry.base import Registry
 
 SOURCE = "aws.sagemaker"
 DETAIL_TYPE = "SageMaker Endpoint State Change"
 IN_SERVICE = "IN_SERVICE"
+# The stack's schedule (inference components send no state-change events).
+SCHEDULE_SOURCE = "aws.events"
+SCHEDULE_DETAIL_TYPE = "Scheduled Event"
+
+logger = logging.getLogger(__name__)
+
+
+def is_schedule(event: Mapping[str, Any]) -> bool:
+    return (
+        event.get("source") == SCHEDULE_SOURCE and event.get("detail-type") == SCHEDULE_DETAIL_TYPE
+    )
+
+
+def handle_schedule(
+    *, deployer: Deployer | None, registry: Registry | None, require_approval: bool = False
+) -> dict[str, Any]:
+    """Reconciles every model's endpoint with the registry (``rollout.reconcile``): what
+    inference components need, as SageMaker reports no change of theirs. A model that fails
+    is logged and the others still run; the next tick tries it again."""
+    if deployer is None or registry is None:
+        return {"action": "ignored", "reason": "this environment deploys nothing"}
+    from functions.core.deploy.rollout import reconcile
+
+    result: dict[str, Any] = {"action": "reconciled", "models": {}, "moved": [], "failed": []}
+    for model in registry.list_models():
+        try:
+            outcome, moved = reconcile(
+                registry=registry,
+                deployer=deployer,
+                model=model,
+                require_approval=require_approval,
+            )
+        except Exception:
+            logger.exception("reconciling %s failed", model)
+            result["failed"].append(model)
+            continue
+        result["models"][model] = outcome
+        result["moved"] += [f"{model}/{a.alias}->v{a.version}" for a in moved]
+    return result
 
 
 def model_for_endpoint(*, endpoint: str, prefix: str) -> str | None:
@@ -70,10 +109,12 @@ def handle_event(
         return {**result, "action": "ignored", "reason": "this environment deploys nothing"}
     scaled = deployer.ensure_autoscaling(model=model)
     if registry is not None:
-        from functions.core.deploy.rollout import complete_pending_moves
+        from functions.core.deploy.rollout import reconcile
 
-        # The environment's approval gate holds when the move is made, too.
-        moved = complete_pending_moves(
+        # What the endpoint could not take while it changed is started now (with inference
+        # components: every version's component, which needs the endpoint InService). The
+        # environment's approval gate holds when a pending move is made, too.
+        _, moved = reconcile(
             registry=registry, deployer=deployer, model=model, require_approval=require_approval
         )
         result["moved"] = [f"{a.alias}->v{a.version}" for a in moved]

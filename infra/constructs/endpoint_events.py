@@ -61,6 +61,7 @@ class EndpointEvents(Construct):
         log_level: str,
         log_retention_days: int,
         removal_policy: cdk.RemovalPolicy,
+        reconcile_every: cdk.Duration | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue, self.dlq_alarm = dead_letter_queue(
@@ -145,3 +146,24 @@ class EndpointEvents(Construct):
                 max_event_age=MAX_EVENT_AGE,
             )
         )
+        # Inference components send no state-change events: a schedule reconciles every
+        # model (their autoscaling once InService, the alias moves waiting for a copy).
+        self.schedule: events.Rule | None = None
+        if reconcile_every is not None:
+            self.schedule = events.Rule(
+                self,
+                "ReconcileSchedule",
+                rule_name=f"{endpoint_prefix}-reconcile",
+                description=f"Reconcile {endpoint_prefix}- endpoints' inference components "
+                "with the registry",
+                schedule=events.Schedule.rate(reconcile_every),
+            )
+            self.schedule.add_target(
+                targets.LambdaFunction(
+                    fn,
+                    dead_letter_queue=self.dead_letter_queue,
+                    # The next tick does the same work: a failed one is not worth retrying.
+                    retry_attempts=0,
+                    max_event_age=reconcile_every,
+                )
+            )

@@ -137,6 +137,10 @@ class Endpoints(Construct):
         return self._sagemaker_arn("model")
 
     @property
+    def component_arns(self) -> str:
+        return self._sagemaker_arn("inference-component")
+
+    @property
     def alarm_arns(self) -> str:
         return cdk.Stack.of(self).format_arn(
             service="cloudwatch",
@@ -181,6 +185,28 @@ class Endpoints(Construct):
             ],
             resources=[self.model_arns, self.endpoint_config_arns, self.endpoint_arns],
             wildcard_reason=reason,
+        )
+        # Inference components (``hosting: components``): one per version, on its model's
+        # endpoint; creating one is authorized on the component and on the endpoint.
+        allow(
+            role,
+            actions=[
+                "sagemaker:CreateInferenceComponent",
+                "sagemaker:DescribeInferenceComponent",
+                "sagemaker:UpdateInferenceComponentRuntimeConfig",
+                "sagemaker:DeleteInferenceComponent",
+                "sagemaker:AddTags",
+            ],
+            resources=[self.component_arns, self.endpoint_arns],
+            wildcard_reason="A version's inference component is created at publish time on "
+            "its model's endpoint; the name prefix limits both to this environment's.",
+        )
+        allow(
+            role,
+            actions=["sagemaker:ListInferenceComponents"],
+            resources=["*"],
+            wildcard_reason="sagemaker:ListInferenceComponents has no resource-level "
+            "permissions; it is called with this environment's endpoint names.",
         )
         allow(
             role,
@@ -301,12 +327,32 @@ class Endpoints(Construct):
                 cdk.Stack.of(self).format_arn(
                     service="cloudwatch",
                     resource="alarm",
-                    resource_name=f"TargetTracking-endpoint/{self.endpoint_prefix}-*",
+                    resource_name=f"TargetTracking-{kind}/{self.endpoint_prefix}-*",
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+                for kind in ("endpoint", "inference-component")
+            ],
+            wildcard_reason="The alarms target tracking creates for this environment's "
+            "endpoint variants and inference components, named after them.",
+        )
+        # An inference component's scale-from-zero alarm (``deploy/component_scaling.py``).
+        allow(
+            role,
+            actions=[
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:DeleteAlarms",
+            ],
+            resources=[
+                cdk.Stack.of(self).format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"{self.endpoint_prefix}-*-no-capacity",
                     arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                 )
             ],
-            wildcard_reason="The alarms target tracking creates for this environment's "
-            "endpoint variants, named after the endpoint.",
+            wildcard_reason="Each inference component's scale-from-zero alarm, named after "
+            "the component (this environment's prefix).",
         )
         # The first registration creates Application Auto Scaling's role for endpoints.
         allow(

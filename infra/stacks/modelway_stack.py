@@ -21,6 +21,9 @@ from infra.outputs import SETTINGS_OUTPUT
 
 # functions.core.settings reads these (prefix MODELWAY_).
 SIX_MB = 6 * 1024 * 1024
+# How often the endpoint-events function reconciles inference components (their autoscaling,
+# alias moves waiting for a copy): a move waits at most this long after its copy runs.
+RECONCILE_EVERY = cdk.Duration.minutes(1)
 
 
 class ModelwayStack(cdk.Stack):
@@ -103,6 +106,8 @@ class ModelwayStack(cdk.Stack):
             environment=environment,
             endpoints=self.endpoints,
             storage=self.storage,
+            # Inference components report no state changes: reconcile on a schedule.
+            reconcile_every=RECONCILE_EVERY if config.sagemaker.hosting == "components" else None,
             log_level=config.log_level,
             log_retention_days=config.log_retention_days,
             removal_policy=removal,
@@ -142,6 +147,12 @@ class ModelwayStack(cdk.Stack):
             "MODELWAY_ENDPOINT_PREFIX": self.config.endpoint_prefix,
             "MODELWAY_SAGEMAKER_ROLE_ARN": self.endpoints.execution_role.role_arn,
             "MODELWAY_SERVING_IMAGE_URI": self.endpoints.image_uri,
+            "MODELWAY_HOSTING": sm.hosting,
+            "MODELWAY_COMPONENT_ACCELERATORS": str(sm.components.accelerators),
+            "MODELWAY_COMPONENT_MEMORY_MB": str(sm.components.memory_mb),
+            "MODELWAY_COMPONENT_MIN_COPIES": str(sm.components.min_copies),
+            "MODELWAY_COMPONENT_MAX_COPIES": str(sm.components.max_copies),
+            "MODELWAY_COMPONENT_TARGET_CONCURRENCY": str(sm.components.target_concurrency),
             "MODELWAY_INSTANCE_TYPE": sm.instance_type,
             "MODELWAY_INITIAL_INSTANCE_COUNT": str(sm.initial_instance_count),
             "MODELWAY_MIN_INSTANCE_COUNT": str(sm.min_instance_count),

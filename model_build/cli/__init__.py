@@ -16,13 +16,13 @@ from functions.core.errors import ModelwayError
 def build_parser() -> argparse.ArgumentParser:
     # Plain imports: a command module that is missing or broken fails the CLI, never drops its
     # commands quietly. Inside the function, since the modules use this package's helpers.
-    from model_build.cli import batch, build, invoke, keys, package, publish, shadow, up
+    from model_build.cli import batch, build, cost, invoke, keys, package, publish, shadow, up
 
     parser = argparse.ArgumentParser(
         prog="modelway", description="Serve ONNX models over the Open Inference Protocol."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (build, package, publish, keys, up, invoke, batch, shadow):
+    for module in (build, package, publish, keys, up, invoke, batch, shadow, cost):
         module.register(subparsers)
     return parser
 

@@ -80,6 +80,8 @@ def function(registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "MODELWAY_ENV": "dev",
         "MODELWAY_REGION": REGION,
         "MODELWAY_TABLE_NAME": TABLE,  # the registry's pending alias moves
+        # The router's settings, which made the endpoint (``make_deployer``'s).
+        "MODELWAY_INSTANCE_TYPE": "ml.g4dn.xlarge",
         "MODELWAY_MIN_INSTANCE_COUNT": str(AUTOSCALING["min_capacity"]),
         "MODELWAY_MAX_INSTANCE_COUNT": str(AUTOSCALING["max_capacity"]),
         "MODELWAY_TARGET_INVOCATIONS_PER_INSTANCE": "100",

@@ -12,10 +12,12 @@ from pydantic import ValidationError
 from functions.batch.events import InvalidInputKey, parse_input_key
 from functions.core.naming import (
     MAX_VERSION,
+    component_name,
     is_alias_name,
     is_model_name,
     is_tenant_name,
     is_version_number,
+    version_of_component,
 )
 from functions.core.registry.exceptions import InvalidAliasTarget
 from functions.core.registry.rules import check_alias_name
@@ -84,3 +86,28 @@ def test_settings_refuse_what_sagemaker_and_the_name_patterns_refuse() -> None:
     with pytest.raises(ValidationError, match="LINEAR"):
         Settings(deploy_traffic_routing="LINEAR", deploy_canary_percent=5)
     assert Settings(deploy_traffic_routing="CANARY", deploy_canary_percent=50)
+
+
+def test_component_names_fit_sagemaker_and_always_end_in_their_version() -> None:
+    short = component_name(endpoint="modelway-prod-digits", variant="v12")
+    assert short == "modelway-prod-digits-v12"
+    assert version_of_component(short) == 12
+    # The longest model name in the longest environment, and a large version: cut and
+    # hashed, still unique, still a SageMaker name, the version still readable.
+    endpoint = f"modelway-{'e' * 16}-{'m' * 40}"
+    names = {component_name(endpoint=endpoint, variant=f"v{n}") for n in (1, 2, 10**12)}
+    assert len(names) == 3
+    for name in names:
+        assert len(name) <= 63
+        assert re.fullmatch(SAGEMAKER_NAME, name)
+    assert version_of_component(component_name(endpoint=endpoint, variant="v1000000000000")) == (
+        10**12
+    )
+    assert version_of_component("modelway-prod-digits-fleet") is None
+    assert version_of_component("modelway-prod-digits-v01") is None
+
+
+def test_variants_hosting_needs_an_instance_components_may_scale_to_zero() -> None:
+    with pytest.raises(ValidationError, match="min_instance_count >= 1"):
+        Settings(hosting="variants", min_instance_count=0)
+    assert Settings(hosting="components", min_instance_count=0).min_instance_count == 0

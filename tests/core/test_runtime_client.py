@@ -39,6 +39,7 @@ class Stub:
                     {
                         "path": self.path,
                         "variant": self.headers.get("X-Amzn-SageMaker-Target-Variant"),
+                        "component": self.headers.get("X-Amzn-SageMaker-Inference-Component"),
                         "content_type": self.headers.get("Content-Type"),
                         "custom_attributes": self.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
                         "authorization": self.headers.get("Authorization"),
@@ -110,6 +111,18 @@ class Stub:
         elif endpoint == "missing":
             send_error(
                 h, 400, "ValidationError", {"message": "Endpoint missing of account 123 not found."}
+            )
+        elif endpoint == "cold":
+            # SageMaker's answer for an inference component at zero copies.
+            send_error(
+                h,
+                400,
+                "ValidationError",
+                {
+                    "message": "Inference Component has no capacity to process this request. "
+                    "ApplicationAutoScaling may be in-progress (if configured) or try to "
+                    "increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API."
+                },
             )
         elif endpoint == "busy":
             send_error(h, 503, "ServiceUnavailable", {"message": "model is loading"})
@@ -213,6 +226,34 @@ def test_no_variant_lets_the_endpoint_choose(stub: Stub) -> None:
     )
     assert stub.seen[0]["variant"] is None
     assert response.variant == "v1"
+
+
+def test_with_inference_components_the_version_is_called_by_its_component_name(
+    stub: Stub,
+) -> None:
+    client = SageMakerRuntimeClient(
+        endpoint_url=stub.url,
+        region=None,
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        max_attempts=1,
+        components=True,
+    )
+    client.invoke(endpoint="ok", variant="v7", body=b"{}", content_type=JSON)
+
+    assert stub.seen[0]["component"] == "ok-v7"
+    assert stub.seen[0]["variant"] is None
+
+
+def test_a_component_at_zero_copies_is_a_503_asking_to_retry_in_a_minute(stub: Stub) -> None:
+    with pytest.raises(UpstreamUnavailable) as caught:
+        client_for(stub.url, max_attempts=3).invoke(
+            endpoint="cold", variant="v2", body=b"{}", content_type=JSON
+        )
+    assert caught.value.status == 503
+    assert caught.value.retry_after == 60
+    assert "starting a copy" in caught.value.message
+    assert stub.hits["cold"] == 1  # not retried at once: a copy takes minutes
 
 
 def test_the_models_own_4xx_is_passed_through_with_its_message_and_code(stub: Stub) -> None:

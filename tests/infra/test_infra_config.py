@@ -83,7 +83,10 @@ def test_missing_setting_is_named() -> None:
     [
         (("log_retention_days",), 13, "not a CloudWatch retention period"),
         (("removal_policy",), "keep", "must be one of 'destroy', 'retain'"),
-        (("sagemaker", "min_instance_count"), 5, "min_instance_count <= initial"),
+        (("sagemaker", "min_instance_count"), 5, "min_instance_count <= max_instance_count"),
+        (("sagemaker", "hosting"), "serverless", "must be one of 'variants', 'components'"),
+        (("sagemaker", "components", "min_copies"), 0, "1 <= min_copies <= max_copies"),
+        (("sagemaker", "components", "memory_mb"), 64, "memory_mb >= 128"),
         (("batch", "timeout_seconds"), 901, "Lambda's limit"),
         (("lambdas", "api", "timeout_seconds"), 60, "integration timeout"),
         (("api", "default_tier"), "gold", "not one of api.usage_plans"),
@@ -102,6 +105,17 @@ def test_invalid_values_are_rejected(path: tuple[str, ...], value: Any, message:
         target = target[key]
     target[path[-1]] = value
     with pytest.raises(ConfigError, match=message):
+        load_environment(envs, "dev")
+
+
+def test_variants_hosting_keeps_at_least_one_instance_per_variant() -> None:
+    """A fleet of inference components may scale to zero instances; a production variant
+    may not (SageMaker's minimum is one)."""
+    envs = environments()
+    assert envs["dev"]["sagemaker"]["min_instance_count"] == 0
+    assert load_environment(envs, "dev").sagemaker.hosting == "components"
+    envs["dev"]["sagemaker"]["hosting"] = "variants"
+    with pytest.raises(ConfigError, match="1 <= min_instance_count <= initial_instance_count"):
         load_environment(envs, "dev")
 
 

@@ -109,8 +109,11 @@ def test_only_the_rule_may_dead_letter_into_the_encrypted_queue(each_env: Synthe
         "Deny",
         {"Bool": {"aws:SecureTransport": "false"}},
     )
-    # The in-service rule and the model-package (approval) rule, each for itself.
+    # The in-service rule, the model-package (approval) rule and the reconcile schedule, each
+    # for itself.
     rules = [stack.endpoint_events.rule, stack.endpoint_events.approval_rule]
+    if stack.endpoint_events.schedule is not None:
+        rules.append(stack.endpoint_events.schedule)
     for allow in allows:
         assert allow["Principal"] == {"Service": "events.amazonaws.com"}
         assert allow["Action"] == "sqs:SendMessage"
@@ -169,3 +172,56 @@ def test_model_registry_approvals_of_this_environment_reach_the_function(
     (target,) = rule(prod)["Targets"]
     function = prod.logical_id(prod.stack.endpoint_events.function.function)
     assert target["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
+
+
+def test_inference_components_are_reconciled_every_minute_by_the_function(
+    each_env: Synthesized,
+) -> None:
+    """Components send no state-change events: with ``hosting: components`` (every
+    environment in cdk.json) a schedule runs the function, which then reconciles every model
+    (``functions.endpoint_events.in_service.handle_schedule``)."""
+    stack = each_env.stack
+    assert stack.config.sagemaker.hosting == "components"
+    assert stack.endpoint_events.schedule is not None
+    logical = each_env.logical_id(stack.endpoint_events.schedule)
+    rule = each_env.resources[logical]["Properties"]
+    assert rule["Name"] == f"modelway-{each_env.name}-reconcile"
+    assert rule["ScheduleExpression"] == "rate(1 minute)"
+    (target,) = rule["Targets"]
+    fn = each_env.logical_id(stack.endpoint_events.function.function)
+    assert target["Arn"] == {"Fn::GetAtt": [fn, "Arn"]}
+    # A failed tick is not retried: the next one, a minute later, does the same work.
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    # What the schedule sends is what events/eventbridge-scheduled.json holds.
+    from functions.endpoint_events.in_service import is_schedule
+
+    assert is_schedule(sample_event("eventbridge-scheduled.json"))
+
+
+def test_the_functions_settings_build_the_component_deployer(
+    each_env: Synthesized, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variables the stack sets are the settings ``backends.make_deployer`` reads: an
+    environment hosting components gets a ``ComponentDeployer`` with cdk.json's numbers."""
+    from functions.core.backends import make_deployer
+    from functions.core.deploy.components import ComponentDeployer
+    from functions.core.settings import Settings
+
+    props = function_named(each_env, f"modelway-{each_env.name}-api")["Properties"]
+    for name, value in props["Environment"]["Variables"].items():
+        if name.startswith("MODELWAY_") and isinstance(value, str):  # not the CFN references
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    deployer = make_deployer(settings)
+    assert isinstance(deployer, ComponentDeployer)
+    components = each_env.stack.config.sagemaker.components
+    assert deployer.requirements() == {
+        "MinMemoryRequiredInMb": components.memory_mb,
+        "NumberOfAcceleratorDevicesRequired": float(components.accelerators),
+    }
+    fleet = deployer.fleet_variant()["ManagedInstanceScaling"]
+    config = each_env.stack.config.sagemaker
+    assert (fleet["MinInstanceCount"], fleet["MaxInstanceCount"]) == (
+        config.min_instance_count,
+        config.max_instance_count,
+    )

@@ -223,17 +223,20 @@ def test_router_may_autoscale_variants_with_exactly_the_calls_the_deployer_makes
         "application-autoscaling:PutScalingPolicy",
         "application-autoscaling:DeregisterScalableTarget",
     }
-    # Target tracking creates and deletes its alarms as the caller: only the variants' alarms.
-    alarms = (
-        "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
-        f"TargetTracking-endpoint/modelway-{each_env.name}-*"
-    )
-    assert allowed["cloudwatch:DeleteAlarms"] == {alarms}
+    # Target tracking creates and deletes its alarms as the caller: only the alarms of this
+    # environment's variants and inference components, and the components' scale-from-zero
+    # alarms (deploy/component_scaling.py).
+    arn = "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
+    alarms = {
+        f"{arn}TargetTracking-endpoint/modelway-{each_env.name}-*",
+        f"{arn}TargetTracking-inference-component/modelway-{each_env.name}-*",
+        f"{arn}modelway-{each_env.name}-*-no-capacity",
+    }
+    assert allowed["cloudwatch:DeleteAlarms"] == alarms
     # PutMetricAlarm also for the models' own rollback alarms (test_infra_monitoring).
     assert allowed["cloudwatch:PutMetricAlarm"] == {
-        alarms,
-        "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
-        f"modelway-{each_env.name}-*-rollback",
+        *alarms,
+        f"{arn}modelway-{each_env.name}-*-rollback",
     }
     # The first registration creates Application Auto Scaling's role for SageMaker endpoints.
     (slr,) = [s for s in policy if "iam:CreateServiceLinkedRole" in as_list(s["Action"])]

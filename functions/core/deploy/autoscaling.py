@@ -174,14 +174,14 @@ class VariantAutoscaling:
         rid = resource_id(endpoint=endpoint, variant=variant)
         # The guide's order: delete the variant's scaling policies, then deregister it.
         if policy:
-            _ignore_missing(
+            ignore_missing(
                 self._aas.delete_scaling_policy,
                 PolicyName=policy_name(endpoint=endpoint, variant=variant),
                 ServiceNamespace=NAMESPACE,
                 ResourceId=rid,
                 ScalableDimension=DIMENSION,
             )
-        _ignore_missing(
+        ignore_missing(
             self._aas.deregister_scalable_target,
             ServiceNamespace=NAMESPACE,
             ResourceId=rid,
@@ -202,7 +202,7 @@ def _same_policy(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
     )
 
 
-def _ignore_missing(call: Any, **params: Any) -> None:
+def ignore_missing(call: Any, **params: Any) -> None:
     """A racing deployer may have removed it first: gone is what was wanted."""
     try:
         call(**params)

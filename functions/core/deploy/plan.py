@@ -9,9 +9,11 @@ still be one for the rollback to be instant. The endpoint therefore carries:
 - the newest active version, so a fresh publish can be tried pinned before promotion,
 - every version a pending alias move waits for (``rollout``),
 
-minus retired versions (they cannot serve). Weights matter only to callers that name no
-variant: they follow the ``default`` alias's canary split (other variants get 0); without a
-``default`` alias every variant gets the same weight.
+minus retired versions (they cannot serve). Of these, the versions an alias, its canary or a
+pending move points at are ``hot``: with inference components (``deploy/components.py``) only
+they keep copies running; the others scale to zero until asked for. Weights matter only to
+callers that name no variant: they follow the ``default`` alias's canary split (other
+variants get 0); without a ``default`` alias every variant gets the same weight.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class EndpointPlan:
     model: str
     versions: tuple[int, ...]  # ascending
     weights: dict[int, int]  # version -> weight (percent of un-targeted traffic)
+    hot: frozenset[int] = frozenset()  # versions some alias (or a pending move) points at
 
 
 def plan_endpoint(
@@ -91,7 +94,13 @@ def plan_endpoint(
     if active:
         wanted.add(max(active))
     serving = tuple(sorted(wanted & active))
-    return EndpointPlan(model=model, versions=serving, weights=_weights(serving, current))
+    hot = {v for t in (*current.values(), *pending) for v in t.versions}
+    return EndpointPlan(
+        model=model,
+        versions=serving,
+        weights=_weights(serving, current),
+        hot=frozenset(hot & set(serving)),
+    )
 
 
 def _weights(serving: tuple[int, ...], current: dict[str, Target]) -> dict[int, int]:

@@ -91,7 +91,7 @@ def set_alias(
     plan = plan_endpoint(registry=registry, model=model, move=(alias, target))
     _apply_or_defer(registry=registry, deployer=deployer, plan=plan)
     if wait:
-        deployer.wait(model=model)
+        _wait_for(registry=registry, deployer=deployer, plan=plan)
     live = deployer.live_versions(model=model)
     if live is None or set(target.versions) <= live or not _exists(registry, model, alias):
         record = registry.set_alias(
@@ -175,6 +175,29 @@ def complete_pending_moves(
     return done
 
 
+def reconcile(
+    *, registry: Registry, deployer: Deployer, model: str, require_approval: bool = False
+) -> tuple[Outcome, list[Alias]]:
+    """Brings the model's endpoint to the registry's plan again, then makes the pending moves
+    whose targets now serve. What a schedule runs where state changes send no event
+    (inference components, ``deploy/components.py``): a component started since the last run
+    gets its autoscaling, and an alias waiting for it moves. Idempotent."""
+    plan = plan_endpoint(registry=registry, model=model)
+    outcome = _apply_or_defer(registry=registry, deployer=deployer, plan=plan)
+    moved = complete_pending_moves(
+        registry=registry,
+        deployer=deployer,
+        model=model,
+        apply=False,
+        require_approval=require_approval,
+    )
+    if moved:
+        # The versions the aliases left may now scale to zero (or leave the endpoint).
+        plan = plan_endpoint(registry=registry, model=model)
+        outcome = _apply_or_defer(registry=registry, deployer=deployer, plan=plan)
+    return outcome, moved
+
+
 def _exists(registry: Registry, model: str, alias: str) -> bool:
     try:
         registry.get_alias(model=model, alias=alias)
@@ -212,7 +235,7 @@ def rollback_alias(
         plan = plan_endpoint(registry=registry, model=model, move=(alias, target))
         _apply(registry=registry, deployer=deployer, plan=plan)
         if wait:
-            deployer.wait(model=model)
+            _wait_for(registry=registry, deployer=deployer, plan=plan)
     return registry.rollback_alias(model=model, alias=alias, actor=actor)
 
 
@@ -232,6 +255,15 @@ def _check_servable(*, registry: Registry, model: str, target: Target) -> None:
     for number in target.versions:
         if registry.get_version(model=model, version=number).status != "active":
             raise VersionRetired(f"{model} version {number} is retired and cannot serve")
+
+
+def _wait_for(*, registry: Registry, deployer: Deployer, plan: EndpointPlan) -> None:
+    """Blocks until the endpoint serves ``plan`` (the CLI): waits out the endpoint's change,
+    then applies what only a serving endpoint takes (inference components need it
+    ``InService``) and waits for that too."""
+    deployer.wait(model=plan.model)
+    if _apply_or_defer(registry=registry, deployer=deployer, plan=plan) != "unchanged":
+        deployer.wait(model=plan.model)
 
 
 def _apply_or_defer(*, registry: Registry, deployer: Deployer, plan: EndpointPlan) -> Outcome:

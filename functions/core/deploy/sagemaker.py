@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from functions.core.aws_clients import LazyClient
 from functions.core.deploy.base import ENDPOINT_BUSY, Outcome
 from functions.core.errors import Conflict, InvalidRequest
-from functions.core.naming import endpoint_name
+from functions.core.naming import endpoint_name, fit_name
 
 if TYPE_CHECKING:
     from functions.core.deploy.autoscaling import VariantAutoscaling
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from functions.core.registry.base import ModelVersion
     from functions.core.settings import Settings
 
-MAX_NAME = 63
 # How long an admin is told to wait before retrying a move while the endpoint is changing.
 BUSY_RETRY_AFTER_SECONDS = 60
 # Endpoint statuses in which the fleet DescribeEndpoint lists answers requests.
@@ -131,10 +130,10 @@ class SageMakerDeployer:
 
     # Names ----------------------------------------------------------------------------
     def model_name(self, *, model: str, version: int) -> str:
-        return _fit(f"{self._prefix}-{model}-v{version}")
+        return fit_name(f"{self._prefix}-{model}-v{version}")
 
     def endpoint_name(self, *, model: str) -> str:
-        return _fit(endpoint_name(prefix=self._prefix, model=model))
+        return fit_name(endpoint_name(prefix=self._prefix, model=model))
 
     # Deployer -------------------------------------------------------------------------
     def deploy_version(self, *, version: ModelVersion) -> None:
@@ -143,7 +142,7 @@ class SageMakerDeployer:
             self._sm.describe_model(ModelName=name)
             return  # Models are immutable: one that exists is this version's.
         except Exception as exc:
-            if not _not_found(exc):
+            if not not_found(exc):
                 raise
         if not self._image_uri or not self._role_arn:
             raise InvalidRequest(
@@ -169,7 +168,7 @@ class SageMakerDeployer:
                 ],
             )
         except Exception as exc:
-            if not _already_exists(exc):  # a racing publisher of the same version made it
+            if not already_exists(exc):  # a racing publisher of the same version made it
                 raise
 
     def apply(self, *, plan: EndpointPlan, versions: Mapping[int, ModelVersion]) -> Outcome:
@@ -346,14 +345,14 @@ class SageMakerDeployer:
         try:
             found: dict[str, Any] = self._sm.describe_endpoint(EndpointName=name)
         except Exception as exc:
-            if _not_found(exc):
+            if not_found(exc):
                 return None
             raise
         return found
 
     def _create_config(self, model: str, variants: list[dict[str, Any]]) -> str:
         digest = hashlib.sha256(json.dumps(variants, sort_keys=True).encode()).hexdigest()[:10]
-        name = _fit(f"{self._prefix}-{model}-{digest}")
+        name = fit_name(f"{self._prefix}-{model}-{digest}")
         try:
             self._sm.create_endpoint_config(
                 EndpointConfigName=name,
@@ -361,7 +360,7 @@ class SageMakerDeployer:
                 Tags=[{"Key": "modelway:model", "Value": model}],
             )
         except Exception as exc:
-            if not _already_exists(exc):  # the same plan applied before: same content
+            if not already_exists(exc):  # the same plan applied before: same content
                 raise
         return name
 
@@ -378,14 +377,6 @@ def _shape(variants: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     )
 
 
-def _fit(name: str) -> str:
-    """SageMaker names are at most 63 characters: shorten long ones, keeping them unique."""
-    if len(name) <= MAX_NAME:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: MAX_NAME - 9].rstrip('-')}-{digest}"
-
-
 def _error(exc: Exception) -> tuple[str, str]:
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
@@ -394,12 +385,12 @@ def _error(exc: Exception) -> tuple[str, str]:
     return str(error.get("Code", "")), str(error.get("Message", ""))
 
 
-def _not_found(exc: Exception) -> bool:
+def not_found(exc: Exception) -> bool:
     code, message = _error(exc)
     return code in {"ValidationException", "ValidationError"} and "Could not find" in message
 
 
-def _already_exists(exc: Exception) -> bool:
+def already_exists(exc: Exception) -> bool:
     code, message = _error(exc)
     return code in {"ValidationException", "ValidationError"} and (
         "already exist" in message.lower()

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from functions.core.errors import InvalidInput, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from functions.core.naming import component_name
 from functions.core.runtime.base import RuntimeResponse
 
 if TYPE_CHECKING:
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 
 # Seconds a client is told to wait before retrying a throttled or unreachable endpoint.
 RETRY_AFTER_SECONDS = 1
+# An inference component with no copy running answers a ValidationError saying it "has no
+# capacity to process this request"; a copy takes minutes to start.
+NO_CAPACITY = "no capacity"
+SCALE_FROM_ZERO_RETRY_AFTER_SECONDS = 60
 # Throttling, or a variant that is still loading: worth retrying shortly (503 + Retry-After).
 _BUSY_CODES = frozenset(
     {
@@ -54,10 +59,14 @@ class SageMakerRuntimeClient:
         read_timeout: float,
         max_attempts: int,
         signed: bool = True,
+        components: bool = False,
     ) -> None:
         """``signed=False`` only for the local model server, which checks no signature:
-        SigV4 is about a third of botocore's CPU time per call, spent on nothing there."""
+        SigV4 is about a third of botocore's CPU time per call, spent on nothing there.
+        ``components``: versions are inference components (``deploy/components.py``), called
+        by name, not variants of the endpoint."""
         self._signed = signed
+        self._components = components
         self._endpoint_url = endpoint_url
         self._region = region
         self._connect_timeout = connect_timeout
@@ -173,7 +182,9 @@ class SageMakerRuntimeClient:
             "Body": body,
             "ContentType": content_type,
         }
-        if variant:
+        if variant and self._components:
+            params["InferenceComponentName"] = component_name(endpoint=endpoint, variant=variant)
+        elif variant:
             params["TargetVariant"] = variant
         where = f"{endpoint}/{variant}" if variant else endpoint
         client = self.client
@@ -222,6 +233,13 @@ def _from_client_error(exc: Any, *, where: str) -> Exception:
     message = error.get("Message") or str(exc)
     if code == "ModelError":
         return _from_model_error(response, message=message, where=where)
+    if code == "ValidationError" and NO_CAPACITY in message.lower():
+        # An inference component at zero copies: its scale-from-zero alarm is adding one
+        # (``deploy/component_scaling.py``), which takes minutes, not a second.
+        return UpstreamUnavailable(
+            f"model endpoint {where} is starting a copy of this version: {message}",
+            retry_after=SCALE_FROM_ZERO_RETRY_AFTER_SECONDS,
+        )
     if code == "ValidationError":
         # SageMaker's answer for an unknown endpoint or variant: nothing there to serve.
         return UpstreamUnavailable(f"model endpoint {where} is not available: {message}")
