@@ -194,6 +194,7 @@ class Endpoints(Construct):
                 "sagemaker:CreateInferenceComponent",
                 "sagemaker:DescribeInferenceComponent",
                 "sagemaker:UpdateInferenceComponentRuntimeConfig",
+                "sagemaker:UpdateInferenceComponent",
                 "sagemaker:DeleteInferenceComponent",
                 "sagemaker:AddTags",
             ],

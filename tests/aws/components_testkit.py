@@ -72,6 +72,7 @@ class Components:
             "DescribeInferenceComponent": self._describe_component,
             "ListInferenceComponents": self._list_components,
             "UpdateInferenceComponentRuntimeConfig": self._update_runtime,
+            "UpdateInferenceComponent": self._update_component,
             "DeleteInferenceComponent": self._delete_component,
         }.items():
             events.register_first(f"before-call.sagemaker.{op}", self._params(handler))
@@ -294,6 +295,18 @@ class Components:
         return _ok(
             {"InferenceComponentArn": _arn("inference-component", p["InferenceComponentName"])}
         )
+
+    def _update_component(self, p: dict[str, Any]) -> Response:
+        component = self._component_or_error(p["InferenceComponentName"])
+        if isinstance(component, tuple):
+            return component
+        if component["status"] != "InService":
+            return _error("Cannot update an inference component that is not in service.")
+        if "Specification" in p:
+            component["specification"] = p["Specification"]
+        component["status"] = "Updating"
+        arn = _arn("inference-component", p["InferenceComponentName"])
+        return _ok({"InferenceComponentArn": arn})
 
     def _delete_component(self, p: dict[str, Any]) -> Response:
         name = p["InferenceComponentName"]

@@ -326,3 +326,25 @@ def test_the_cli_waits_until_the_aliased_version_has_a_copy_running(
     assert not isinstance(moved, PendingMove)
     assert default_version(registry) == 2
     assert components.copies()[V2] == ("InService", 1)
+
+
+def test_new_per_copy_requirements_update_each_component_in_place(
+    publish: Any, components: Components, deployer: Any, registry: Any, events: Any
+) -> None:
+    served(publish, components, events, deployer)
+    bigger = make_component_deployer(components, memory_mb=16384, accelerators=2)
+    plan = rollout.plan_endpoint(registry=registry, model="digits")
+    versions = {1: registry.get_version(model="digits", version=1)}
+
+    with acting_as("functions.api.handler.handler"):
+        assert bigger.apply(plan=plan, versions=versions) == "updated"
+        assert bigger.apply(plan=plan, versions=versions) == "unchanged"  # Updating: left
+
+    assert components.copies()[V1] == ("Updating", 1)
+    assert components.components[V1]["specification"]["ComputeResourceRequirements"] == {
+        "MinMemoryRequiredInMb": 16384,
+        "NumberOfAcceleratorDevicesRequired": 2.0,
+    }
+    components.finish_components()
+    with acting_as("functions.api.handler.handler"):
+        assert bigger.apply(plan=plan, versions=versions) == "unchanged"

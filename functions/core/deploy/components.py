@@ -24,7 +24,8 @@ What ``apply`` does with a plan (``plan.py``):
   as it must keep: ``component_min_copies`` if it is ``hot`` (an alias, canary or pending move
   points at it), else 0;
 - a component that must keep more copies than it has (a rollback target becoming hot again):
-  ``UpdateInferenceComponentRuntimeConfig``;
+  ``UpdateInferenceComponentRuntimeConfig``; one whose per-copy requirements are no longer
+  the environment's: ``UpdateInferenceComponent`` (SageMaker replaces its copies, rolling);
 - each component ``InService`` gets its autoscaling (``component_scaling.py``), its minimum
   that floor, so a version no alias points at scales in to zero and back out on demand;
 - components of versions no longer planned: autoscaling off, then ``DeleteInferenceComponent``.
@@ -259,6 +260,19 @@ class ComponentDeployer(SageMakerDeployer):
             if summary.get("InferenceComponentStatus") != IN_SERVICE:
                 continue  # Creating or Updating: the next reconcile picks it up
             described = self._sm.describe_inference_component(InferenceComponentName=name)
+            needs = described.get("Specification", {}).get("ComputeResourceRequirements", {})
+            if not _same_requirements(needs, self.requirements()):
+                # The environment's per-copy requirements changed: SageMaker replaces the
+                # copies in a rolling update, the component serving throughout.
+                self._sm.update_inference_component(
+                    InferenceComponentName=name,
+                    Specification={
+                        "ModelName": self.model_name(model=plan.model, version=number),
+                        "ComputeResourceRequirements": self.requirements(),
+                    },
+                )
+                changed = True
+                continue
             desired = int(described.get("RuntimeConfig", {}).get("DesiredCopyCount", 0))
             if desired < floor:
                 self._sm.update_inference_component_runtime_config(
@@ -337,6 +351,11 @@ class ComponentDeployer(SageMakerDeployer):
             if not already_exists(exc):  # the same fleet configured before: same content
                 raise
         return name
+
+
+def _same_requirements(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    keys = ("MinMemoryRequiredInMb", "NumberOfAcceleratorDevicesRequired")
+    return all(float(found.get(k) or 0) == float(wanted.get(k) or 0) for k in keys)
 
 
 def _fleet_shape(variant: Mapping[str, Any]) -> tuple[Any, ...]:
