@@ -158,7 +158,8 @@ class Endpoints(Construct):
         allow(
             role,
             actions=["sagemaker:InvokeEndpoint"],
-            resources=[self.endpoint_arns],
+            # With inference components the call names one, authorized on it too.
+            resources=[self.endpoint_arns, self.component_arns],
             wildcard_reason="Endpoints are created per model at publish time; the prefix "
             "limits invocation to this environment's modelway endpoints.",
         )

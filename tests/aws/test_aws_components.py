@@ -348,3 +348,30 @@ def test_new_per_copy_requirements_update_each_component_in_place(
     components.finish_components()
     with acting_as("functions.api.handler.handler"):
         assert bigger.apply(plan=plan, versions=versions) == "unchanged"
+
+
+def test_the_router_invokes_a_version_by_its_component_with_a_role_that_allows_it(
+    mocked: None,
+) -> None:
+    """The call the router makes with components hosting, through moto's sagemaker-runtime:
+    the IAM proof checks ``InvokeEndpoint`` on the endpoint and on the component."""
+    from functions.core.runtime.sagemaker import SageMakerRuntimeClient
+
+    client = SageMakerRuntimeClient(
+        endpoint_url=None,
+        region=REGION,
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        max_attempts=1,
+        components=True,
+    )
+    seen: list[dict[str, Any]] = []
+    client.client.meta.events.register(
+        "before-parameter-build.sagemaker-runtime.InvokeEndpoint",
+        lambda params, **_: seen.append(dict(params)),
+    )
+    with acting_as("functions.api.handler.handler"):
+        client.invoke(endpoint=ENDPOINT, variant="v3", body=b"{}", content_type="application/json")
+
+    assert seen[0]["InferenceComponentName"] == V3
+    assert "TargetVariant" not in seen[0]

@@ -280,7 +280,12 @@ def _sagemaker(call: Call, rename: Rename) -> list[Need]:
 def _sagemaker_runtime(call: Call, rename: Rename) -> list[Need]:
     if call.operation not in ("InvokeEndpoint", "InvokeEndpointWithResponseStream"):
         raise Unmodelled(call.describe())
-    return [Need("sagemaker:InvokeEndpoint", _sm("endpoint", call.params["EndpointName"], rename))]
+    out = [Need("sagemaker:InvokeEndpoint", _sm("endpoint", call.params["EndpointName"], rename))]
+    component = call.params.get("InferenceComponentName")
+    if component:
+        # Invoking a component is authorized on the component as well as on its endpoint.
+        out.append(Need("sagemaker:InvokeEndpoint", _sm("inference-component", component, rename)))
+    return out
 
 
 # Application Auto Scaling -----------------------------------------------------------------

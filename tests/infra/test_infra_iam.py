@@ -61,11 +61,13 @@ def test_data_actions_always_name_their_resources(each_env: Synthesized) -> None
             assert value != "*", f"{policy}: {data_actions} on '*'"
             if value.endswith("*"):
                 # Only object prefixes and SageMaker name prefixes end in a wildcard.
-                assert (
-                    value.endswith(
-                        ("/artifacts/*", "/uploads/*", "/inputs/*", "/outputs/*", "/captures/*")
+                assert value.endswith(
+                    ("/artifacts/*", "/uploads/*", "/inputs/*", "/outputs/*", "/captures/*")
+                ) or value.endswith(
+                    tuple(
+                        f"{kind}/modelway-{each_env.name}-*"
+                        for kind in ("endpoint", "inference-component")
                     )
-                    or f"endpoint/modelway-{each_env.name}-*" in value
                 ), f"{policy}: {value}"
 
 
@@ -115,7 +117,10 @@ def test_router_permissions(each_env: Synthesized) -> None:
     }
     assert allowed["dynamodb:PutItem"] == {f"<{table}.Arn>", f"<{table}.Arn>/index/gsi1"}
     assert "dynamodb:Scan" not in allowed
-    assert allowed["sagemaker:InvokeEndpoint"] == {f"{region}:endpoint/{prefix}-*"}
+    assert allowed["sagemaker:InvokeEndpoint"] == {
+        f"{region}:endpoint/{prefix}-*",
+        f"{region}:inference-component/{prefix}-*",
+    }
     assert allowed["sagemaker:CreateModel"] == {
         f"{region}:model/{prefix}-*",
         f"{region}:endpoint-config/{prefix}-*",
@@ -182,8 +187,9 @@ def test_batch_reads_inputs_writes_outputs_and_invokes_endpoints(each_env: Synth
     ]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["inputs/*", "outputs/*"]}}
     assert allowed["sagemaker:InvokeEndpoint"] == {
-        f"arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint/"
+        f"arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:{kind}/"
         f"modelway-{each_env.name}-*"
+        for kind in ("endpoint", "inference-component")
     }
     assert not any(a.startswith("sagemaker:Create") for a in allowed)
     assert allowed["lambda:InvokeFunction"] == {
