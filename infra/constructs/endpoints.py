@@ -317,7 +317,8 @@ class Endpoints(Construct):
             wildcard_reason="This environment's endpoints (name prefix), created at publish "
             "time; registering their variants' autoscaling needs these two.",
         )
-        # Target tracking creates, updates and deletes its alarms as the caller.
+        # Target tracking creates, updates and deletes its alarms as the caller; an inference
+        # component's scale-from-zero alarm is the deployer's (``deploy/component_scaling.py``).
         allow(
             role,
             actions=[
@@ -326,35 +327,21 @@ class Endpoints(Construct):
                 "cloudwatch:DeleteAlarms",
             ],
             resources=[
-                cdk.Stack.of(self).format_arn(
+                stack.format_arn(
                     service="cloudwatch",
                     resource="alarm",
-                    resource_name=f"TargetTracking-{kind}/{self.endpoint_prefix}-*",
+                    resource_name=name,
                     arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                 )
-                for kind in ("endpoint", "inference-component")
+                for name in (
+                    f"TargetTracking-endpoint/{self.endpoint_prefix}-*",
+                    f"TargetTracking-inference-component/{self.endpoint_prefix}-*",
+                    f"{self.endpoint_prefix}-*-no-capacity",
+                )
             ],
             wildcard_reason="The alarms target tracking creates for this environment's "
-            "endpoint variants and inference components, named after them.",
-        )
-        # An inference component's scale-from-zero alarm (``deploy/component_scaling.py``).
-        allow(
-            role,
-            actions=[
-                "cloudwatch:PutMetricAlarm",
-                "cloudwatch:DescribeAlarms",
-                "cloudwatch:DeleteAlarms",
-            ],
-            resources=[
-                cdk.Stack.of(self).format_arn(
-                    service="cloudwatch",
-                    resource="alarm",
-                    resource_name=f"{self.endpoint_prefix}-*-no-capacity",
-                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-            wildcard_reason="Each inference component's scale-from-zero alarm, named after "
-            "the component (this environment's prefix).",
+            "endpoint variants and inference components, named after them, and each "
+            "component's scale-from-zero alarm (this environment's prefix).",
         )
         # The first registration creates Application Auto Scaling's role for endpoints.
         allow(

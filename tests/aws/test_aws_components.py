@@ -93,6 +93,14 @@ def served(publish: Any, components: Components, events: Any, deployer: Any) -> 
     events("tick")
 
 
+def cold_v2(publish: Any, components: Components, events: Any, deployer: Any) -> None:
+    """v2 published without an alias, its component up at zero copies."""
+    with acting_as("functions.api.handler.handler"):
+        publish(b"model two", alias=None, deployer=deployer)
+    components.finish_components()
+    events("tick")
+
+
 def test_a_first_publish_creates_one_fleet_endpoint_whose_variant_holds_no_model(
     publish: Any, components: Components, deployer: Any, registry: Any
 ) -> None:
@@ -197,10 +205,7 @@ def test_moving_the_alias_to_a_cold_version_starts_a_copy_and_moves_once_it_runs
     publish: Any, components: Components, deployer: Any, registry: Any, events: Any
 ) -> None:
     served(publish, components, events, deployer)
-    with acting_as("functions.api.handler.handler"):
-        publish(b"model two", alias=None, deployer=deployer)
-    components.finish_components()
-    events("tick")
+    cold_v2(publish, components, events, deployer)
 
     outcome = move(registry, deployer, 2)
     assert isinstance(outcome, PendingMove)
@@ -223,10 +228,7 @@ def test_a_retired_version_loses_its_autoscaling_then_its_component(
     publish: Any, components: Components, deployer: Any, registry: Any, events: Any
 ) -> None:
     served(publish, components, events, deployer)
-    with acting_as("functions.api.handler.handler"):
-        publish(b"model two", alias=None, deployer=deployer)
-    components.finish_components()
-    events("tick")
+    cold_v2(publish, components, events, deployer)
     assert f"inference-component/{V2}" in components.targets
 
     registry.retire_version(model="digits", version=2, actor="admin")
@@ -270,10 +272,7 @@ def test_a_scaled_in_version_is_not_live_so_a_rollback_to_it_waits_for_a_copy(
     publish: Any, components: Components, deployer: Any, registry: Any, events: Any
 ) -> None:
     served(publish, components, events, deployer)
-    with acting_as("functions.api.handler.handler"):
-        publish(b"model two", alias=None, deployer=deployer)
-    components.finish_components()
-    events("tick")
+    cold_v2(publish, components, events, deployer)
     move(registry, deployer, 2)
     components.finish_components()
     events("tick")

@@ -25,7 +25,7 @@ costs two reads.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from functions.core.aws_clients import LazyClient
@@ -124,7 +124,7 @@ class VariantAutoscaling:
                     MaxCapacity=self.max_capacity,
                 )
             policy = policies.get(variant)
-            if policy is None or not _same_policy(policy, wanted_policy):
+            if policy is None or not same_tracking(policy, wanted_policy, metric=METRIC):
                 self._aas.put_scaling_policy(
                     PolicyName=policy_name(endpoint=endpoint, variant=variant),
                     ServiceNamespace=NAMESPACE,
@@ -189,13 +189,15 @@ class VariantAutoscaling:
         )
 
 
-def _same_policy(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
+def same_tracking(found: Mapping[str, Any], wanted: Mapping[str, Any], *, metric: str) -> bool:
+    """Whether a described target-tracking policy is ``wanted`` (a configuration as
+    ``PutScalingPolicy`` takes it) on the predefined ``metric``."""
     if found.get("PolicyType") != POLICY_TYPE:
         return False
     config = found.get("TargetTrackingScalingPolicyConfiguration") or {}
     return (
         math.isclose(float(config.get("TargetValue", math.nan)), wanted["TargetValue"])
-        and config.get("PredefinedMetricSpecification", {}).get("PredefinedMetricType") == METRIC
+        and config.get("PredefinedMetricSpecification", {}).get("PredefinedMetricType") == metric
         and config.get("ScaleInCooldown") == wanted["ScaleInCooldown"]
         and config.get("ScaleOutCooldown") == wanted["ScaleOutCooldown"]
         and not config.get("DisableScaleIn", False)

@@ -18,12 +18,11 @@ writes only what differs: it runs on every reconcile of the model.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from functions.core.aws_clients import LazyClient
-from functions.core.deploy.autoscaling import ignore_missing
+from functions.core.deploy.autoscaling import ignore_missing, same_tracking
 
 if TYPE_CHECKING:
     from functions.core.settings import Settings
@@ -133,7 +132,7 @@ class ComponentAutoscaling:
                     MaxCapacity=self.max_copies,
                 )
             found = policies.get(tracking_policy_name(name))
-            if found is None or not _same_tracking(found, tracking):
+            if found is None or not same_tracking(found, tracking, metric=METRIC):
                 self._put_policy(
                     name,
                     tracking_policy_name(name),
@@ -250,18 +249,6 @@ class ComponentAutoscaling:
             for alarm in self._cw.describe_alarms(AlarmNames=chunk).get("MetricAlarms", []):
                 found[str(alarm["AlarmName"])] = alarm
         return found
-
-
-def _same_tracking(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    config = found.get("TargetTrackingScalingPolicyConfiguration") or {}
-    return (
-        found.get("PolicyType") == "TargetTrackingScaling"
-        and math.isclose(float(config.get("TargetValue", math.nan)), wanted["TargetValue"])
-        and config.get("PredefinedMetricSpecification", {}).get("PredefinedMetricType") == METRIC
-        and config.get("ScaleInCooldown") == wanted["ScaleInCooldown"]
-        and config.get("ScaleOutCooldown") == wanted["ScaleOutCooldown"]
-        and not config.get("DisableScaleIn", False)
-    )
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

@@ -104,33 +104,15 @@ class ComponentDeployer(SageMakerDeployer):
     @classmethod
     def from_settings(cls, settings: Settings) -> ComponentDeployer:
         from functions.core.deploy.component_scaling import ComponentAutoscaling
-        from functions.core.deploy.guardrail import ModelGuardrail
 
         return cls(
+            **cls.options_from(settings),
             accelerators=settings.component_accelerators,
             memory_mb=settings.component_memory_mb,
             min_copies=settings.component_min_copies,
             min_instances=settings.min_instance_count,
             max_instances=settings.max_instance_count,
             scaling=ComponentAutoscaling.from_settings(settings),
-            prefix=settings.resolved_endpoint_prefix,
-            role_arn=settings.sagemaker_role_arn,
-            image_uri=settings.serving_image_uri,
-            instance_type=settings.instance_type,
-            instance_count=settings.initial_instance_count,
-            traffic_routing=settings.deploy_traffic_routing,
-            canary_percent=settings.deploy_canary_percent,
-            wait_interval_seconds=settings.deploy_wait_interval_seconds,
-            termination_wait_seconds=settings.deploy_termination_wait_seconds,
-            max_execution_timeout_seconds=settings.deploy_max_execution_timeout_seconds,
-            alarm_names=tuple(settings.rollback_alarm_names),
-            region=settings.region,
-            guardrail=ModelGuardrail(
-                prefix=settings.resolved_endpoint_prefix,
-                threshold=settings.rollback_5xx_count,
-                topic_arn=settings.alarm_topic_arn,
-                region=settings.region,
-            ),
         )
 
     # Names ----------------------------------------------------------------------------

@@ -100,29 +100,38 @@ class SageMakerDeployer:
     @classmethod
     def from_settings(cls, settings: Settings) -> SageMakerDeployer:
         from functions.core.deploy.autoscaling import VariantAutoscaling
-        from functions.core.deploy.guardrail import ModelGuardrail
 
         return cls(
-            prefix=settings.resolved_endpoint_prefix,
-            role_arn=settings.sagemaker_role_arn,
-            image_uri=settings.serving_image_uri,
-            instance_type=settings.instance_type,
-            instance_count=settings.initial_instance_count,
-            traffic_routing=settings.deploy_traffic_routing,
-            canary_percent=settings.deploy_canary_percent,
-            wait_interval_seconds=settings.deploy_wait_interval_seconds,
-            termination_wait_seconds=settings.deploy_termination_wait_seconds,
-            max_execution_timeout_seconds=settings.deploy_max_execution_timeout_seconds,
-            alarm_names=tuple(settings.rollback_alarm_names),
-            region=settings.region,
+            **cls.options_from(settings),
             autoscaling=VariantAutoscaling.from_settings(settings),
-            guardrail=ModelGuardrail(
+        )
+
+    @staticmethod
+    def options_from(settings: Settings) -> dict[str, Any]:
+        """The settings every SageMaker deployer takes (names, role, image, fleet, guarded
+        deployments), whatever the hosting."""
+        from functions.core.deploy.guardrail import ModelGuardrail
+
+        return {
+            "prefix": settings.resolved_endpoint_prefix,
+            "role_arn": settings.sagemaker_role_arn,
+            "image_uri": settings.serving_image_uri,
+            "instance_type": settings.instance_type,
+            "instance_count": settings.initial_instance_count,
+            "traffic_routing": settings.deploy_traffic_routing,
+            "canary_percent": settings.deploy_canary_percent,
+            "wait_interval_seconds": settings.deploy_wait_interval_seconds,
+            "termination_wait_seconds": settings.deploy_termination_wait_seconds,
+            "max_execution_timeout_seconds": settings.deploy_max_execution_timeout_seconds,
+            "alarm_names": tuple(settings.rollback_alarm_names),
+            "region": settings.region,
+            "guardrail": ModelGuardrail(
                 prefix=settings.resolved_endpoint_prefix,
                 threshold=settings.rollback_5xx_count,
                 topic_arn=settings.alarm_topic_arn,
                 region=settings.region,
             ),
-        )
+        }
 
     @property
     def _sm(self) -> Any:
