@@ -140,8 +140,9 @@ def _report(rows: list[Row], *, model: str) -> None:
 # Parent side -------------------------------------------------------------------------------
 def _publish_model(*, home: Path, workdir: Path, model: str, artifact: Path | None) -> None:
     sys.path.insert(0, str(ROOT))
+    from functions.core.archive import check_artifact
     from functions.core.backends import make_artifact_store, make_registry
-    from functions.core.publishing import check_artifact, publish_artifact
+    from functions.core.publishing import publish_artifact
     from functions.core.settings import get_settings
 
     if artifact is None:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.core import progress
+from functions.core.archive import manifest_bytes
 from functions.core.clock import utc_now
 from functions.core.manifest import ARTIFACT_NAME, MANIFEST_NAME, MODEL_FILE_NAME, Manifest
 from functions.core.naming import MODEL_NAME_RE
-from functions.core.publishing import manifest_bytes
 from model_build.errors import (
     ExportFailed,
     InvalidModel,

@@ -16,10 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from functions.core import oip
-from functions.core.errors import InvalidArtifact
-from functions.core.manifest import MANIFEST_NAME, Manifest, Signature
-from functions.core.naming import is_model_name
-from functions.core.publishing import (
+from functions.core.archive import (
     MAX_MANIFEST_BYTES,
     check_artifact,
     check_parity_report,
@@ -28,6 +25,9 @@ from functions.core.publishing import (
     read_member,
     safe_member_name,
 )
+from functions.core.errors import InvalidArtifact
+from functions.core.manifest import MANIFEST_NAME, Manifest, Signature
+from functions.core.naming import is_model_name
 from model_build.signature import ONNX_TO_V2_DATATYPE, signature_from_model, signature_from_onnx
 
 # A tokenizer file is a few MiB at most (large vocabularies included).

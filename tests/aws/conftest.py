@@ -69,7 +69,7 @@ def store(bucket: str) -> Any:
 
 def fake_artifact(path: Any, *, name: str = "digits", payload: bytes) -> Any:
     """A real ``model.tar.gz`` (valid manifest, right sha256) around arbitrary model bytes:
-    enough for ``publishing.check_artifact``, which does not parse the ONNX graph."""
+    enough for ``archive.check_artifact``, which does not parse the ONNX graph."""
     import hashlib
     import io
     import json
@@ -128,7 +128,7 @@ def publish(registry: Any, store: Any, sagemaker: Any, make_artifact: Any) -> An
     """``publish(payload, alias="default", deployer=None) -> PublishResult``: publishes a fake
     artifact of model ``digits`` through a deployer (``sagemaker_testkit.make_deployer``'s
     unless one is given)."""
-    from functions.core import publishing
+    from functions.core import archive, publishing
     from functions.core.settings import Settings
     from tests.iam_proof.capture import acting_as
 
@@ -150,7 +150,7 @@ def publish(registry: Any, store: Any, sagemaker: Any, make_artifact: Any) -> An
             settings=settings,
             actor="tester",
             alias=alias,
-            verify=publishing.check_artifact,
+            verify=archive.check_artifact,
             deployer=deployer or default,
         )
 

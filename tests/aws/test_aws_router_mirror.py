@@ -286,8 +286,8 @@ def test_modelway_publish_from_the_cli_creates_the_versions_package(
     """The CLI's publish on AWS backends writes the same package the router's would, held
     from its alias in a gated environment until another person approves."""
     import model_build.verify
+    from functions.core.archive import check_artifact
     from functions.core.backends import use
-    from functions.core.publishing import check_artifact
     from model_build.cli import main
 
     # The fake artifact carries no real ONNX graph: checked without loading it.

@@ -86,8 +86,9 @@ def local_stack(
     """Publish the tiny model into the local state and serve it on a free loopback port."""
     import uvicorn
 
+    from functions.core.archive import check_artifact
     from functions.core.backends import make_artifact_store, make_registry, use
-    from functions.core.publishing import check_artifact, publish_artifact
+    from functions.core.publishing import publish_artifact
     from functions.core.settings import get_settings
     from serving.app import create_local_app
     from serving.config import ServingConfig
@@ -272,11 +273,12 @@ def test_replay_scores_captured_requests_with_another_version_and_pairs_them(
 ) -> None:
     """`modelway replay`: captured v1 traffic scored by v2 through batch scoring, each row
     compared with what v1 answered (argmax agreement = what numpy says of the two models)."""
+    from functions.core.archive import check_artifact
     from functions.core.backends import current
     from functions.core.capture.records import CaptureRecord
     from functions.core.capture.writer import CaptureWriter
     from functions.core.clock import utc_now
-    from functions.core.publishing import check_artifact, publish_artifact
+    from functions.core.publishing import publish_artifact
     from model_build.cli import main
 
     settings = local_stack["settings"]

@@ -142,8 +142,8 @@ def test_the_torch_artifact_runs_any_sequence_length_within_the_bound(
 
 
 def test_publishing_accepts_unchecked_parity_only_when_it_says_so(iris: IrisFiles) -> None:
+    from functions.core.archive import check_parity_report
     from functions.core.manifest import ParityReport
-    from functions.core.publishing import check_parity_report
 
     base: dict[str, Any] = {
         "name": "iris", "sha256": "0" * 64,

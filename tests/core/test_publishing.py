@@ -13,15 +13,10 @@ from typing import Any
 
 import pytest
 
+from functions.core.archive import check_artifact, read_manifest, restamp_archive
 from functions.core.artifacts.local import DirectoryArtifactStore
 from functions.core.errors import InvalidArtifact
-from functions.core.publishing import (
-    PublishResult,
-    check_artifact,
-    publish_artifact,
-    read_manifest,
-    restamp_archive,
-)
+from functions.core.publishing import PublishResult, publish_artifact
 from functions.core.registry.exceptions import InvalidAliasTarget, ModelNotFound
 from functions.core.registry.local import SqliteRegistry
 from functions.core.settings import Settings
@@ -401,7 +396,8 @@ _PUBLISHER = """
 import json, sys, time
 from pathlib import Path
 from functions.core.artifacts.local import DirectoryArtifactStore
-from functions.core.publishing import check_artifact, publish_artifact
+from functions.core.archive import check_artifact
+from functions.core.publishing import publish_artifact
 from functions.core.registry.local import SqliteRegistry
 from functions.core.settings import Settings
 
@@ -533,7 +529,7 @@ def test_an_uploaded_archive_that_fails_the_check_stores_nothing(
 
 
 def test_the_stream_check_refuses_what_the_file_check_refuses(tmp_path: Path) -> None:
-    from functions.core.publishing import check_stream
+    from functions.core.archive import check_stream
 
     not_a_tar = tmp_path / "junk.tar.gz"
     not_a_tar.write_bytes(b"definitely not gzip")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from functions.core.publishing import check_artifact
+from functions.core.archive import check_artifact
 from model_build.cli import main
 
 from .conftest import MakeArtifact, fake_manifest, write_tar

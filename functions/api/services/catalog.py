@@ -104,7 +104,7 @@ class CatalogService:
 
         Returns the version and whether it was created (False: the same model file was
         already registered, as that version). The artifact is checked without onnx
-        (``publishing.check_artifact``): manifest, checksum, parity report, and that the
+        (``archive.check_artifact``): manifest, checksum, parity report, and that the
         manifest names ``model``.
         """
         keys.authorize_model(self.caller, model)

@@ -1,0 +1,263 @@
+"""The ``model.tar.gz`` itself: reading its manifest and members safely, checking it (manifest,
+the model file's sha256, the parity report) from a file or as a stream, and re-packing it with
+a stamped manifest.
+
+Pure python (tarfile, hashlib, gzip): the Lambda router runs these to check an upload, and
+``functions.core.publishing`` to publish.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import math
+import tarfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from pydantic import ValidationError
+
+from functions.core.errors import InvalidArtifact
+from functions.core.manifest import MANIFEST_NAME, Manifest
+from functions.core.naming import is_model_name
+
+# A manifest is a few KiB; anything this large is not one, and is not worth parsing.
+MAX_MANIFEST_BYTES = 1024 * 1024
+_CHUNK = 1024 * 1024
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+
+
+def read_manifest(*, path: Path) -> Manifest:
+    """The manifest of the ``model.tar.gz`` at ``path``, without checking anything else.
+    Raises ``InvalidArtifact`` if the archive or the manifest cannot be read."""
+    with open_archive(path) as (tar, members):
+        return parse_manifest(read_member(tar, members, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES))
+
+
+def check_artifact(*, path: Path) -> Manifest:
+    """The light verification (no onnx): plain files at safe paths, a valid manifest whose
+    parity passed, a valid model name, and a model file whose sha256 matches the manifest.
+    A ``Verifier`` for ``publish_artifact``; raises ``InvalidArtifact`` naming the problem."""
+    with open_archive(path) as (tar, members):
+        manifest = parse_manifest(
+            read_member(tar, members, MANIFEST_NAME, limit=MAX_MANIFEST_BYTES)
+        )
+        check_parity_report(manifest)
+        if not is_model_name(manifest.name):
+            raise InvalidArtifact(f"invalid model name {manifest.name!r} in {MANIFEST_NAME}")
+        model_file = safe_member_name(manifest.model_file)
+        member = members.get(model_file)
+        if member is None:
+            raise InvalidArtifact(f"the archive has no {model_file} (members: {sorted(members)})")
+        digest = hashlib.sha256()
+        try:
+            handle = tar.extractfile(member)
+            assert handle is not None  # regular files always have data
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        except _TAR_ERRORS as exc:
+            raise InvalidArtifact(f"cannot read {model_file}: {exc}") from exc
+    if digest.hexdigest() != manifest.sha256:
+        raise InvalidArtifact(
+            f"checksum mismatch: sha256 of {model_file} is {digest.hexdigest()}, "
+            f"the manifest says {manifest.sha256}"
+        )
+    return manifest
+
+
+def check_stream(*, reader: BinaryIO) -> Manifest:
+    """``check_artifact`` over a stream (an S3 body), in one pass and without touching disk:
+    every regular file's sha256 is taken as it passes (the manifest may come before or after
+    the model file), the manifest is kept in memory (at most ``MAX_MANIFEST_BYTES``). It reads
+    the whole archive once; nothing is written anywhere."""
+    unreadable = "the artifact is not a readable tar archive"
+    manifest_data: bytes | None = None
+    digests: dict[str, str] = {}
+    try:
+        tar = tarfile.open(fileobj=reader, mode="r|*")  # noqa: SIM115 - closed by `with tar`
+    except _TAR_ERRORS as exc:
+        raise InvalidArtifact(f"{unreadable}: {exc}") from exc
+    with tar:
+        try:
+            for info in tar:
+                if info.isdir():
+                    continue
+                if not info.isfile():
+                    raise InvalidArtifact(
+                        f"unsafe archive member {info.name!r}: only regular files are allowed"
+                    )
+                name = safe_member_name(info.name)
+                if name in digests or (name == MANIFEST_NAME and manifest_data is not None):
+                    raise InvalidArtifact(f"archive member {name!r} appears more than once")
+                handle = tar.extractfile(info)
+                assert handle is not None  # regular files always have data
+                if name == MANIFEST_NAME:
+                    if info.size > MAX_MANIFEST_BYTES:
+                        raise InvalidArtifact(
+                            f"{MANIFEST_NAME} is larger than {MAX_MANIFEST_BYTES} bytes"
+                        )
+                    manifest_data = handle.read()
+                    continue
+                digest = hashlib.sha256()
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+                digests[name] = digest.hexdigest()
+        except _TAR_ERRORS as exc:
+            raise InvalidArtifact(f"{unreadable}: {exc}") from exc
+    if manifest_data is None:
+        raise InvalidArtifact(
+            f"the archive has no {MANIFEST_NAME} (members: {sorted(digests) or 'none'})"
+        )
+    manifest = parse_manifest(manifest_data)
+    check_parity_report(manifest)
+    if not is_model_name(manifest.name):
+        raise InvalidArtifact(f"invalid model name {manifest.name!r} in {MANIFEST_NAME}")
+    model_file = safe_member_name(manifest.model_file)
+    actual = digests.get(model_file)
+    if actual is None:
+        raise InvalidArtifact(f"the archive has no {model_file} (members: {sorted(digests)})")
+    if actual != manifest.sha256:
+        raise InvalidArtifact(
+            f"checksum mismatch: sha256 of {model_file} is {actual}, "
+            f"the manifest says {manifest.sha256}"
+        )
+    return manifest
+
+
+def restamp_archive(*, source: Path, manifest: Manifest, dest: Path) -> Path:
+    """Write ``source``'s members to ``dest`` with ``manifest`` replacing its manifest.
+
+    Deterministic, in the layout ``model_build.package`` writes: members sorted by name at
+    the archive root, PAX format, fixed mtimes, modes and owners, no gzip timestamp; every
+    member but the manifest is copied byte for byte."""
+    manifest_data = manifest_bytes(manifest)
+    with (
+        open_archive(source) as (src, members),
+        open(dest, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as out,
+    ):
+        names = sorted({*members, MANIFEST_NAME})
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.mode = 0o644
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if name == MANIFEST_NAME:
+                info.size = len(manifest_data)
+                out.addfile(info, io.BytesIO(manifest_data))
+                continue
+            member = members[name]
+            info.size = member.size
+            try:
+                out.addfile(info, src.extractfile(member))
+            except _TAR_ERRORS as exc:
+                raise InvalidArtifact(f"cannot read {name}: {exc}") from exc
+    return dest
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest file's exact bytes (the same rendering ``model_build.package`` uses)."""
+    return (json.dumps(manifest.to_json_dict(), indent=2) + "\n").encode("utf-8")
+
+
+@contextmanager
+def open_archive(path: Path) -> Iterator[tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]]:
+    """The open archive and its regular files by normalized name; refuses links, devices,
+    absolute or '..' paths and duplicate names (the model server extracts these archives)."""
+    unreadable = f"{Path(path).name} is not a readable tar archive"
+    try:
+        tar = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the `with tar` below
+    except FileNotFoundError:
+        raise InvalidArtifact(f"no artifact at {path}") from None
+    except _TAR_ERRORS as exc:
+        raise InvalidArtifact(f"{unreadable}: {exc}") from exc
+    with tar:
+        try:
+            infos = tar.getmembers()
+        except _TAR_ERRORS as exc:
+            raise InvalidArtifact(f"{unreadable}: {exc}") from exc
+        members: dict[str, tarfile.TarInfo] = {}
+        for info in infos:
+            if info.isdir():
+                continue
+            if not info.isfile():
+                raise InvalidArtifact(
+                    f"unsafe archive member {info.name!r}: only regular files are allowed"
+                )
+            name = safe_member_name(info.name)
+            if name in members:
+                raise InvalidArtifact(f"archive member {name!r} appears more than once")
+            members[name] = info
+        yield tar, members
+
+
+def read_member(
+    tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str, *, limit: int
+) -> bytes:
+    member = members.get(name)
+    if member is None:
+        raise InvalidArtifact(f"the archive has no {name} (members: {sorted(members) or 'none'})")
+    if member.size > limit:
+        raise InvalidArtifact(f"{name} is larger than {limit} bytes")
+    try:
+        handle = tar.extractfile(member)
+        assert handle is not None  # regular files always have data
+        return handle.read()
+    except _TAR_ERRORS as exc:
+        raise InvalidArtifact(f"cannot read {name}: {exc}") from exc
+
+
+def safe_member_name(raw: str) -> str:
+    """``raw`` as a normalized relative path; refuses absolute paths and '..'."""
+    if "\\" in raw or raw.startswith("/"):
+        raise InvalidArtifact(f"unsafe path {raw!r}: must be relative, with '/' separators")
+    parts = [part for part in PurePosixPath(raw).parts if part != "."]
+    if ".." in parts:
+        raise InvalidArtifact(f"unsafe path {raw!r}: '..' is not allowed")
+    if not parts:
+        raise InvalidArtifact(f"empty path {raw!r}")
+    return "/".join(parts)
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArtifact(f"{MANIFEST_NAME} is not valid JSON: {exc}") from exc
+    try:
+        return Manifest.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(root)'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InvalidArtifact(f"{MANIFEST_NAME} is not a valid manifest: {problems}") from exc
+
+
+def check_parity_report(manifest: Manifest) -> None:
+    parity = manifest.parity
+    if not parity.passed:
+        raise InvalidArtifact(
+            f"parity check failed at build time: max abs diff {parity.max_abs_diff} "
+            f"(tolerance {parity.tolerance}), argmax agreement {parity.argmax_agreement}"
+        )
+    if parity.max_abs_diff is None:
+        # Only a model packaged with nothing to compare against may say so.
+        if parity.reference != "none":
+            raise InvalidArtifact(
+                f"parity report compares with {parity.reference!r} but has no max abs diff"
+            )
+        return
+    # A hand-edited report could say passed while its own numbers say otherwise.
+    if not math.isfinite(parity.max_abs_diff) or parity.max_abs_diff > parity.tolerance:
+        raise InvalidArtifact(
+            f"parity report says passed but max abs diff {parity.max_abs_diff} "
+            f"exceeds its tolerance {parity.tolerance}"
+        )
