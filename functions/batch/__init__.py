@@ -1,7 +1,9 @@
 """Batch scoring: an object created under ``inputs/{model}/{alias-or-version}/`` in the data
 bucket is scored record by record into ``outputs/{model}/{version}/``.
 
-``handler`` (the Lambda entry point) → ``jobs`` (one job per object version: idempotency,
-lifecycle, slices across invocations) → ``scoring`` (micro-batches through the runtime client)
-over ``formats`` (JSON Lines / CSV records) and ``events`` (S3 notifications, key layout).
+``handler`` (the Lambda entry point) → ``dispatch`` (an event → one job per object version,
+its lifecycle) → ``leases`` (claiming a job, compare-and-set writes) → ``slices`` (running it
+across invocations) → ``results`` (the result and error files) → ``scoring`` (micro-batches
+through the runtime client) over ``formats`` (JSON Lines / CSV records) and ``events`` (S3
+notifications, key layout). ``deps`` holds what a run is given, ``outcome`` what it reports.
 """

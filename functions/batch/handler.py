@@ -16,7 +16,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from functions.batch.jobs import BatchDeps, handle_event
+from functions.batch.deps import BatchDeps
+from functions.batch.dispatch import handle_event
 from functions.core.aws_clients import LazyClient
 from functions.core.settings import get_settings
 

@@ -20,8 +20,8 @@ import logging
 import time
 from typing import Any
 
+from functions.batch.deps import BatchDeps
 from functions.batch.events import ObjectRef
-from functions.batch.jobs import BatchDeps
 from functions.core.capture.records import (
     PENDING_SUFFIX,
     PREFIX,

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from functions.batch.events import INPUTS_PREFIX
 
 if TYPE_CHECKING:
-    from functions.batch.jobs import BatchDeps
+    from functions.batch.deps import BatchDeps
     from functions.core.settings import Settings
 
 logger = Logger(service="modelway-batch", child=True)
@@ -33,7 +33,7 @@ def watch_inputs(
     deps: BatchDeps | None = None,
 ) -> None:
     """Score new files under ``inputs/`` until ``stop_event`` is set."""
-    from functions.batch.jobs import BatchDeps
+    from functions.batch.deps import BatchDeps
 
     if deps is None:
         from functions.core.backends import Backends
@@ -90,7 +90,7 @@ class InputsWatcher:
         return fired
 
     def _fire(self, key: str) -> None:
-        from functions.batch.jobs import handle_event
+        from functions.batch.dispatch import handle_event
         from functions.batch.local import local_object_event
 
         try:

@@ -97,8 +97,8 @@ def stage_event_inputs(*, event: dict[str, Any], settings: Any, search_dir: Path
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from functions.batch.dispatch import RetryableBatchFailure
     from functions.batch.events import job_id_for, parse_notification
-    from functions.batch.jobs import RetryableBatchFailure
     from functions.batch.local import local_object_event
     from model_build.cli import print_json
     from model_build.cli.output import EXIT_USAGE, print_error, print_note

@@ -161,8 +161,8 @@ def _describe(output: dict[str, Any]) -> str:
 
 def _replay(args: argparse.Namespace) -> int:
     from functions.batch.events import job_id_for, parse_notification
-    from functions.batch.jobs import result_keys
     from functions.batch.local import local_object_event
+    from functions.batch.results import result_keys
     from functions.core.backends import current
     from functions.core.capture.exceptions import InvalidCapture, NoCaptures
     from functions.core.capture.replay import build_replay_input, replay_report
@@ -196,8 +196,8 @@ def _replay(args: argparse.Namespace) -> int:
     )
     if event is not None:
         with contextlib.redirect_stdout(sys.stderr):  # the handler logs JSON to stdout
+            from functions.batch.dispatch import RetryableBatchFailure
             from functions.batch.handler import handler
-            from functions.batch.jobs import RetryableBatchFailure
 
             # A failed job is reported below from its record, as ``modelway batch`` does.
             with contextlib.suppress(RetryableBatchFailure):

@@ -185,8 +185,8 @@ def test_a_shadow_version_gone_wrong_is_recorded_as_failed_answers(
     store: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from functions.batch.deps import BatchDeps
     from functions.batch.events import ObjectRef
-    from functions.batch.jobs import BatchDeps
     from functions.batch.shadow import shadow_object
     from functions.core.capture.records import CaptureRecord
 

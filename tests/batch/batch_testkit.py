@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.batch.deps import BatchDeps
+from functions.batch.dispatch import handle_event
 from functions.batch.events import s3_put_event
-from functions.batch.jobs import BatchDeps, handle_event
 from functions.core.artifacts.exceptions import ObjectNotFound
 from functions.core.clock import utc_now
 from functions.core.errors import InvalidInput, ModelwayError, UpstreamUnavailable

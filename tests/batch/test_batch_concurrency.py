@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from batch_testkit import FakeContext, Stack, jsonl, row
 
+from functions.batch.dispatch import RetryableBatchFailure
 from functions.batch.events import job_id_for, parse_notification
-from functions.batch.jobs import RetryableBatchFailure
 from tests.aws.conftest import serialize_moto
 
 PLENTY_MS = 600_000

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 from batch_testkit import MODEL, Stack, jsonl, row
 
-from functions.batch.jobs import RetryableBatchFailure
+from functions.batch.dispatch import RetryableBatchFailure
 
 ROW = ",".join(str(v) for v in row(1)).encode()
 

@@ -11,8 +11,8 @@ from urllib.parse import quote_plus
 import pytest
 from batch_testkit import MODEL, Stack, jsonl, merge_events, row, row_sum
 
+from functions.batch.dispatch import RetryableBatchFailure
 from functions.batch.events import job_id_for, parse_notification
-from functions.batch.jobs import RetryableBatchFailure
 from functions.core.errors import UpstreamError
 
 OUT = f"outputs/{MODEL}/1"
