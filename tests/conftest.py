@@ -127,12 +127,18 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def swap_backends() -> Iterator[Callable[..., Any]]:
     """Pins the process's backends (``functions.core.backends``, the one wiring point every
     entry point reads) to the parts given, the others built from the settings in force;
-    unpinned after the test. ``swap_backends(registry=..., settings=...)`` returns them."""
+    unpinned after the test. ``swap_backends(registry=..., settings=...)`` returns them;
+    ``swap_backends(built)`` pins a ``Backends`` already built (an app's, so that the CLI or a
+    handler shares its clients: the same mirror client a test made fail, say)."""
     from functions.core import backends
     from functions.core.settings import get_settings
 
-    def swap(*, settings: Any = None, **parts: Any) -> backends.Backends:
-        pinned = backends.Backends(settings=settings or get_settings(), **parts)
+    def swap(
+        built: backends.Backends | None = None, /, *, settings: Any = None, **parts: Any
+    ) -> backends.Backends:
+        if built is not None and (settings is not None or parts):
+            raise TypeError("swap_backends takes a built Backends or its parts, not both")
+        pinned = built or backends.Backends(settings=settings or get_settings(), **parts)
         backends.use(pinned)
         return pinned
 

@@ -12,7 +12,7 @@ sync`` brings SageMaker up to date."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,7 @@ def test_a_mirror_failure_keeps_the_decision_says_so_and_is_repaired_by_mirror_s
     registry: Any,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    swap_backends: Callable[..., Any],
 ) -> None:
     # A publish whose mirror write fails: the version is registered all the same.
     fail_on(router, "CreateModelPackage")
@@ -167,15 +168,11 @@ def test_a_mirror_failure_keeps_the_decision_says_so_and_is_repaired_by_mirror_s
     lift(router, "CreateModelPackage")
 
     # The retry the answer named brings the Model Registry up to date, in one command.
-    from functions.core.backends import use
     from model_build.cli import main
 
     monkeypatch.setenv("MODELWAY_ACTOR", "bob")
-    use(router.backends)
-    try:
-        assert main(["mirror", "sync", "digits", "1"]) == 0
-    finally:
-        use(None)
+    swap_backends(router.backends)
+    assert main(["mirror", "sync", "digits", "1"]) == 0
     synced = json.loads(capsys.readouterr().out)["versions"]["1"]
     assert synced["status"] == "synced"
     assert status_of(synced["model_package_arn"]) == "Approved"
@@ -187,42 +184,42 @@ def test_the_cli_reports_a_mirror_failure_without_losing_the_decision(
     registry: Any,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    swap_backends: Callable[..., Any],
 ) -> None:
-    from functions.core.backends import use
     from model_build.cli import main
 
     published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
     arn = published.json()["mirror"]["model_package_arn"]
     fail_on(router, "UpdateModelPackage")
     monkeypatch.setenv("MODELWAY_ACTOR", "carol")
-    use(router.backends)
-    try:
-        code = main(["reject", "digits", "1", "--reason", "bias"])
-        out, err = capsys.readouterr()
-        assert code == 0, err
-        assert json.loads(out)["mirror"]["status"] == "failed"
-        assert "the SageMaker Model Registry was not updated" in err
-        assert "modelway mirror sync digits 1" in err
-        assert registry.list_decisions(model="digits", version=1)[-1].decision == "rejected"
-        assert status_of(arn) == "PendingManualApproval"
-        # Still failing: mirror sync says so with its exit status.
-        assert main(["mirror", "sync", "digits"]) == 1
-        capsys.readouterr()
-        lift(router, "UpdateModelPackage")
-        assert main(["mirror", "sync", "digits"]) == 0
-    finally:
-        use(None)
+    swap_backends(router.backends)
+    code = main(["reject", "digits", "1", "--reason", "bias"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["mirror"]["status"] == "failed"
+    assert "the SageMaker Model Registry was not updated" in err
+    assert "modelway mirror sync digits 1" in err
+    assert registry.list_decisions(model="digits", version=1)[-1].decision == "rejected"
+    assert status_of(arn) == "PendingManualApproval"
+    # Still failing: mirror sync says so with its exit status.
+    assert main(["mirror", "sync", "digits"]) == 1
+    capsys.readouterr()
+    lift(router, "UpdateModelPackage")
+    assert main(["mirror", "sync", "digits"]) == 0
     assert status_of(arn) == "Rejected"
 
 
 def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
-    router: Router, make_artifact: Any, registry: Any, monkeypatch: pytest.MonkeyPatch
+    router: Router,
+    make_artifact: Any,
+    registry: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    swap_backends: Callable[..., Any],
 ) -> None:
     """The round trip: alice publishes through the router (the package is created pending),
     a reviewer approves the package in SageMaker Studio, its EventBridge event reaches the
     endpoint-events function, and the gated alias move the router refused is now made; the
     history names the approval and the move."""
-    from functions.core.backends import use
     from functions.core.settings import get_settings
     from functions.endpoint_events import handler as endpoint_events
 
@@ -259,11 +256,10 @@ def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
     for name, value in {"MODELWAY_ENV": "test", "MODELWAY_ENDPOINT_PREFIX": PREFIX}.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    use(router.backends)  # the same registry (DynamoDB) as the router's
+    swap_backends(router.backends)  # the same registry (DynamoDB) as the router's
     try:
         result = endpoint_events.handler(event, Context())
     finally:
-        use(None)
         get_settings.cache_clear()
     assert result == {"action": "recorded", "model": "digits", "version": 1, "decision": "approved"}
 
@@ -282,12 +278,12 @@ def test_modelway_publish_from_the_cli_creates_the_versions_package(
     registry: Any,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    swap_backends: Callable[..., Any],
 ) -> None:
     """The CLI's publish on AWS backends writes the same package the router's would, held
     from its alias in a gated environment until another person approves."""
     import model_build.verify
     from functions.core.archive import check_artifact
-    from functions.core.backends import use
     from model_build.cli import main
 
     # The fake artifact carries no real ONNX graph: checked without loading it.
@@ -295,12 +291,9 @@ def test_modelway_publish_from_the_cli_creates_the_versions_package(
         model_build.verify, "verify_artifact", lambda *, path: check_artifact(path=path)
     )
     monkeypatch.setenv("MODELWAY_ACTOR", "alice")
-    use(router.backends)
-    try:
-        code = main(["publish", str(make_artifact(payload=b"one")), "--alias", "prod", "--json"])
-        out, err = capsys.readouterr()
-    finally:
-        use(None)
+    swap_backends(router.backends)
+    code = main(["publish", str(make_artifact(payload=b"one")), "--alias", "prod", "--json"])
+    out, err = capsys.readouterr()
     assert code == 0, err
     published = json.loads(out)
     assert published["held"]["aliases"] == ["prod", "default"]
