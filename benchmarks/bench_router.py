@@ -36,8 +36,11 @@ from typing import Any
 
 from bench_local_path import free_port, publish_digits, start_serving
 
-ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "events"
+# The sample events are found the one way tests find them (tests/events.py: stdlib only, and it
+# refuses a name that is not there); the repository root is not on the path of a script run
+# as ``python benchmarks/bench_router.py``.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.events import sample_path
 
 ROUTER_DEPENDENCIES = """
 import boto3, fastapi, mangum, pydantic_settings
@@ -189,7 +192,7 @@ def main() -> int:
     for name in ("api-infer", "authorizer-request"):
         events[name] = work / f"{name}.json"
         events[name].write_text(
-            json.dumps(load_event(EVENTS / f"{name}.json", api_key=model.secret))
+            json.dumps(load_event(sample_path(f"{name}.json"), api_key=model.secret))
         )
     try:
         print(f"\ncold: median of {args.runs} fresh processes each, local backend")
