@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 def make_registry(settings: Settings) -> Registry:
     if settings.is_local:
-        from functions.core.registry.local import SqliteRegistry
+        from functions.core.registry.sqlite import SqliteRegistry
 
         return SqliteRegistry(path=settings.registry_path)
     from functions.core.registry.dynamodb import DynamoDBRegistry

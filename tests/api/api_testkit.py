@@ -18,7 +18,7 @@ from functions.core.clock import utc_now
 from functions.core.manifest import Manifest, ParityReport, Signature, TensorSpec
 from functions.core.naming import endpoint_name, variant_name
 from functions.core.registry.base import ModelVersion
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import JSON, RuntimeResponse
 from functions.core.settings import Settings
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from functions.core.clock import utc_now
 from functions.core.manifest import Manifest, ParityReport
 from functions.core.registry.base import Job, ModelVersion
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
 from model_build.package import write_artifact
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from functions.core import keys
 from functions.core.registry.base import ApiKey
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 
 
 def mint(

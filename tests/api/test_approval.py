@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from functions.api.routes.admin import actor_of
 from functions.core import keys
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
 
 

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from functions.core import keys
 from functions.core.registry.base import ModelVersion
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
 
 INFER = f"/v2/models/{MODEL}/infer"

@@ -29,7 +29,7 @@ from functions.batch.formats import JsonLinesParser
 from functions.core import oip
 from functions.core.errors import ModelwayError
 from functions.core.manifest import Signature
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import RuntimeResponse
 from serving.app import create_hosting_app
 from serving.config import ServingConfig

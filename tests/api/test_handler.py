@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from functions.api import handler as handler_module
 from functions.api.apigw import authorizer_context, request_path
 from functions.core.registry.base import ModelVersion
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
 from model_build.cli import invoke, main
 from model_build.cli.invoke import API_KEY_PLACEHOLDER, LocalLambdaContext, load_event

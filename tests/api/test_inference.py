@@ -16,7 +16,7 @@ from functions.core.errors import (
     UpstreamUnavailable,
 )
 from functions.core.registry.base import ModelVersion
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import JSON, RuntimeResponse
 
 INFER = f"/v2/models/{MODEL}/infer"

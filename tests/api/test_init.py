@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from functions.core import keys
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.dynamodb import DynamoDBRegistry
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.sagemaker import SageMakerRuntimeClient
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from functions.core import keys
 from functions.core.capture.reader import read_captures
 from functions.core.errors import UpstreamError
 from functions.core.registry.base import ModelVersion
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import JSON, RuntimeResponse
 from functions.core.settings import Settings
 

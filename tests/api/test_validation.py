@@ -25,7 +25,7 @@ from functions.core.errors import InvalidInput
 from functions.core.manifest import Signature, TensorSpec
 from functions.core.oip import decode_document
 from functions.core.registry.base import ModelVersion
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import BINARY_JSON, RuntimeResponse
 from functions.core.settings import Settings
 

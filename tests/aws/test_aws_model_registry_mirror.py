@@ -21,7 +21,7 @@ from functions.core.mirror import (
     sync_after_write,
 )
 from functions.core.registry.base import Decision, ModelVersion
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from tests.events import sample_event
 
 PREFIX = "modelway-prod"

@@ -26,7 +26,7 @@ def stack(backend: str, aws_env: None, tmp_path: Path) -> Iterator[Stack]:
     """A published model ``toy`` (versions 1 and 2, alias default → 1) over ``backend``."""
     if backend == "local":
         from functions.core.artifacts.local import DirectoryArtifactStore
-        from functions.core.registry.local import SqliteRegistry
+        from functions.core.registry.sqlite import SqliteRegistry
 
         settings = Settings(env="local", home=tmp_path / "home")
         registry = SqliteRegistry(path=settings.registry_path)
@@ -74,7 +74,7 @@ def _with_model(stack: Stack) -> Stack:
 def local_stack(tmp_path: Path) -> Iterator[Stack]:
     """The local backend only, for tests about local behaviour or pure logic."""
     from functions.core.artifacts.local import DirectoryArtifactStore
-    from functions.core.registry.local import SqliteRegistry
+    from functions.core.registry.sqlite import SqliteRegistry
 
     settings = Settings(env="local", home=tmp_path / "home")
     registry = SqliteRegistry(path=settings.registry_path)

@@ -60,7 +60,7 @@ def test_get_deps_builds_the_configured_backends_lazily(
     modelway_home: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from functions.core.artifacts.local import DirectoryArtifactStore
-    from functions.core.registry.local import SqliteRegistry
+    from functions.core.registry.sqlite import SqliteRegistry
 
     backends.use(None)
     try:

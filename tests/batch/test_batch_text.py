@@ -59,7 +59,7 @@ class ServingRuntime:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     from functions.core.artifacts.local import DirectoryArtifactStore
-    from functions.core.registry.local import SqliteRegistry
+    from functions.core.registry.sqlite import SqliteRegistry
 
     root = tmp_path / "model"
     root.mkdir()

@@ -38,7 +38,7 @@ def aws(backend: str, aws_env: None) -> Iterator[None]:
 @pytest.fixture
 def registry(backend: str, aws: None, tmp_path: Path) -> Iterator[Any]:
     if backend == "local":
-        from functions.core.registry.local import SqliteRegistry
+        from functions.core.registry.sqlite import SqliteRegistry
 
         local = SqliteRegistry(path=tmp_path / "registry.db")
         yield local

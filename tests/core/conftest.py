@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from functions.core.artifacts.local import DirectoryArtifactStore
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
 
 MakeArtifact = Callable[..., Path]

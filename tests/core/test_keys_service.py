@@ -20,7 +20,7 @@ from functions.core.keys import (
     usage_key_value,
 )
 from functions.core.registry.exceptions import KeyNotFound
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 
 
 def test_a_new_key_authenticates_and_only_its_hash_is_stored(registry: SqliteRegistry) -> None:

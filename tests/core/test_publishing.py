@@ -18,7 +18,7 @@ from functions.core.artifacts.local import DirectoryArtifactStore
 from functions.core.errors import InvalidArtifact
 from functions.core.publishing import PublishResult, publish_artifact
 from functions.core.registry.exceptions import InvalidAliasTarget, ModelNotFound
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
 
 from .conftest import MakeArtifact, write_tar
@@ -398,7 +398,7 @@ from pathlib import Path
 from functions.core.artifacts.local import DirectoryArtifactStore
 from functions.core.archive import check_artifact
 from functions.core.publishing import publish_artifact
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
 
 home, artifact, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from functions.core.registry.base import ModelVersion
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def test_threads_sharing_one_registry_reserve_distinct_numbers(tmp_path: Path) -
 _RESERVER = """
 import json, sys, time
 from pathlib import Path
-from functions.core.registry.local import SqliteRegistry
+from functions.core.registry.sqlite import SqliteRegistry
 registry = SqliteRegistry(path=Path(sys.argv[1]))
 go = Path(sys.argv[2])
 print("ready", flush=True)
