@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from functions.core.errors import InvalidArtifact
-from model_build.errors import ExportFailed
+from functions.core.exceptions import InvalidArtifact
+from model_build.exceptions import ExportFailed
 
 if TYPE_CHECKING:
     import onnx

@@ -4,7 +4,7 @@
 ``nn.Module``; ``package_hf`` (``model_build.hf``) a Hugging Face directory. All end in
 ``assemble``: load the graph in ONNX Runtime, run it, check parity with the reference, measure
 latency, write the manifest and the archive, and verify the archive as publishing will. A
-model that cannot serve is refused here, with a one-line reason (``model_build.errors``).
+model that cannot serve is refused here, with a one-line reason (``model_build.exceptions``).
 
 The archive (``write_artifact``) holds the model file and its manifest at the root, the layout
 SageMaker's ``ModelDataUrl`` unpacks into ``/opt/ml/model``. It is deterministic for given
@@ -32,7 +32,7 @@ from functions.core.archive import manifest_bytes
 from functions.core.clock import utc_now
 from functions.core.manifest import ARTIFACT_NAME, MANIFEST_NAME, MODEL_FILE_NAME, Manifest
 from functions.core.naming import MODEL_NAME_RE
-from model_build.errors import (
+from model_build.exceptions import (
     ExportFailed,
     InvalidModel,
     InvalidSamples,

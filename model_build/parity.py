@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from functions.core.manifest import ParityReport
-from model_build.errors import ExportFailed
+from model_build.exceptions import ExportFailed
 
 if TYPE_CHECKING:
     import numpy as np

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_build.errors import ModelRunFailed, UnsupportedOperator
+from model_build.exceptions import ModelRunFailed, UnsupportedOperator
 
 if TYPE_CHECKING:
     import numpy as np

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.core.manifest import Signature, TensorSpec
-from model_build.errors import InvalidSamples, SourceNotFound
+from model_build.exceptions import InvalidSamples, SourceNotFound
 
 if TYPE_CHECKING:
     import numpy as np

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import Signature, TensorSpec
-from model_build.errors import NoBatchAxis, UnsupportedDatatype
+from model_build.exceptions import NoBatchAxis, UnsupportedDatatype
 
 if TYPE_CHECKING:
     import onnx

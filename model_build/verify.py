@@ -25,7 +25,7 @@ from functions.core.archive import (
     read_member,
     safe_member_name,
 )
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, Manifest, Signature
 from functions.core.naming import is_model_name
 from model_build.signature import ONNX_TO_V2_DATATYPE, signature_from_model, signature_from_onnx
@@ -76,7 +76,7 @@ def _check_processing(
     """A text model: the graph matches ``graph_signature``, the processing section is one the
     model server accepts and connects the client's signature to the graph's, and every file it
     names is in the artifact with the declared sha256."""
-    from serving.errors import ArtifactError
+    from serving.exceptions import ArtifactError
     from serving.processing import Processing
 
     if manifest.graph_signature is None:

@@ -7,7 +7,7 @@
 SageMaker *runtime* path ``POST /endpoints/{prefix}-{model}/invocations`` (variant from
 ``X-Amzn-SageMaker-Target-Variant: v{N}``, else the highest version), so boto3's
 ``sagemaker-runtime`` client pointed at it works unchanged; errors as SageMaker's
-(``sagemaker_errors``).
+(``sagemaker_error_responses``).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from serving import sagemaker_errors
+from serving import sagemaker_error_responses
 from serving.batching import RequestTiming
 from serving.config import ServingConfig
 from serving.deadlines import CUSTOM_ATTRIBUTES, reply_attributes, request_deadline, request_id
-from serving.errors import (
+from serving.exceptions import (
     DeadlineExceeded,
     Overloaded,
     PayloadTooLarge,
@@ -245,22 +245,24 @@ def create_local_app(
             if model is None:
                 model = await run_in_threadpool(repository.load, model=model_name, version=version)
         except UnknownTarget as exc:
-            return sagemaker_errors.validation_error(exc.message)
+            return sagemaker_error_responses.validation_error(exc.message)
         except ServingError as exc:  # the version exists but cannot be loaded
-            return sagemaker_errors.model_error(exc)
+            return sagemaker_error_responses.model_error(exc)
         try:
             response = await run_inference(model, request, limit=config.max_request_bytes)
         except Overloaded as exc:
-            return sagemaker_errors.service_unavailable(exc.message, retry_after=exc.retry_after)
+            return sagemaker_error_responses.service_unavailable(
+                exc.message, retry_after=exc.retry_after
+            )
         except ServingError as exc:
-            return sagemaker_errors.model_error(exc)
+            return sagemaker_error_responses.model_error(exc)
         except Exception:
             log.exception(
                 "unexpected failure on %s (request %s)",
                 request.url.path,
                 request_id(request.headers),
             )
-            return sagemaker_errors.model_error(ServingError("internal error"))
+            return sagemaker_error_responses.model_error(ServingError("internal error"))
         response.headers[INVOKED_VARIANT] = f"v{version}"
         response.headers["x-amzn-RequestId"] = amzn_request_id
         return response

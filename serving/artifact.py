@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from serving.errors import ArtifactError
+from serving.exceptions import ArtifactError
 from serving.signature import Signature, signature_from_manifest
 
 MANIFEST_NAME = "modelway.json"

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.errors import DeadlineExceeded, ModelFailure, Overloaded, ServingError
+from serving.exceptions import DeadlineExceeded, ModelFailure, Overloaded, ServingError
 
 log = logging.getLogger("serving")
 

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Mapping
 
-from serving.errors import InvalidRequest
+from serving.exceptions import InvalidRequest
 
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 TIMEOUT_ATTRIBUTE = "timeout-ms"

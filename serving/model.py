@@ -13,7 +13,7 @@ import numpy as np
 from serving.artifact import Artifact, open_artifact
 from serving.batching import DynamicBatcher, RequestTiming, Tensors
 from serving.config import ServingConfig
-from serving.errors import ArtifactError, InvalidTensor
+from serving.exceptions import ArtifactError, InvalidTensor
 from serving.processing import TextPipeline, load_pipeline
 from serving.protocol import EncodedResponse, InferRequest, OutputTensor, encode_response
 from serving.session import SessionRunner, create_session

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.errors import ArtifactError, InvalidTensor
+from serving.exceptions import ArtifactError, InvalidTensor
 
 Tensors = dict[str, np.ndarray]
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from functions.core import oip
-from functions.core.errors import ModelwayError
-from serving.errors import InvalidRequest, InvalidTensor, PayloadTooLarge, ServingError
+from functions.core.exceptions import ModelwayError
+from serving.exceptions import InvalidRequest, InvalidTensor, PayloadTooLarge, ServingError
 from serving.signature import NUMPY_DTYPES
 
 JSON_CONTENT_TYPE = oip.JSON_CONTENT_TYPE

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from serving.artifact import ARCHIVE_NAME
 from serving.config import ServingConfig
-from serving.errors import ServingError, UnknownTarget
+from serving.exceptions import ServingError, UnknownTarget
 from serving.model import OnnxModel
 
 log = logging.getLogger("serving")

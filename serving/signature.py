@@ -14,7 +14,7 @@ import numpy as np
 
 from functions.core.oip import DATATYPES, Signature, SignatureError, TensorSpec
 from functions.core.oip import reconcile as _reconcile
-from serving.errors import ArtifactError
+from serving.exceptions import ArtifactError
 
 __all__ = [
     "NUMPY_DTYPES",

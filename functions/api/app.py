@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from functions.api import docs
 from functions.api.deps import Clock, new_state
-from functions.api.errors import install_error_handlers
+from functions.api.http_errors import install_error_handlers
 from functions.api.observability import ObserveMiddleware, Observer
 from functions.api.openapi import OPENAPI_PATH, openapi_document
 from functions.api.routes import health, inference

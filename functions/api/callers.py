@@ -17,7 +17,7 @@ from functions.api.cache import TTLCache
 from functions.core import keys
 from functions.core.auth import hash_secret
 from functions.core.clock import utc_now
-from functions.core.errors import Unauthenticated
+from functions.core.exceptions import Unauthenticated
 from functions.core.registry.base import ApiKey, KeyStore
 
 logger = logging.getLogger("modelway.api")

@@ -16,7 +16,7 @@ import math
 import time
 from typing import Any
 
-from functions.core.errors import InvalidRequest
+from functions.core.exceptions import InvalidRequest
 
 TIMEOUT_HEADER = "x-request-timeout"
 

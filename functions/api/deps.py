@@ -23,7 +23,7 @@ from functions.api.services.lookup import CachedRegistryReads, LookupCache
 from functions.core import backends, keys, snapstart
 from functions.core.artifacts.base import ArtifactStore
 from functions.core.deploy.base import Deployer
-from functions.core.errors import PayloadTooLarge
+from functions.core.exceptions import PayloadTooLarge
 from functions.core.registry.base import ApiKey, Registry
 from functions.core.runtime.base import RuntimeClient
 from functions.core.settings import Settings

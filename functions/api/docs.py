@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from functions.core.errors import NotFound
+from functions.core.exceptions import NotFound
 
 router = APIRouter(include_in_schema=False)
 

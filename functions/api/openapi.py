@@ -3,7 +3,7 @@
 also decides the ``Allow`` header of a 405 (``allowed_methods``).
 
 FastAPI documents a 422 ``HTTPValidationError`` (``{"detail": [...]}``) on every route with
-parameters; this router never sends that body (``functions.api.errors`` maps validation
+parameters; this router never sends that body (``functions.api.http_errors`` maps validation
 errors to 400 or 422 with the standard body), so ``openapi_document`` drops it.
 """
 

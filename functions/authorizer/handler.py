@@ -40,7 +40,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 
 from functions.core import snapstart
-from functions.core.errors import Unauthenticated
+from functions.core.exceptions import Unauthenticated
 from functions.core.keys import authenticate, usage_key_value
 
 if TYPE_CHECKING:

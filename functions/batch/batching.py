@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.batch.formats import Sample, has_batch_axis
-from functions.core.errors import PayloadTooLarge, UpstreamError
+from functions.core.exceptions import PayloadTooLarge, UpstreamError
 from functions.core.oip import Signature
 
 _COMPACT = (",", ":")

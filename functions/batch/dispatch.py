@@ -39,7 +39,7 @@ from functions.batch.leases import FAILED, RUNNING, claim, save, take_over, term
 from functions.batch.outcome import Outcome
 from functions.batch.scoring import Deadline
 from functions.batch.slices import JobRun
-from functions.core.errors import InvalidRequest, ModelwayError, NotFound, UpstreamUnavailable
+from functions.core.exceptions import InvalidRequest, ModelwayError, NotFound, UpstreamUnavailable
 from functions.core.oip import Signature
 from functions.core.registry.base import ModelVersion, Registry
 from functions.core.registry.exceptions import JobChanged, JobNotFound

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from functions.core.clock import utc_now
-from functions.core.errors import InvalidRequest
+from functions.core.exceptions import InvalidRequest
 from functions.core.naming import is_alias_name, is_model_name, is_version_number
 
 INPUTS_PREFIX = "inputs/"

@@ -40,7 +40,7 @@ from enum import StrEnum
 from typing import Any, BinaryIO, Protocol
 
 from functions.core import oip
-from functions.core.errors import InvalidInput, InvalidRequest
+from functions.core.exceptions import InvalidInput, InvalidRequest
 from functions.core.oip import Signature, TensorSpec
 
 _READ_CHUNK = 1 << 16

@@ -29,7 +29,7 @@ from functions.batch.deps import BatchDeps
 from functions.batch.events import InputTarget, InvalidInputKey, ObjectRef
 from functions.core.artifacts.base import ArtifactStore
 from functions.core.clock import utc_now
-from functions.core.errors import InvalidRequest
+from functions.core.exceptions import InvalidRequest
 from functions.core.registry.base import Job
 from functions.core.registry.exceptions import JobChanged
 

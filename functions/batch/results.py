@@ -27,7 +27,7 @@ from functions.batch.formats import Line, RecordParser, output_stem
 from functions.batch.leases import Progress
 from functions.batch.scoring import EndpointFailed, OutOfTime, Refused
 from functions.core.artifacts.base import ObjectWriter
-from functions.core.errors import InvalidInput, InvalidRequest, PayloadTooLarge, UpstreamError
+from functions.core.exceptions import InvalidInput, InvalidRequest, PayloadTooLarge, UpstreamError
 
 if TYPE_CHECKING:
     from functions.batch.slices import JobRun

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.batch.batching import MicroBatch, split_outputs
-from functions.core.errors import (
+from functions.core.exceptions import (
     InvalidInput,
     ModelwayError,
     PayloadTooLarge,

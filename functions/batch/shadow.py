@@ -31,7 +31,7 @@ from functions.core.capture.records import (
     response_tensors,
 )
 from functions.core.clock import utc_now
-from functions.core.errors import ModelwayError
+from functions.core.exceptions import ModelwayError
 from functions.core.registry.base import ModelVersion
 from functions.core.runtime.base import JSON
 

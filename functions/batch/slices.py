@@ -72,7 +72,7 @@ from functions.batch.scoring import Deadline, Scorer
 from functions.core import progress
 from functions.core.artifacts.exceptions import ObjectNotFound
 from functions.core.clock import utc_now
-from functions.core.errors import InvalidRequest
+from functions.core.exceptions import InvalidRequest
 from functions.core.oip import Signature
 from functions.core.registry.base import Job, ModelVersion
 

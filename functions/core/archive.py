@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, Manifest
 from functions.core.naming import is_model_name
 

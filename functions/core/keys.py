@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from functions.core.auth import hash_secret, new_key_id, new_secret
 from functions.core.clock import utc_now
-from functions.core.errors import Conflict, Forbidden, InvalidRequest, Unauthenticated
+from functions.core.exceptions import Conflict, Forbidden, InvalidRequest, Unauthenticated
 from functions.core.naming import is_model_name, is_tenant_name
 from functions.core.registry.base import ApiKey
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 from functions.core import progress
 from functions.core.archive import check_stream, restamp_archive
 from functions.core.clock import utc_now
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import Manifest
 from functions.core.naming import endpoint_name, is_model_name, variant_name
 from functions.core.registry.base import DEFAULT_ALIAS, Alias, ModelVersion, PendingMove

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from functions.core.errors import ModelwayError
+from functions.core.exceptions import ModelwayError
 
 
 def build_parser() -> argparse.ArgumentParser:

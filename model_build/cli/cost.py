@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from functions.core.errors import InvalidRequest
+    from functions.core.exceptions import InvalidRequest
     from infra.config import ConfigError, load_environment
     from model_build.cli import output
 

@@ -11,7 +11,7 @@ Two modes:
 
 Exit statuses (also in the README): 0 done; 1 refused or failed (the error says why; ``batch
 submit``: the job failed); 2 bad usage; 3 and up, ``modelway package`` refusals (one per
-kind, ``model_build.errors``); 130 interrupted (Ctrl-C).
+kind, ``model_build.exceptions``); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations

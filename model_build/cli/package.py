@@ -2,7 +2,7 @@
 directory — into a verified ``model.tar.gz`` ready for ``modelway publish``.
 
 Exit status: 0 packaged; 1 any other error; 2 usage; and one per refusal (each printed as
-``error: <reason> (<code>)`` on stderr): ``exit_status`` of the ``model_build.errors`` class.
+``error: <reason> (<code>)`` on stderr): ``exit_status`` of the ``model_build.exceptions`` class.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _package(args: argparse.Namespace) -> int:
-    from functions.core.errors import InvalidArtifact, InvalidRequest
+    from functions.core.exceptions import InvalidArtifact, InvalidRequest
     from model_build.cli import print_json
     from model_build.cli.output import EXIT_USAGE, print_error
 
@@ -232,7 +232,7 @@ def _run(args: argparse.Namespace) -> Any:
             source={"callable": args.torch},
             capture=capture,
         )
-    from model_build.errors import SourceNotFound
+    from model_build.exceptions import SourceNotFound
     from model_build.package import package_hf
 
     if args.task is None:
@@ -258,10 +258,10 @@ def _run(args: argparse.Namespace) -> Any:
 
 
 def exit_status(exc: Exception) -> int:
-    """The exit status of a refusal: its class's (``model_build.errors``), or, for an error
+    """The exit status of a refusal: its class's (``model_build.exceptions``), or, for an error
     from elsewhere (the Hugging Face packager's own), that of the packaging error with the
     same code; 1 otherwise."""
-    from model_build.errors import PackagingError
+    from model_build.exceptions import PackagingError
 
     status = getattr(exc, "exit_status", None)
     if isinstance(status, int):
@@ -272,7 +272,7 @@ def exit_status(exc: Exception) -> int:
 
 def load_module(spec: str) -> Any:
     """Call ``MODULE:CALLABLE`` and return the ``nn.Module`` it builds (or names)."""
-    from model_build.errors import ExportFailed
+    from model_build.exceptions import ExportFailed
 
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
@@ -341,6 +341,6 @@ def _default_out_dir(name: str) -> Path:
 
 
 def _usage(message: str) -> Exception:
-    from functions.core.errors import InvalidRequest
+    from functions.core.exceptions import InvalidRequest
 
     return InvalidRequest(message, code="usage")

@@ -389,7 +389,7 @@ def _retire(args: argparse.Namespace) -> int:
 
 # Rendering ----------------------------------------------------------------------------------
 def _usage(message: str) -> Exception:
-    from functions.core.errors import InvalidRequest
+    from functions.core.exceptions import InvalidRequest
 
     return InvalidRequest(message, code="usage")
 

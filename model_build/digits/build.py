@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from functions.core import progress
-from model_build.errors import QualityGateFailed
+from model_build.exceptions import QualityGateFailed
 from model_build.parity import DEFAULT_TOLERANCE
 from model_build.result import BuildResult
 

@@ -3,7 +3,7 @@ Importing this stays light: torch and transformers load only when a package runs
 
 from __future__ import annotations
 
-from model_build.hf.errors import HfModelError
+from model_build.hf.exceptions import HfModelError
 from model_build.hf.package import package_hf
 from model_build.hf.source import FEATURE_EXTRACTION, TASKS, TEXT_CLASSIFICATION
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model_build.hf.errors import HfModelError
+from model_build.hf.exceptions import HfModelError
 from model_build.hf.source import TEXT_CLASSIFICATION, HfSource
 
 if TYPE_CHECKING:

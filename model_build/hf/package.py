@@ -26,8 +26,8 @@ from functions.core.manifest import (
     Signature,
 )
 from functions.core.naming import is_model_name
-from model_build.errors import ParityFailed
-from model_build.hf.errors import HfModelError
+from model_build.exceptions import ParityFailed
+from model_build.hf.exceptions import HfModelError
 from model_build.hf.source import (
     FEATURE_EXTRACTION,
     TEXT_CLASSIFICATION,

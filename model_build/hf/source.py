@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_build.hf.errors import HfModelError
+from model_build.hf.exceptions import HfModelError
 
 if TYPE_CHECKING:
     import numpy as np

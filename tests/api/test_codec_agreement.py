@@ -27,7 +27,7 @@ from starlette.testclient import TestClient as StarletteClient
 
 from functions.batch.formats import JsonLinesParser
 from functions.core import oip
-from functions.core.errors import ModelwayError
+from functions.core.exceptions import ModelwayError
 from functions.core.manifest import Signature
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import RuntimeResponse

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from functions.api.deadlines import request_deadline
-from functions.core.errors import InvalidRequest, UpstreamTimeout
+from functions.core.exceptions import InvalidRequest, UpstreamTimeout
 from functions.core.registry.base import ModelVersion
 from tests.events import sample_event, sample_path
 

@@ -326,7 +326,7 @@ def test_each_models_errors_are_counted_for_that_model_alone(
     from api_testkit import add_version
 
     from functions.core.deploy import guardrail
-    from functions.core.errors import UpstreamError
+    from functions.core.exceptions import UpstreamError
 
     add_version(registry, model="other")
     answer = FakeRuntime().invoke
@@ -407,7 +407,7 @@ def test_a_timeout_the_caller_asked_for_is_not_the_models_error(
     504, but must not count toward the rollback alarm: one impatient caller would otherwise roll
     back a healthy deployment. Without the header (the router's own limit) a 504 does count."""
     from functions.core.deploy import guardrail
-    from functions.core.errors import UpstreamTimeout
+    from functions.core.exceptions import UpstreamTimeout
 
     def too_slow(call: Any) -> Any:
         raise UpstreamTimeout("the model did not answer in time")

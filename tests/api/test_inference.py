@@ -8,7 +8,7 @@ import pytest
 from api_testkit import MODEL, PREFIX, FakeClock, FakeRuntime, add_version, digit_request
 from fastapi.testclient import TestClient
 
-from functions.core.errors import (
+from functions.core.exceptions import (
     InvalidInput,
     ModelwayError,
     UpstreamError,

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from functions.core import keys
 from functions.core.capture.reader import read_captures
-from functions.core.errors import UpstreamError
+from functions.core.exceptions import UpstreamError
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import JSON, RuntimeResponse

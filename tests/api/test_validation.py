@@ -21,7 +21,7 @@ from api_testkit import (
 )
 from fastapi.testclient import TestClient
 
-from functions.core.errors import InvalidInput
+from functions.core.exceptions import InvalidInput
 from functions.core.manifest import Signature, TensorSpec
 from functions.core.oip import decode_document
 from functions.core.registry.base import ModelVersion

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from functions.core.errors import Conflict
+from functions.core.exceptions import Conflict
 from functions.core.registry.base import ApiKey, Job, ModelVersion
 from functions.core.registry.exceptions import (
     DuplicateArtifact,

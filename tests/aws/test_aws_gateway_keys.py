@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from functions.core import keys
-from functions.core.errors import Unauthenticated
+from functions.core.exceptions import Unauthenticated
 
 REGION = "us-east-1"
 
@@ -143,7 +143,7 @@ def test_a_revoke_landing_inside_a_rotation_is_not_undone(
     """The interleaving forced: rotate reads the key (active), a revoke from elsewhere
     commits, then rotate writes. The rotation must fail, the key stay revoked, and neither
     secret authenticate; no gateway key is left on the plan."""
-    from functions.core.errors import Conflict
+    from functions.core.exceptions import Conflict
     from functions.core.registry.dynamodb import DynamoDBRegistry
 
     from .conftest import TABLE

@@ -16,7 +16,7 @@ from functions.batch.dispatch import handle_event
 from functions.batch.events import s3_put_event
 from functions.core.artifacts.exceptions import ObjectNotFound
 from functions.core.clock import utc_now
-from functions.core.errors import InvalidInput, ModelwayError, UpstreamUnavailable
+from functions.core.exceptions import InvalidInput, ModelwayError, UpstreamUnavailable
 from functions.core.registry.base import Job, ModelVersion
 from functions.core.runtime.base import RuntimeResponse
 from functions.core.settings import Settings

@@ -19,7 +19,7 @@ from functions.batch.formats import (
     output_stem,
     sniff_format,
 )
-from functions.core.errors import InvalidInput, InvalidRequest, PayloadTooLarge, UpstreamError
+from functions.core.exceptions import InvalidInput, InvalidRequest, PayloadTooLarge, UpstreamError
 from functions.core.oip import Signature
 
 DIGITS = Signature.from_dict(

@@ -13,7 +13,7 @@ from batch_testkit import MODEL, Stack, jsonl, merge_events, row, row_sum
 
 from functions.batch.dispatch import RetryableBatchFailure
 from functions.batch.events import job_id_for, parse_notification
-from functions.core.errors import UpstreamError
+from functions.core.exceptions import UpstreamError
 
 OUT = f"outputs/{MODEL}/1"
 

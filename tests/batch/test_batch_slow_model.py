@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from functions.core.backends import Backends
-from functions.core.errors import UpstreamTimeout
+from functions.core.exceptions import UpstreamTimeout
 from functions.core.settings import Settings
 
 ANSWER_AFTER_S = 1.5

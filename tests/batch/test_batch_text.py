@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from batch_testkit import Stack, output_key, publish
 
-from functions.core.errors import InvalidInput
+from functions.core.exceptions import InvalidInput
 from functions.core.runtime.base import RuntimeResponse
 from functions.core.settings import Settings
 

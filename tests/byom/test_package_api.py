@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from byom_testkit import IrisFiles
 
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, MODEL_FILE_NAME, Manifest
 from model_build import package_onnx
 from model_build.package import sha256_file
@@ -202,7 +202,7 @@ def test_integer_samples_out_of_the_inputs_range_are_refused(tmp_path: Path) -> 
     from byom_testkit import tiny_graph
     from onnx import TensorProto, helper
 
-    from model_build.errors import InvalidSamples
+    from model_build.exceptions import InvalidSamples
 
     model = tiny_graph(
         tmp_path / "u8.onnx",
@@ -299,7 +299,7 @@ def test_latency_of_a_slow_model_is_bounded_by_its_time_budget(
 def test_eager_torch_failing_on_a_parity_input_is_one_line() -> None:
     import torch
 
-    from model_build.errors import ExportFailed
+    from model_build.exceptions import ExportFailed
     from model_build.parity import torch_outputs
 
     class NeedsTwoRows(torch.nn.Module):

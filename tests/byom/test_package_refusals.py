@@ -252,7 +252,7 @@ def test_hf_flags_reach_the_hugging_face_packager(
     """The command's part of --hf: its flags become package_hf's arguments (the packaging
     itself is tested with model_build.hf)."""
     import model_build.package
-    from model_build.errors import ParityFailed
+    from model_build.exceptions import ParityFailed
 
     calls: list[dict[str, object]] = []
 
@@ -301,16 +301,16 @@ def test_hf_usage_errors(run_package: Run, args: list[str]) -> None:
 
 
 def test_each_refusal_has_its_own_exit_status() -> None:
-    from functions.core.errors import InvalidArtifact
+    from functions.core.exceptions import InvalidArtifact
     from model_build.cli.package import exit_status
-    from model_build.errors import PackagingError
+    from model_build.exceptions import PackagingError
 
     refusals = PackagingError.__subclasses__()
     statuses = [cls.exit_status for cls in refusals]
     assert len(set(statuses)) == len(statuses)
     assert not {0, 1, 2} & set(statuses)
     assert len({cls.code for cls in refusals}) == len(refusals)
-    # An error raised outside model_build.errors with a refusal's code exits the same way.
+    # An error raised outside model_build.exceptions with a refusal's code exits the same way.
     assert exit_status(InvalidArtifact("x", code="invalid_model")) == 12
     assert exit_status(InvalidArtifact("x")) == 1
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from functions.core.errors import Conflict, NotFound
+from functions.core.exceptions import Conflict, NotFound
 from functions.core.registry.base import ApiKey, Decision, Job, ModelVersion
 from functions.core.registry.exceptions import (
     AliasNotFound,

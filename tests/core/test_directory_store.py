@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from functions.core.artifacts.local import DirectoryArtifactStore
-from functions.core.errors import InvalidRequest
+from functions.core.exceptions import InvalidRequest
 
 
 @pytest.fixture

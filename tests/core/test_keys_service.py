@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from functions.core.auth import hash_secret
-from functions.core.errors import Conflict, Forbidden, InvalidRequest, Unauthenticated
+from functions.core.exceptions import Conflict, Forbidden, InvalidRequest, Unauthenticated
 from functions.core.keys import (
     authenticate,
     authorize_admin,

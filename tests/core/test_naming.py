@@ -23,7 +23,7 @@ from functions.core.registry.exceptions import InvalidAliasTarget
 from functions.core.registry.rules import check_alias_name
 from functions.core.settings import Settings
 from serving.app import _parse_variant
-from serving.errors import UnknownTarget
+from serving.exceptions import UnknownTarget
 
 TRAILING = ["digits\n", "digits\r\n", "\ndigits", "digits\n\n", "dig\nits", "digits "]
 

@@ -15,7 +15,7 @@ import pytest
 
 from functions.core.archive import check_artifact, read_manifest, restamp_archive
 from functions.core.artifacts.local import DirectoryArtifactStore
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 from functions.core.publishing import PublishResult, publish_artifact
 from functions.core.registry.exceptions import InvalidAliasTarget, ModelNotFound
 from functions.core.registry.sqlite import SqliteRegistry

@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from functions.core.errors import InvalidInput, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from functions.core.exceptions import (
+    InvalidInput,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from functions.core.runtime.base import JSON
 from functions.core.runtime.sagemaker import SageMakerRuntimeClient
 

@@ -66,7 +66,7 @@ def test_seed_reaches_the_build(fake_build: list[Path], tmp_path: Path) -> None:
 def test_a_failed_gate_is_an_error_exit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model_build.errors import QualityGateFailed
+    from model_build.exceptions import QualityGateFailed
 
     def build_digits(*, out_dir: Path, seed: int | None = None) -> BuildResult:
         raise QualityGateFailed("digits test accuracy 0.1000 is below the required 0.95")

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, MODEL_FILE_NAME, Manifest, ParityReport
 from model_build.digits.data import load_split
 from model_build.result import BuildResult
@@ -119,7 +119,7 @@ def test_a_model_below_the_accuracy_floor_is_not_packaged(
     import model_build.digits.train as train_module
     from model_build.digits import build_digits
     from model_build.digits.net import DigitsNet
-    from model_build.errors import QualityGateFailed
+    from model_build.exceptions import QualityGateFailed
 
     # An untrained network guesses: about one digit in ten.
     monkeypatch.setattr(train_module, "train", lambda **_: DigitsNet().eval())

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import DATATYPE_SIZES
 from model_build.verify import ONNX_TO_V2_DATATYPE, signature_from_onnx
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from functions.core.errors import InvalidArtifact
-from model_build.errors import ParityFailed
+from functions.core.exceptions import InvalidArtifact
+from model_build.exceptions import ParityFailed
 from model_build.hf import HfModelError, package_hf
 from model_build.hf import package as hf_package
 from model_build.verify import verify_artifact

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, MODEL_FILE_NAME, Manifest
 from model_build.package import sha256_file
 from model_build.verify import verify_artifact

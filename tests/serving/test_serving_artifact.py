@@ -20,7 +20,7 @@ from serving_testkit import (
 
 from serving.artifact import open_artifact
 from serving.config import ServingConfig
-from serving.errors import ArtifactError
+from serving.exceptions import ArtifactError
 from serving.model import OnnxModel
 
 CONFIG = ServingConfig(ort_threads=1)

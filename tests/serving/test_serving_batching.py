@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from serving.batching import DynamicBatcher, Tensors
-from serving.errors import ModelFailure, Overloaded
+from serving.exceptions import ModelFailure, Overloaded
 
 
 class FakeSession:

@@ -153,7 +153,7 @@ def test_the_server_imports_only_the_codec_from_functions_and_no_torch() -> None
     the shared dependency-free codec (``functions.core.oip`` and the errors it subclasses)."""
     code = (
         "import sys, serving.__main__, serving.app\n"
-        "shared = {'functions', 'functions.core', 'functions.core.errors'}\n"
+        "shared = {'functions', 'functions.core', 'functions.core.exceptions'}\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'functions', 'torch', 'pydantic', 'fastapi', 'boto3', 'botocore'} "
         "and m not in shared and not m.startswith('functions.core.oip'))\n"

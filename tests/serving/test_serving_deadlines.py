@@ -23,7 +23,7 @@ from serving.app import create_local_app
 from serving.batching import DynamicBatcher, Tensors
 from serving.config import ServingConfig
 from serving.deadlines import custom_attributes, request_deadline
-from serving.errors import DeadlineExceeded, InvalidRequest, Overloaded
+from serving.exceptions import DeadlineExceeded, InvalidRequest, Overloaded
 
 PREFIX = "modelway-local"
 ENDPOINT = f"{PREFIX}-digits"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from serving_testkit import binary_body, split_binary_response
 
-from serving.errors import InvalidRequest, InvalidTensor, PayloadTooLarge, ServingError
+from serving.exceptions import InvalidRequest, InvalidTensor, PayloadTooLarge, ServingError
 from serving.protocol import (
     SAGEMAKER_BINARY,
     OutputTensor,

@@ -13,7 +13,7 @@ import pytest
 
 from serving.batching import DynamicBatcher
 from serving.config import ServingConfig
-from serving.errors import ArtifactError
+from serving.exceptions import ArtifactError
 from serving.model import OnnxModel
 from serving.processing import Processing
 

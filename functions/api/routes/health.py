@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from functions.api.deps import RegistryDep
 from functions.api.openapi import PUBLIC, error_responses
-from functions.core.errors import UpstreamUnavailable
+from functions.core.exceptions import UpstreamUnavailable
 from functions.core.registry.exceptions import KeyNotFound
 
 router = APIRouter(tags=["health"], responses=error_responses(*PUBLIC))

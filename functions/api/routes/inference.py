@@ -29,7 +29,7 @@ from functions.api.deps import (
     authenticate,
     receive_body,
 )
-from functions.api.errors import VERSION_HEADER
+from functions.api.http_errors import VERSION_HEADER
 from functions.api.openapi import (
     INFER_REQUEST_EXAMPLE,
     INFER_RESPONSE_EXAMPLE,
@@ -46,7 +46,7 @@ from functions.api.trace import (
     Timings,
 )
 from functions.core import keys
-from functions.core.errors import InvalidRequest, ModelwayError, PayloadTooLarge
+from functions.core.exceptions import InvalidRequest, ModelwayError, PayloadTooLarge
 
 router = APIRouter(prefix="/v2/models", tags=["inference"], responses=error_responses(*KEYED, 404))
 # Inference also answers for the model: its size limit, its signature, its endpoint.

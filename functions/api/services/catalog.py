@@ -21,7 +21,7 @@ from functions.core import approval, keys, publishing
 from functions.core.artifacts.base import ArtifactStore
 from functions.core.deploy import rollout
 from functions.core.deploy.base import Deployer
-from functions.core.errors import InvalidArtifact, InvalidRequest
+from functions.core.exceptions import InvalidArtifact, InvalidRequest
 from functions.core.manifest import Manifest
 from functions.core.mirror import Mirror, NoMirror, sync_after_write
 from functions.core.registry.base import ApiKey, PendingMove, Registry

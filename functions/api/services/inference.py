@@ -13,7 +13,7 @@ from functions.api.services.lookup import CachedRegistryReads
 from functions.api.trace import Timings
 from functions.api.views import model_metadata
 from functions.core import oip
-from functions.core.errors import NotFound
+from functions.core.exceptions import NotFound
 from functions.core.naming import is_alias_name
 from functions.core.registry.base import DEFAULT_ALIAS, ModelVersion
 from functions.core.registry.exceptions import AliasNotFound, InvalidAliasTarget

@@ -42,7 +42,7 @@ from functions.core.capture.records import (
 )
 from functions.core.capture.writer import CaptureWriter
 from functions.core.clock import utc_now
-from functions.core.errors import ModelwayError
+from functions.core.exceptions import ModelwayError
 from functions.core.oip import header_length
 from functions.core.registry.base import Alias, ModelVersion
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from functions.core.errors import Conflict
+from functions.core.exceptions import Conflict
 
 
 class NotApproved(Conflict):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from functions.core.errors import NotFound
+from functions.core.exceptions import NotFound
 
 
 class ArtifactNotFound(NotFound):

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
 from functions.core.artifacts.exceptions import ArtifactNotFound, ObjectNotFound
-from functions.core.errors import InvalidRequest
+from functions.core.exceptions import InvalidRequest
 from functions.core.naming import artifact_key
 
 TMP_DIR_NAME = ".tmp"

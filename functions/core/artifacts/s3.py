@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Literal
 from functions.core import progress
 from functions.core.artifacts.exceptions import ArtifactNotFound, ObjectNotFound
 from functions.core.aws_clients import LazyClient
-from functions.core.errors import InvalidRequest
+from functions.core.exceptions import InvalidRequest
 from functions.core.naming import artifact_key
 
 SseMode = Literal["AES256", "aws:kms"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.core.errors import InvalidRequest, NotFound
+from functions.core.exceptions import InvalidRequest, NotFound
 
 
 class NoCaptures(NotFound):

@@ -55,7 +55,7 @@ from functions.core.deploy.sagemaker import (
     already_exists,
     not_found,
 )
-from functions.core.errors import Conflict
+from functions.core.exceptions import Conflict
 from functions.core.naming import component_name, fit_name, version_of_component
 
 if TYPE_CHECKING:

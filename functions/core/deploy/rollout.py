@@ -26,7 +26,7 @@ from functions.core import approval
 from functions.core.clock import utc_now
 from functions.core.deploy.base import ENDPOINT_BUSY, Outcome
 from functions.core.deploy.plan import EndpointPlan, Target, plan_endpoint
-from functions.core.errors import Conflict, NotFound
+from functions.core.exceptions import Conflict, NotFound
 from functions.core.registry.base import PendingMove
 from functions.core.registry.exceptions import AliasNotFound, VersionRetired
 from functions.core.registry.rules import check_alias_target

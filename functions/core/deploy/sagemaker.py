@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from functions.core.aws_clients import LazyClient
 from functions.core.deploy.base import ENDPOINT_BUSY, Outcome
-from functions.core.errors import Conflict, InvalidRequest
+from functions.core.exceptions import Conflict, InvalidRequest
 from functions.core.naming import endpoint_name, fit_name
 
 if TYPE_CHECKING:

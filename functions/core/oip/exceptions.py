@@ -1,10 +1,10 @@
 """What the codec raises. Each subclasses the platform error of the same meaning, so the one
-HTTP mapping in ``functions/api/errors.py`` (and the model server's, which reads ``status`` and
+HTTP mapping in ``functions/api/http_errors.py`` (and the model server's, which reads ``status`` and
 ``code``) answers ``{"error", "code"}`` with the right status without knowing the codec."""
 
 from __future__ import annotations
 
-from functions.core.errors import InvalidInput, InvalidRequest, PayloadTooLarge
+from functions.core.exceptions import InvalidInput, InvalidRequest, PayloadTooLarge
 
 
 class ProtocolError(InvalidRequest):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from functions.core.errors import Conflict, InvalidInput, NotFound
+from functions.core.exceptions import Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from functions.core.registry.base import ModelVersion

@@ -12,7 +12,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from functions.core.errors import InvalidInput, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from functions.core.exceptions import (
+    InvalidInput,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from functions.core.naming import component_name
 from functions.core.runtime.base import RuntimeResponse
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from functions.core.clock import utc_now
-from functions.core.errors import Conflict
+from functions.core.exceptions import Conflict
 from functions.core.registry.base import Alias, AliasEvent
 from functions.core.registry.dynamodb.items import (
     Item,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.core.errors import Conflict
+from functions.core.exceptions import Conflict
 from functions.core.registry.base import Job
 from functions.core.registry.dynamodb.items import (
     Item,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 
 from functions.core.clock import utc_now
-from functions.core.errors import Conflict
+from functions.core.exceptions import Conflict
 from functions.core.registry.base import ApiKey
 from functions.core.registry.dynamodb.items import (
     Item,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from functions.core.aws_clients import LazyClient
-from functions.core.errors import Conflict
+from functions.core.exceptions import Conflict
 from functions.core.naming import is_version_number
 from functions.core.registry import table_shape as shape
 from functions.core.registry.dynamodb.items import (

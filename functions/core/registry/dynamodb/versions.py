@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 from functions.core.clock import utc_now
-from functions.core.errors import Conflict
+from functions.core.exceptions import Conflict
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.dynamodb.items import (
     alias_from,

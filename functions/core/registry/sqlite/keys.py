@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from functions.core.clock import utc_now
-from functions.core.errors import Conflict
+from functions.core.exceptions import Conflict
 from functions.core.registry.base import ApiKey
 from functions.core.registry.exceptions import KeyNotFound
 from functions.core.registry.sqlite.connection import Database

@@ -1,6 +1,6 @@
 """The one place errors become HTTP: ``{"error": message, "code": code}`` with its status.
 
-Domain errors (``functions.core.errors``) carry their own status and code; FastAPI's request
+Domain errors (``functions.core.exceptions``) carry their own status and code; FastAPI's request
 validation, Starlette's routing errors and anything unexpected are given the same shape. An
 unexpected exception is logged with its traceback and answered as a bare 500: the client never
 sees a stack trace.
@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.api.openapi import allowed_methods
-from functions.core.errors import ModelwayError
+from functions.core.exceptions import ModelwayError
 
 logger = logging.getLogger("modelway.api")
 

@@ -8,7 +8,7 @@ refusal ``modelway package`` can give has its own ``code`` and its own process e
 
 from __future__ import annotations
 
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 
 
 class PackagingError(InvalidArtifact):

@@ -36,7 +36,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from serving.errors import ServingError
+from serving.exceptions import ServingError
 
 
 def _error(

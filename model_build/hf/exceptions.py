@@ -3,7 +3,7 @@ error path prints each as a one-line reason."""
 
 from __future__ import annotations
 
-from functions.core.errors import InvalidArtifact
+from functions.core.exceptions import InvalidArtifact
 
 
 class HfModelError(InvalidArtifact):

@@ -1,7 +1,7 @@
 """The error hierarchy every part of modelway raises.
 
 Each error carries the HTTP status and the machine-readable ``code`` that the one mapping in
-``functions/api/errors.py`` turns into ``{"error": message, "code": code}``. Errors subclass
+``functions/api/http_errors.py`` turns into ``{"error": message, "code": code}``. Errors subclass
 the nearest built-in so callers outside HTTP can still catch ``ValueError`` / ``LookupError``.
 """
 

@@ -1,7 +1,7 @@
 """Errors the server raises; ``app`` turns each into the response its route speaks.
 
 On ``/invocations`` that is ``{"error", "code"}`` with ``status``; on the SageMaker runtime
-path (local mode) ``sagemaker_errors`` wraps the same error the way SageMaker does.
+path (local mode) ``sagemaker_error_responses`` wraps the same error the way SageMaker does.
 """
 
 from __future__ import annotations
