@@ -1,15 +1,14 @@
-"""Builders for the router tests: a fake runtime client, a hand-driven clock, registry
-content, keys and requests. Fixtures over these live in ``conftest.py``."""
+"""Builders for the router tests: a hand-driven clock, registry content, keys and requests
+(the fake runtime client is ``runtime_testkit``'s, shared with batch). Fixtures over these
+live in ``conftest.py``."""
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
+from runtime_testkit import FakeRuntime
 
 from functions.api.app import create_app
 from functions.api.deps import get_registry, get_runtime
@@ -19,7 +18,6 @@ from functions.core.manifest import Manifest, ParityReport, Signature, TensorSpe
 from functions.core.naming import endpoint_name, variant_name
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
-from functions.core.runtime.base import JSON, RuntimeResponse
 from functions.core.settings import Settings
 
 MODEL = "digits"
@@ -33,58 +31,6 @@ DIGITS_SIGNATURE = Signature(
         TensorSpec(name="label", datatype="INT64", shape=[-1]),
     ],
 )
-
-
-@dataclass
-class Call:
-    endpoint: str
-    variant: str | None
-    body: bytes
-    content_type: str
-    deadline: float | None = None
-    request_id: str | None = None
-
-
-@dataclass
-class FakeRuntime:
-    """A ``RuntimeClient`` that records each call and answers like the model server would:
-    a v2 response from the variant it was sent to, unless told to fail or answer otherwise."""
-
-    calls: list[Call] = field(default_factory=list)
-    error: Exception | None = None
-    answer: Callable[[Call], RuntimeResponse] | None = None
-
-    def invoke(
-        self,
-        *,
-        endpoint: str,
-        variant: str | None,
-        body: bytes,
-        content_type: str,
-        deadline: float | None = None,
-        request_id: str | None = None,
-    ) -> RuntimeResponse:
-        call = Call(
-            endpoint=endpoint,
-            variant=variant,
-            body=body,
-            content_type=content_type,
-            deadline=deadline,
-            request_id=request_id,
-        )
-        self.calls.append(call)
-        if self.error is not None:
-            raise self.error
-        if self.answer is not None:
-            return self.answer(call)
-        document = {
-            "model_name": MODEL,
-            "model_version": (variant or "v0")[1:],
-            "outputs": [{"name": "label", "datatype": "INT64", "shape": [1], "data": [3]}],
-        }
-        return RuntimeResponse(
-            body=json.dumps(document).encode(), content_type=JSON, variant=variant
-        )
 
 
 class FakeClock:

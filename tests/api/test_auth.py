@@ -6,17 +6,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from api_testkit import (
-    MODEL,
-    FakeClock,
-    FakeRuntime,
-    add_version,
-    build_app,
-    digit_request,
-    make_key,
-)
+from api_testkit import MODEL, FakeClock, add_version, build_app, digit_request, make_key
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from runtime_testkit import FakeRuntime
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from functions.core import keys

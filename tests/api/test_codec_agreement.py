@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from api_testkit import FakeRuntime, add_version, make_key
+from api_testkit import add_version, make_key
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper
+from runtime_testkit import FakeRuntime
 from starlette.testclient import TestClient as StarletteClient
 
 from functions.batch.formats import JsonLinesParser

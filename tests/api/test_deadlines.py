@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from api_testkit import MODEL, FakeRuntime, digit_request
+from api_testkit import MODEL, digit_request
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from runtime_testkit import FakeRuntime
 
 from functions.api.deadlines import request_deadline
 from functions.core.exceptions import InvalidRequest, UpstreamTimeout

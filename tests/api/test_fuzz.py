@@ -8,10 +8,11 @@ import json
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, FakeRuntime, digit_request
+from api_testkit import MODEL, digit_request
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from runtime_testkit import FakeRuntime
 
 from functions.core.registry.base import ModelVersion
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, FakeClock, FakeRuntime, build_app, make_key
+from api_testkit import MODEL, FakeClock, build_app, make_key
 from fastapi import FastAPI
+from runtime_testkit import FakeRuntime
 
 from functions.api import handler as handler_module
 from functions.api.apigw import authorizer_context, request_path

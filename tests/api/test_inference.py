@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_testkit import MODEL, PREFIX, FakeClock, FakeRuntime, add_version, digit_request
+from api_testkit import MODEL, PREFIX, FakeClock, add_version, digit_request
 from fastapi.testclient import TestClient
+from runtime_testkit import FakeRuntime
 
 from functions.core.exceptions import (
     InvalidInput,

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, Call, FakeRuntime, add_version, digit_request
+from api_testkit import MODEL, add_version, digit_request
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from runtime_testkit import Call, FakeRuntime
 
 from functions.core import keys
 from functions.core.capture.reader import read_captures

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from api_testkit import FakeRuntime, digit_request
+from api_testkit import digit_request
 from fastapi.testclient import TestClient
+from runtime_testkit import FakeRuntime
 
 from functions.core.registry.base import ModelVersion
 from functions.core.runtime.base import RuntimeResponse

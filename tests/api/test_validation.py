@@ -13,13 +13,13 @@ from api_testkit import (
     MODEL,
     PAYLOAD_LIMIT,
     FakeClock,
-    FakeRuntime,
     add_version,
     build_app,
     digit_request,
     make_key,
 )
 from fastapi.testclient import TestClient
+from runtime_testkit import FakeRuntime
 
 from functions.core.exceptions import InvalidInput
 from functions.core.manifest import Signature, TensorSpec

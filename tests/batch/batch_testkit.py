@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime_testkit import Call, FakeRuntime
+
 from functions.batch.deps import BatchDeps
 from functions.batch.dispatch import handle_event
 from functions.batch.events import s3_put_event
 from functions.core.artifacts.exceptions import ObjectNotFound
 from functions.core.clock import utc_now
-from functions.core.exceptions import InvalidInput, ModelwayError, UpstreamUnavailable
+from functions.core.exceptions import InvalidInput
 from functions.core.registry.base import Job, ModelVersion
 from functions.core.runtime.base import RuntimeResponse
 from functions.core.settings import Settings
@@ -46,37 +48,32 @@ def jsonl(rows: list[Any]) -> bytes:
     return b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows)
 
 
-@dataclass
-class FakeRuntime:
-    """Scores ``x`` rows; fails on demand; refuses (422) any batch holding a refused row."""
+def rows_of(call: Call) -> list[list[float]]:
+    """The ``x`` rows (four numbers each) a call sent."""
+    (tensor,) = call.document["inputs"]
+    data = tensor["data"]
+    return [data[i * 4 : (i + 1) * 4] for i in range(tensor["shape"][0])]
 
-    fail_first: int = 0  # the first N calls fail
-    fail_from_call: int | None = None  # every call from this one (1-based) on fails
-    error: Callable[[str], ModelwayError] = UpstreamUnavailable
-    refuse: Callable[[list[float]], bool] = lambda r: False
-    calls: list[dict[str, Any]] = field(default_factory=list)
 
-    def invoke(
-        self, *, endpoint: str, variant: str | None, body: bytes, content_type: str
-    ) -> RuntimeResponse:
-        document = json.loads(body)
-        (tensor,) = document["inputs"]
-        n = tensor["shape"][0]
-        data = tensor["data"]
-        rows = [data[i * 4 : (i + 1) * 4] for i in range(n)]
-        number = len(self.calls) + 1
-        self.calls.append(
-            {"endpoint": endpoint, "variant": variant, "rows": rows, "bytes": len(body)}
-        )
-        if number <= self.fail_first or (
-            self.fail_from_call is not None and number >= self.fail_from_call
-        ):
-            raise self.error("endpoint is down")
-        if any(self.refuse(r) for r in rows):
+def records_sent(runtime: FakeRuntime) -> int:
+    return sum(len(rows_of(c)) for c in runtime.calls)
+
+
+def toy_model(
+    *, refuse: Callable[[list[float]], bool] = lambda r: False
+) -> Callable[[Call], RuntimeResponse]:
+    """The toy model's answer (``FakeRuntime(answer=toy_model())``): each row's sum and first
+    number, from the endpoint and variant called; refuses (422) any batch holding a row
+    ``refuse`` picks."""
+
+    def answer(call: Call) -> RuntimeResponse:
+        rows = rows_of(call)
+        if any(refuse(r) for r in rows):
             raise InvalidInput("the model refuses 13")
+        n = len(rows)
         response = {
-            "model_name": endpoint,
-            "model_version": (variant or "v0")[1:],
+            "model_name": call.endpoint,
+            "model_version": (call.variant or "v0")[1:],
             "outputs": [
                 {"name": "sum", "datatype": "FP32", "shape": [n], "data": [sum(r) for r in rows]},
                 {
@@ -88,12 +85,12 @@ class FakeRuntime:
             ],
         }
         return RuntimeResponse(
-            body=json.dumps(response).encode(), content_type="application/json", variant=variant
+            body=json.dumps(response).encode(),
+            content_type="application/json",
+            variant=call.variant,
         )
 
-    @property
-    def records_sent(self) -> int:
-        return sum(len(c["rows"]) for c in self.calls)
+    return answer
 
 
 class FakeContext:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from batch_testkit import FakeRuntime, Stack, publish
+from batch_testkit import Stack, publish, toy_model
+from runtime_testkit import FakeRuntime
 
 from functions.core.settings import Settings
 
@@ -34,7 +35,7 @@ def stack(backend: str, aws_env: None, tmp_path: Path) -> Iterator[Stack]:
             artifacts_dir=settings.artifacts_dir, data_dir=settings.data_dir
         )
         yield _with_model(Stack(settings=settings, registry=registry, store=store,
-                                runtime=FakeRuntime()))  # fmt: skip
+                                runtime=FakeRuntime(answer=toy_model())))  # fmt: skip
         registry.close()
         return
 
@@ -57,7 +58,7 @@ def stack(backend: str, aws_env: None, tmp_path: Path) -> Iterator[Stack]:
                 settings=settings,
                 registry=DynamoDBRegistry(table_name=TABLE, region=REGION),
                 store=S3ArtifactStore(bucket=BUCKET, region=REGION),
-                runtime=FakeRuntime(),
+                runtime=FakeRuntime(answer=toy_model()),
                 s3=s3,
             )
         )
@@ -80,5 +81,5 @@ def local_stack(tmp_path: Path) -> Iterator[Stack]:
     registry = SqliteRegistry(path=settings.registry_path)
     store = DirectoryArtifactStore(artifacts_dir=settings.artifacts_dir, data_dir=settings.data_dir)
     yield _with_model(Stack(settings=settings, registry=registry, store=store,
-                            runtime=FakeRuntime()))  # fmt: skip
+                            runtime=FakeRuntime(answer=toy_model())))  # fmt: skip
     registry.close()

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from batch_testkit import FakeContext, Stack, jsonl, row
+from batch_testkit import FakeContext, Stack, jsonl, records_sent, row, rows_of
 
 from functions.batch.dispatch import RetryableBatchFailure
 from functions.batch.events import job_id_for, parse_notification
@@ -81,7 +81,7 @@ def test_concurrent_deliveries_of_a_retryable_failed_job_run_it_once(racing: Sta
     summaries = in_threads(2, lambda: stack.run(event))
 
     assert sorted(s["jobs"][0]["action"] for s in summaries) == ["duplicate", "finished"]
-    sent = [r for call in stack.runtime.calls[before:] for r in call["rows"]]
+    sent = [r for call in stack.runtime.calls[before:] for r in rows_of(call)]
     assert len(sent) == 10  # every record scored once, by one runner
     assert scored_records(stack, "race") == list(range(1, 11))
     (job,) = stack.jobs()
@@ -107,7 +107,7 @@ def test_concurrent_copies_of_a_continuation_run_the_slice_once(racing: Stack) -
     summaries = in_threads(2, lambda: stack.run(continuation, FakeContext(PLENTY_MS)))
 
     assert sorted(s["jobs"][0]["action"] for s in summaries) == ["duplicate", "finished"]
-    assert stack.runtime.records_sent == 40  # 2 before the hand-on, 38 by one of the copies
+    assert records_sent(stack.runtime) == 40  # 2 before the hand-on, 38 by one of the copies
     assert scored_records(stack, "twice") == list(range(1, 41))
     (job,) = stack.jobs()
     assert job.status == "succeeded"

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
-from batch_testkit import MODEL, Stack, jsonl, merge_events, row, row_sum
+from batch_testkit import MODEL, Stack, jsonl, merge_events, row, row_sum, rows_of, toy_model
 
 from functions.batch.dispatch import RetryableBatchFailure
 from functions.batch.events import job_id_for, parse_notification
@@ -47,9 +47,9 @@ def test_multi_record_event_scores_each_object_in_order(stack: Stack) -> None:
     assert errors(stack, "a") == []
     assert len(results(stack, "b") or []) == 3
     # Ten records in micro-batches of at most four, all to the alias's version.
-    assert [len(c["rows"]) for c in stack.runtime.calls] == [4, 4, 2, 3]
-    assert {c["variant"] for c in stack.runtime.calls} == {"v1"}
-    assert {c["endpoint"] for c in stack.runtime.calls} == {"modelway-test-toy"}
+    assert [len(rows_of(c)) for c in stack.runtime.calls] == [4, 4, 2, 3]
+    assert {c.variant for c in stack.runtime.calls} == {"v1"}
+    assert {c.endpoint for c in stack.runtime.calls} == {"modelway-test-toy"}
     jobs = {j.input_uri: j for j in stack.jobs()}
     job = jobs[stack.store.object_uri(key="inputs/toy/default/a.jsonl")]
     assert (job.status, job.records, job.ok, job.errors, job.version, job.target) == (
@@ -185,7 +185,7 @@ def test_a_transient_failure_is_retried_and_the_job_succeeds(stack: Stack) -> No
 
 def test_a_model_error_response_fails_the_job(stack: Stack) -> None:
     stack.runtime.fail_first = 99
-    stack.runtime.error = UpstreamError
+    stack.runtime.failure = UpstreamError
     stack.settings.batch_max_attempts = 2
     with pytest.raises(RetryableBatchFailure):
         stack.run(stack.upload("inputs/toy/default/err.jsonl", jsonl([row(1)])))
@@ -196,7 +196,7 @@ def test_a_model_error_response_fails_the_job(stack: Stack) -> None:
 
 
 def test_records_the_model_refuses_are_isolated_by_bisection(stack: Stack) -> None:
-    stack.runtime.refuse = lambda r: r[0] == 13.0
+    stack.runtime.answer = toy_model(refuse=lambda r: r[0] == 13.0)
     rows = [row(n) for n in range(1, 17)]
     summary = stack.run(stack.upload("inputs/toy/default/refused.jsonl", jsonl(rows)))
     assert summary["jobs"][0]["status"] == "partial"
@@ -287,7 +287,7 @@ def test_gzip_inputs_are_read_on_the_fly(stack: Stack) -> None:
 def test_version_segments_and_unknown_targets(stack: Stack) -> None:
     stack.run(stack.upload("inputs/toy/v2/pinned.jsonl", jsonl([row(1)])))
     assert results(stack, "pinned", version=2) is not None
-    assert stack.runtime.calls[-1]["variant"] == "v2"
+    assert stack.runtime.calls[-1].variant == "v2"
 
     summary = stack.run(
         merge_events(
@@ -309,7 +309,7 @@ def test_a_canary_alias_scores_the_whole_file_with_its_main_version(stack: Stack
     )
     stack.settings.batch_max_records_per_request = 1
     stack.run(stack.upload("inputs/toy/default/canary.jsonl", jsonl([row(n) for n in range(20)])))
-    assert {c["variant"] for c in stack.runtime.calls} == {"v1"}
+    assert {c.variant for c in stack.runtime.calls} == {"v1"}
     assert len(results(stack, "canary") or []) == 20
 
 
@@ -341,16 +341,16 @@ def test_a_record_over_the_payload_limit_is_a_bad_record(stack: Stack) -> None:
         (2, "payload_too_large")
     ]
     # Every request stayed under the limit.
-    assert all(c["bytes"] <= 200 for c in stack.runtime.calls)
+    assert all(len(c.body) <= 200 for c in stack.runtime.calls)
 
 
 def test_micro_batches_stay_under_the_payload_limit(stack: Stack) -> None:
     stack.settings.max_payload_bytes = 400
     rows = [[n + 0.123456789, 1e10 + n, -2.5, 3.0] for n in range(60)]
     stack.run(stack.upload("inputs/toy/default/sized.jsonl", jsonl(rows)))
-    sizes = [c["bytes"] for c in stack.runtime.calls]
+    sizes = [len(c.body) for c in stack.runtime.calls]
     assert max(sizes) <= 400
-    assert sum(len(c["rows"]) for c in stack.runtime.calls) == 60
+    assert sum(len(rows_of(c)) for c in stack.runtime.calls) == 60
     assert len(sizes) < 60  # still batched
     assert [r["record"] for r in results(stack, "sized") or []] == list(range(1, 61))
 

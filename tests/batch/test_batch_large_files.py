@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from batch_testkit import MODEL, FakeContext, Stack, jsonl, row, row_sum
+from batch_testkit import MODEL, FakeContext, Stack, jsonl, records_sent, row, row_sum
 
 from functions.batch.dispatch import RetryableBatchFailure
 from functions.batch.events import job_id_for, parse_notification
@@ -72,8 +72,8 @@ def test_a_file_too_big_for_one_invocation_continues_from_a_checkpoint(stack: St
     lines = stack.read_lines(stack.output("big")) or []
     assert [line["outputs"][0]["data"][0] for line in lines[:3]] == [row_sum(n) for n in (1, 2, 3)]
     assert [e["record"] for e in stack.read_lines(stack.output("big", errors=True)) or []] == [101]
-    assert {c["variant"] for c in stack.runtime.calls} == {"v1"}
-    assert stack.runtime.records_sent == 119  # each record scored once
+    assert {c.variant for c in stack.runtime.calls} == {"v1"}
+    assert records_sent(stack.runtime) == 119  # each record scored once
     (job,) = stack.jobs()
     assert (job.records, job.ok, job.errors, job.extra["slices"]) == (120, 119, 1, 2)
 
@@ -235,6 +235,6 @@ def test_every_slice_reads_the_upload_the_job_was_made_for(stack: Stack) -> None
     lines = stack.read_lines(stack.output("moving")) or []
     assert [line["record"] for line in lines] == list(range(1, 61))
     assert [line["outputs"][0]["data"][0] for line in lines] == [row_sum(n) for n in range(1, 61)]
-    assert stack.runtime.records_sent == 60
+    assert records_sent(stack.runtime) == 60
     job = stack.registry.get_job(job_id=job.job_id)
     assert (job.records, job.ok) == (60, 60)
