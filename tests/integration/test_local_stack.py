@@ -1,7 +1,9 @@
 """The whole local request path on loopback: real model, real model server, real router.
 
 One stack per module (model server + router as child processes, as ``modelway up`` runs
-them), driven over HTTP exactly as a client would.
+them), driven over HTTP exactly as a client would; a test that breaks a stack (a damaged
+version, a stopped model server) gets one of its own, so every test passes alone and in any
+order.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,14 +43,12 @@ def infer_body(pixels: list[float], *, batch: int = 1) -> dict[str, object]:
     }
 
 
-@pytest.fixture(scope="module")
-def stack(
-    digits_artifact: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    free_port: Callable[[], int],
-) -> Iterator[Stack]:
+@contextmanager
+def running_stack(artifact: Path, home: Path, free_port: Callable[[], int]) -> Iterator[Stack]:
+    """A stack of its own in ``home``: ``artifact`` published as digits v1 (alias default),
+    three keys, model server and router started; stopped, and the environment put back, on
+    exit."""
     mp = pytest.MonkeyPatch()
-    home = tmp_path_factory.mktemp("stack-home")
     mp.setenv("MODELWAY_HOME", str(home))
     mp.setenv("MODELWAY_ENV", "local")
     # No key cache: a key revoked mid-run must stop at the next request.
@@ -61,24 +62,27 @@ def stack(
     from model_build.verify import verify_artifact
 
     get_settings.cache_clear()
-    settings = get_settings()
-    registry = make_registry(settings)
-    publish_artifact(
-        path=digits_artifact,
-        registry=registry,
-        store=make_artifact_store(settings),
-        settings=settings,
-        actor="test",
-        alias="default",
-        verify=verify_artifact,
-    )
-    _, admin = keys.create_key(registry=registry, name="admin", models=["*"], admin=True)
-    _, digits_only = keys.create_key(registry=registry, name="d", models=["digits"], admin=False)
-    _, other_only = keys.create_key(registry=registry, name="o", models=["other"], admin=False)
-    local = start_stack(
-        settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
-    )
+    local: LocalStack | None = None
     try:
+        settings = get_settings()
+        registry = make_registry(settings)
+        publish_artifact(
+            path=artifact,
+            registry=registry,
+            store=make_artifact_store(settings),
+            settings=settings,
+            actor="test",
+            alias="default",
+            verify=verify_artifact,
+        )
+        _, admin = keys.create_key(registry=registry, name="admin", models=["*"], admin=True)
+        _, digits_only = keys.create_key(
+            registry=registry, name="d", models=["digits"], admin=False
+        )
+        _, other_only = keys.create_key(registry=registry, name="o", models=["other"], admin=False)
+        local = start_stack(
+            settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
+        )
         yield Stack(
             router=local.router_url,
             serving=local.serving_url,
@@ -90,9 +94,31 @@ def stack(
             local=local,
         )
     finally:
-        local.stop()
+        if local is not None:
+            local.stop()
         mp.undo()
         get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    digits_artifact: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    free_port: Callable[[], int],
+) -> Iterator[Stack]:
+    """One stack the module's tests share: they only read from it (or add what no other
+    test looks at), so they pass alone and in any order."""
+    with running_stack(digits_artifact, tmp_path_factory.mktemp("stack-home"), free_port) as it:
+        yield it
+
+
+@pytest.fixture
+def own_stack(
+    digits_artifact: Path, tmp_path: Path, free_port: Callable[[], int]
+) -> Iterator[Stack]:
+    """A stack for one test that damages it (a broken version, a stopped model server)."""
+    with running_stack(digits_artifact, tmp_path / "stack-home", free_port) as it:
+        yield it
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +310,7 @@ def test_a_key_revoked_mid_run_stops_working(
 
 
 def test_a_version_the_model_server_cannot_load_is_502(
-    stack: Stack, samples: list[tuple[list[float], int]]
+    own_stack: Stack, samples: list[tuple[list[float], int]]
 ) -> None:
     """The artifact on disk is damaged after publishing: the model server fails to load it
     (a SageMaker ModelError), the router says 502, and the good version still answers."""
@@ -293,10 +319,10 @@ def test_a_version_the_model_server_cannot_load_is_502(
     from functions.core.backends import make_registry
     from functions.core.settings import Settings
 
-    registry = make_registry(Settings(home=stack.home))
+    registry = make_registry(Settings(home=own_stack.home))
     good = registry.get_version(model="digits", version=1)
     number = registry.next_version(model="digits")
-    damaged = stack.home / "artifacts" / "digits" / str(number) / "model.tar.gz"
+    damaged = own_stack.home / "artifacts" / "digits" / str(number) / "model.tar.gz"
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(b"not a gzip file")
     registry.register_version(
@@ -309,17 +335,17 @@ def test_a_version_the_model_server_cannot_load_is_502(
         )
     )
     body = infer_body(samples[0][0])
-    response = post_infer(stack, body, key=stack.admin, path=f"/versions/{number}")
+    response = post_infer(own_stack, body, key=own_stack.admin, path=f"/versions/{number}")
     assert_error(response, 502, "model_error")
     assert response.headers["x-model-version"] == str(number)
-    assert post_infer(stack, body, key=stack.admin).status_code == 200
+    assert post_infer(own_stack, body, key=own_stack.admin).status_code == 200
 
 
-def test_model_server_down_is_503(stack: Stack, samples: list[tuple[list[float], int]]) -> None:
-    """Runs last in this module: it stops the model server."""
-    serving = stack.local.processes[0]
+def test_model_server_down_is_503(own_stack: Stack, samples: list[tuple[list[float], int]]) -> None:
+    """The model server stops under a running router: 503 with a Retry-After."""
+    serving = own_stack.local.processes[0]
     serving.send_signal(signal.SIGINT)
     serving.wait(timeout=10)
-    response = post_infer(stack, infer_body(samples[0][0]), key=stack.admin)
+    response = post_infer(own_stack, infer_body(samples[0][0]), key=own_stack.admin)
     assert_error(response, 503)
     assert "retry-after" in response.headers
