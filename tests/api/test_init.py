@@ -256,6 +256,9 @@ def test_a_failed_priming_does_not_fail_the_init_phase(caplog: pytest.LogCapture
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         mp.setenv("AWS_CONFIG_FILE", "/nonexistent")
         mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        # The client comes from boto3's default session, which keeps the credentials it
+        # resolved first: an earlier test's would sign the priming call.
+        mp.setattr("boto3.DEFAULT_SESSION", None)
         client.prepare()
     assert client.client is not None
     assert "priming InvokeEndpoint failed" in caplog.text
