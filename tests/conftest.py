@@ -27,14 +27,14 @@ def digits_artifact(digits_build) -> Path:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised BERT encoder saved like a Hugging Face model directory."""
-    from text_testkit import make_tiny_bert
+    from tests.text_testkit import make_tiny_bert
 
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")
 def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from text_testkit import make_tiny_bert
+    from tests.text_testkit import make_tiny_bert
 
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-classifier"), classifier=True)
 

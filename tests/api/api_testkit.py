@@ -8,7 +8,6 @@ import random
 from typing import Any
 
 from fastapi import FastAPI
-from runtime_testkit import FakeRuntime
 
 from functions.api.app import create_app
 from functions.api.deps import get_registry, get_runtime
@@ -19,6 +18,7 @@ from functions.core.naming import endpoint_name, variant_name
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
+from tests.runtime_testkit import FakeRuntime
 
 MODEL = "digits"
 PREFIX = "modelway-test"

@@ -8,15 +8,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_testkit import MODEL, PAYLOAD_LIMIT, PREFIX, FakeClock, add_version, build_app, make_key
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from runtime_testkit import FakeRuntime
 
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
+from tests.api.api_testkit import (
+    MODEL,
+    PAYLOAD_LIMIT,
+    PREFIX,
+    FakeClock,
+    add_version,
+    build_app,
+    make_key,
+)
 from tests.openapi_contract import ContractChecker
+from tests.runtime_testkit import FakeRuntime
 
 
 @pytest.fixture

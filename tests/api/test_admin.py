@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_testkit import DIGITS_SIGNATURE, MODEL, add_version, digit_request, make_key
 from fastapi.testclient import TestClient
 
 from functions.core.clock import utc_now
@@ -17,6 +16,7 @@ from functions.core.registry.base import Job, ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
 from model_build.package import write_artifact
+from tests.api.api_testkit import DIGITS_SIGNATURE, MODEL, add_version, digit_request, make_key
 
 
 def admin(client: TestClient, key: str, method: str, path: str, **kwargs: Any) -> Any:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, add_version, digit_request
 from fastapi.testclient import TestClient
 
 from functions.core import keys
 from functions.core.registry.base import ApiKey
 from functions.core.registry.sqlite import SqliteRegistry
+from tests.api.api_testkit import MODEL, add_version, digit_request
 
 
 def mint(

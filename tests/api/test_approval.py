@@ -7,13 +7,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, add_version, make_key
 from fastapi.testclient import TestClient
 
 from functions.api.routes.admin import actor_of
 from functions.core import keys
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
+from tests.api.api_testkit import MODEL, add_version, make_key
 
 
 @pytest.fixture

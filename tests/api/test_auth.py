@@ -6,16 +6,16 @@ from __future__ import annotations
 import random
 
 import pytest
-from api_testkit import MODEL, FakeClock, add_version, build_app, digit_request, make_key
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from runtime_testkit import FakeRuntime
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from functions.core import keys
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
+from tests.api.api_testkit import MODEL, FakeClock, add_version, build_app, digit_request, make_key
+from tests.runtime_testkit import FakeRuntime
 
 INFER = f"/v2/models/{MODEL}/infer"
 

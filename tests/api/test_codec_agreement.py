@@ -20,10 +20,8 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from api_testkit import add_version, make_key
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper
-from runtime_testkit import FakeRuntime
 from starlette.testclient import TestClient as StarletteClient
 
 from functions.batch.formats import JsonLinesParser
@@ -34,6 +32,8 @@ from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import RuntimeResponse
 from serving.app import create_hosting_app
 from serving.config import ServingConfig
+from tests.api.api_testkit import add_version, make_key
+from tests.runtime_testkit import FakeRuntime
 
 MIXED = {
     "inputs": [

@@ -6,15 +6,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from api_testkit import MODEL, digit_request
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from runtime_testkit import FakeRuntime
 
 from functions.api.deadlines import request_deadline
 from functions.core.exceptions import InvalidRequest, UpstreamTimeout
 from functions.core.registry.base import ModelVersion
+from tests.api.api_testkit import MODEL, digit_request
 from tests.events import sample_event, sample_path
+from tests.runtime_testkit import FakeRuntime
 
 INFER = f"/v2/models/{MODEL}/infer"
 

@@ -18,7 +18,6 @@ from urllib.parse import urljoin
 
 import pytest
 import uvicorn
-from api_testkit import MODEL
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -27,6 +26,7 @@ from functions.api.docs import ASSETS
 from functions.api.openapi import ERROR_EXAMPLES, INFER_REQUEST_EXAMPLE
 from functions.core.registry.base import ModelVersion
 from model_build.cli.invoke import LocalLambdaContext
+from tests.api.api_testkit import MODEL
 from tests.events import sample_event
 
 STAGE = "dev"

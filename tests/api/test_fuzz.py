@@ -8,13 +8,13 @@ import json
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, digit_request
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from runtime_testkit import FakeRuntime
 
 from functions.core.registry.base import ModelVersion
+from tests.api.api_testkit import MODEL, digit_request
+from tests.runtime_testkit import FakeRuntime
 
 INFER = f"/v2/models/{MODEL}/infer"
 FUZZ = settings(

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, FakeClock, build_app, make_key
 from fastapi import FastAPI
-from runtime_testkit import FakeRuntime
 
 from functions.api import handler as handler_module
 from functions.api.apigw import authorizer_context, request_path
@@ -24,7 +22,9 @@ from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
 from model_build.cli import invoke, main
 from model_build.cli.invoke import API_KEY_PLACEHOLDER, LocalLambdaContext, load_event
+from tests.api.api_testkit import MODEL, FakeClock, build_app, make_key
 from tests.events import EVENTS_DIR
+from tests.runtime_testkit import FakeRuntime
 
 EVENTS = EVENTS_DIR
 # What each sample event gets from the local router (a key substituted for the placeholder).
@@ -324,10 +324,9 @@ def test_each_models_errors_are_counted_for_that_model_alone(
     """Issue 10: the rollback alarm counted every 5xx of the stage, so one tenant's failures
     rolled back another's deployment. ``ModelErrors`` (service, model) is what each model's
     rollback alarm watches (``functions.core.deploy.guardrail``)."""
-    from api_testkit import add_version
-
     from functions.core.deploy import guardrail
     from functions.core.exceptions import UpstreamError
+    from tests.api.api_testkit import add_version
 
     add_version(registry, model="other")
     answer = FakeRuntime().invoke

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_testkit import MODEL, PREFIX, FakeClock, add_version, digit_request
 from fastapi.testclient import TestClient
-from runtime_testkit import FakeRuntime
 
 from functions.core.exceptions import (
     InvalidInput,
@@ -19,6 +17,8 @@ from functions.core.exceptions import (
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import JSON, RuntimeResponse
+from tests.api.api_testkit import MODEL, PREFIX, FakeClock, add_version, digit_request
+from tests.runtime_testkit import FakeRuntime
 
 INFER = f"/v2/models/{MODEL}/infer"
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_testkit import FakeClock, digit_request
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -24,6 +23,7 @@ from functions.core.registry.base import ModelVersion
 from functions.core.registry.dynamodb import DynamoDBRegistry
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.sagemaker import SageMakerRuntimeClient
+from tests.api.api_testkit import FakeClock, digit_request
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,12 +12,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from api_testkit import MODEL, digit_request
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from functions.core import naming
 from functions.core.registry.base import ModelVersion
+from tests.api.api_testkit import MODEL, digit_request
 
 METHODS = ["get", "put", "post", "delete", "patch", "options", "head"]
 SANE = {"model": MODEL, "version": "1", "alias": "default", "key_id": "key_000000000000"}

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, add_version, digit_request
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from runtime_testkit import Call, FakeRuntime
 
 from functions.core import keys
 from functions.core.capture.reader import read_captures
@@ -21,6 +19,8 @@ from functions.core.registry.base import ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import JSON, RuntimeResponse
 from functions.core.settings import Settings
+from tests.api.api_testkit import MODEL, add_version, digit_request
+from tests.runtime_testkit import Call, FakeRuntime
 
 LABELS = [str(d) for d in range(10)]
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from api_testkit import digit_request
 from fastapi.testclient import TestClient
-from runtime_testkit import FakeRuntime
 
 from functions.core.registry.base import ModelVersion
 from functions.core.runtime.base import RuntimeResponse
+from tests.api.api_testkit import digit_request
+from tests.runtime_testkit import FakeRuntime
 
 INFER = "/v2/models/digits/infer"
 

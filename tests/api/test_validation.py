@@ -9,17 +9,7 @@ import struct
 from typing import Any
 
 import pytest
-from api_testkit import (
-    MODEL,
-    PAYLOAD_LIMIT,
-    FakeClock,
-    add_version,
-    build_app,
-    digit_request,
-    make_key,
-)
 from fastapi.testclient import TestClient
-from runtime_testkit import FakeRuntime
 
 from functions.core.exceptions import InvalidInput
 from functions.core.manifest import Signature, TensorSpec
@@ -28,6 +18,16 @@ from functions.core.registry.base import ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.runtime.base import BINARY_JSON, RuntimeResponse
 from functions.core.settings import Settings
+from tests.api.api_testkit import (
+    MODEL,
+    PAYLOAD_LIMIT,
+    FakeClock,
+    add_version,
+    build_app,
+    digit_request,
+    make_key,
+)
+from tests.runtime_testkit import FakeRuntime
 
 INFER = f"/v2/models/{MODEL}/infer"
 

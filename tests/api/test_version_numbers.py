@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_testkit import MODEL, digit_request
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from functions.core.registry.base import ModelVersion
+from tests.api.api_testkit import MODEL, digit_request
 
 # Every route with a version in its path (checked against the app below), and one in a body.
 VERSION_ROUTES = [

@@ -118,7 +118,7 @@ def make_artifact(tmp_path: Any) -> Any:
 def sagemaker(mocked: None) -> Any:
     """SageMaker under moto, recording calls and playing ``UpdateEndpoint``
     (``sagemaker_testkit.SageMaker``)."""
-    from .sagemaker_testkit import SageMaker
+    from tests.aws.sagemaker_testkit import SageMaker
 
     return SageMaker()
 
@@ -130,9 +130,8 @@ def publish(registry: Any, store: Any, sagemaker: Any, make_artifact: Any) -> An
     unless one is given)."""
     from functions.core import archive, publishing
     from functions.core.settings import Settings
+    from tests.aws.sagemaker_testkit import PREFIX, make_deployer
     from tests.iam_proof.capture import acting_as
-
-    from .sagemaker_testkit import PREFIX, make_deployer
 
     settings = Settings(env="test", endpoint_prefix=PREFIX)
     default = make_deployer(sagemaker)

@@ -12,8 +12,7 @@ import pytest
 from functions.core.deploy import rollout
 from functions.core.deploy.sagemaker import SageMakerDeployer
 from functions.core.settings import Settings
-
-from .sagemaker_testkit import (
+from tests.aws.sagemaker_testkit import (
     AUTOSCALING,
     ENDPOINT,
     IMAGE,

@@ -15,11 +15,10 @@ import pytest
 
 from functions.core.deploy import rollout
 from functions.core.registry.base import PendingMove
+from tests.aws.components_testkit import Components, make_component_deployer
+from tests.aws.sagemaker_testkit import ENDPOINT, PREFIX, REGION, ROLE, SageMaker
 from tests.events import sample_event
 from tests.iam_proof.capture import acting_as
-
-from .components_testkit import Components, make_component_deployer
-from .sagemaker_testkit import ENDPOINT, PREFIX, REGION, ROLE, SageMaker
 
 V1, V2, V3 = (f"{ENDPOINT}-v{n}" for n in (1, 2, 3))
 HIGH_RESOLUTION = "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"

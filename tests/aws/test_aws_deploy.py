@@ -16,8 +16,7 @@ from functions.core.deploy import rollout
 from functions.core.registry.base import PendingMove
 from functions.core.registry.exceptions import VersionRetired
 from functions.core.settings import Settings
-
-from .sagemaker_testkit import (
+from tests.aws.sagemaker_testkit import (
     ALARM,
     ENDPOINT,
     IMAGE,

@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.aws.sagemaker_testkit import AUTOSCALING, REGION, SageMaker, make_deployer
 from tests.events import sample_event, sample_path
 
 from .conftest import TABLE
-from .sagemaker_testkit import AUTOSCALING, REGION, SageMaker, make_deployer
 
 EVENT_FILE = sample_path("sagemaker-endpoint-in-service.json")
 # The sample event names dev's endpoint of model digits.

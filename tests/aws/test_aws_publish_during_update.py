@@ -15,8 +15,7 @@ import pytest
 
 from functions.core.deploy import rollout
 from functions.core.registry.base import PendingMove
-
-from .sagemaker_testkit import SageMaker, make_deployer
+from tests.aws.sagemaker_testkit import SageMaker, make_deployer
 
 
 def default_version(registry: Any) -> int:
@@ -136,8 +135,7 @@ def test_the_endpoints_in_service_event_makes_the_waiting_move(
     """What the endpoint-events function does when SageMaker reports the endpoint
     ``IN_SERVICE``: the move that waited for the update is made, with its requester."""
     from functions.endpoint_events.in_service import handle_event
-
-    from .sagemaker_testkit import ENDPOINT, PREFIX
+    from tests.aws.sagemaker_testkit import ENDPOINT, PREFIX
 
     publish(b"model one")
     publish(b"model two", alias=None)
@@ -165,9 +163,9 @@ def test_the_api_answers_202_for_a_move_that_waits_for_its_target(
     from functions.api.app import create_app
     from functions.core import keys
     from functions.core.settings import Settings
+    from tests.aws.sagemaker_testkit import PREFIX
 
     from .conftest import REGION, TABLE
-    from .sagemaker_testkit import PREFIX
 
     publish(b"model one")
     publish(b"model two", alias=None)
@@ -201,8 +199,7 @@ def test_a_pending_move_to_a_version_rejected_meanwhile_is_dropped_where_gated(
     InService event (endpoint-events, as the prod handler calls it) does not move to it."""
     from functions.core import approval
     from functions.endpoint_events.in_service import handle_event
-
-    from .sagemaker_testkit import ENDPOINT, PREFIX
+    from tests.aws.sagemaker_testkit import ENDPOINT, PREFIX
 
     publish(b"model one")
     publish(b"model two", alias=None)

@@ -23,9 +23,9 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from fastapi.testclient import TestClient
 
 from functions.core import keys
+from tests.aws.sagemaker_testkit import IMAGE, PREFIX, SageMaker, make_deployer
 
 from .conftest import BUCKET, REGION, TABLE
-from .sagemaker_testkit import IMAGE, PREFIX, SageMaker, make_deployer
 
 GROUP = f"{PREFIX}-digits"
 

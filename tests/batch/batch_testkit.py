@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime_testkit import Call, FakeRuntime
-
 from functions.batch.deps import BatchDeps
 from functions.batch.dispatch import handle_event
 from functions.batch.events import s3_put_event
@@ -22,6 +20,7 @@ from functions.core.exceptions import InvalidInput
 from functions.core.registry.base import Job, ModelVersion
 from functions.core.runtime.base import RuntimeResponse
 from functions.core.settings import Settings
+from tests.runtime_testkit import Call, FakeRuntime
 
 MODEL = "toy"
 PREFIX = "modelway-test"

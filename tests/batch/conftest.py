@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from batch_testkit import Stack, publish, toy_model
-from runtime_testkit import FakeRuntime
 
 from functions.core.settings import Settings
+from tests.batch.batch_testkit import Stack, publish, toy_model
+from tests.runtime_testkit import FakeRuntime
 
 REGION = "us-east-1"
 TABLE = "modelway-batch-test"

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from batch_testkit import FakeContext, Stack, jsonl, row
 
 from functions.batch import handler as batch_handler
 from functions.core import backends
+from tests.batch.batch_testkit import FakeContext, Stack, jsonl, row
 
 
 @pytest.fixture

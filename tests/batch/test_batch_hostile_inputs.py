@@ -32,9 +32,9 @@ import gzip
 from typing import Any
 
 import pytest
-from batch_testkit import MODEL, Stack, jsonl, row
 
 from functions.batch.dispatch import RetryableBatchFailure
+from tests.batch.batch_testkit import MODEL, Stack, jsonl, row
 
 ROW = ",".join(str(v) for v in row(1)).encode()
 

@@ -9,11 +9,20 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
-from batch_testkit import MODEL, Stack, jsonl, merge_events, row, row_sum, rows_of, toy_model
 
 from functions.batch.dispatch import RetryableBatchFailure
 from functions.batch.events import job_id_for, parse_notification
 from functions.core.exceptions import UpstreamError
+from tests.batch.batch_testkit import (
+    MODEL,
+    Stack,
+    jsonl,
+    merge_events,
+    row,
+    row_sum,
+    rows_of,
+    toy_model,
+)
 
 OUT = f"outputs/{MODEL}/1"
 

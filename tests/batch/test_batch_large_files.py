@@ -8,10 +8,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from batch_testkit import MODEL, FakeContext, Stack, jsonl, records_sent, row, row_sum
 
 from functions.batch.dispatch import RetryableBatchFailure
 from functions.batch.events import job_id_for, parse_notification
+from tests.batch.batch_testkit import MODEL, FakeContext, Stack, jsonl, records_sent, row, row_sum
 
 PLENTY_MS = 600_000  # ten minutes
 SHORT_MS = 1_000  # under the 90 s margin: time to stop

@@ -5,7 +5,7 @@ it — ``tests/iam_proof`` checks that against the synthesized template."""
 
 from __future__ import annotations
 
-from batch_testkit import Stack
+from tests.batch.batch_testkit import Stack
 
 
 def test_an_input_deleted_before_scoring_fails_its_job_with_a_reason(stack: Stack) -> None:

@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_testkit import Stack, output_key, publish
+from starlette.testclient import TestClient
 
 from functions.core.exceptions import InvalidInput
 from functions.core.runtime.base import RuntimeResponse
 from functions.core.settings import Settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
-from serving_testkit import WORDS, words_onnx
-from starlette.testclient import TestClient
-
 from serving.app import create_hosting_app
 from serving.config import ServingConfig
+from tests.batch.batch_testkit import Stack, output_key, publish
+from tests.serving.serving_testkit import WORDS, words_onnx
 
 SIGNATURE = {
     "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1], "max_bytes": 64}],

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from byom_testkit import IrisFiles, make_iris
+
+from tests.byom.byom_testkit import IrisFiles, make_iris
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +36,7 @@ def ranker(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     import subprocess
     import sys
 
-    from byom_testkit import HERE, ranker_samples
+    from tests.byom.byom_testkit import HERE, ranker_samples
 
     work = tmp_path_factory.mktemp("ranker")
     samples = ranker_samples(work / "samples.npz")

@@ -18,7 +18,8 @@ from urllib.request import url2pathname
 import httpx
 import numpy as np
 import pytest
-from byom_testkit import IRIS_CLASSES, IrisFiles
+
+from tests.byom.byom_testkit import IRIS_CLASSES, IrisFiles
 
 pytestmark = pytest.mark.integration
 

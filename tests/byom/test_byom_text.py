@@ -18,7 +18,8 @@ from urllib.request import url2pathname
 import httpx
 import numpy as np
 import pytest
-from byom_testkit import ReviewFiles, make_reviews
+
+from tests.byom.byom_testkit import ReviewFiles, make_reviews
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from byom_testkit import IrisFiles
 
 from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, MODEL_FILE_NAME, Manifest
 from model_build import package_onnx
 from model_build.package import sha256_file
+from tests.byom.byom_testkit import IrisFiles
 
 
 def _manifest(artifact: Path) -> Manifest:
@@ -176,8 +176,9 @@ def test_every_datatype_packages_from_samples_and_from_generated_inputs(
 ) -> None:
     """An Identity graph over each type: samples in the user's numpy dtype are taken in the
     graph's (within a kind), the model runs, and the output equals the input."""
-    from byom_testkit import tiny_graph
     from onnx import TensorProto, helper
+
+    from tests.byom.byom_testkit import tiny_graph
 
     kind = TensorProto.DataType.Value(elem)
     model = tiny_graph(
@@ -199,10 +200,10 @@ def test_every_datatype_packages_from_samples_and_from_generated_inputs(
 
 
 def test_integer_samples_out_of_the_inputs_range_are_refused(tmp_path: Path) -> None:
-    from byom_testkit import tiny_graph
     from onnx import TensorProto, helper
 
     from model_build.exceptions import InvalidSamples
+    from tests.byom.byom_testkit import tiny_graph
 
     model = tiny_graph(
         tmp_path / "u8.onnx",
@@ -216,7 +217,7 @@ def test_integer_samples_out_of_the_inputs_range_are_refused(tmp_path: Path) -> 
 
 def test_a_text_classifier_taking_strings(tmp_path: Path) -> None:
     """skl2onnx's TF-IDF pipeline: a BYTES input [-1, 1], checked against scikit-learn."""
-    from byom_testkit import REVIEWS, make_reviews
+    from tests.byom.byom_testkit import REVIEWS, make_reviews
 
     reviews = make_reviews(tmp_path / "reviews")
     texts = [text for text, _ in REVIEWS]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from byom_testkit import IrisFiles, tiny_graph
 from onnx import TensorProto, helper
+
+from tests.byom.byom_testkit import IrisFiles, tiny_graph
 
 Run = Callable[..., tuple[int, str, str]]
 

@@ -9,7 +9,8 @@ shell) so that the assertions do not depend on who runs them. Synthesis is the s
 from __future__ import annotations
 
 import pytest
-from infra_testkit import ENVIRONMENTS, Synthesized
+
+from tests.infra.infra_testkit import ENVIRONMENTS, Synthesized
 
 
 @pytest.fixture(scope="session")

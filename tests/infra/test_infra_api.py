@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from infra_testkit import Synthesized, env_vars, environment_config, flat, function_named
+
+from tests.infra.infra_testkit import (
+    Synthesized,
+    env_vars,
+    environment_config,
+    flat,
+    function_named,
+)
 
 pytestmark = pytest.mark.infra
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from infra_testkit import Synthesized
 
 from infra.constructs.bundling import (
     FORBIDDEN,
@@ -18,6 +17,7 @@ from infra.constructs.bundling import (
     lambda_requirements,
     source_files,
 )
+from tests.infra.infra_testkit import Synthesized
 
 pytestmark = pytest.mark.infra
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
-from infra_testkit import ENVIRONMENTS, REPO_ROOT, Synthesized
+
+from tests.infra.infra_testkit import ENVIRONMENTS, REPO_ROOT, Synthesized
 
 pytestmark = pytest.mark.infra
 

@@ -10,9 +10,9 @@ import sys
 from typing import Any
 
 import pytest
-from infra_testkit import ENVIRONMENTS, REPO_ROOT, cdk_context
 
 from infra.config import ConfigError, EnvironmentConfig, load_environment
+from tests.infra.infra_testkit import ENVIRONMENTS, REPO_ROOT, cdk_context
 
 pytestmark = pytest.mark.infra
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from infra_testkit import Synthesized, function_named
 
 from tests.events import sample_event
+from tests.infra.infra_testkit import Synthesized, function_named
 
 pytestmark = pytest.mark.infra
 

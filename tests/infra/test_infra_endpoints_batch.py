@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from infra_testkit import REPO_ROOT, Synthesized, environment_config, flat
+
+from tests.infra.infra_testkit import REPO_ROOT, Synthesized, environment_config, flat
 
 pytestmark = pytest.mark.infra
 

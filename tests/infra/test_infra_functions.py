@@ -6,7 +6,8 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match
-from infra_testkit import Synthesized, env_vars, environment_config, function_named
+
+from tests.infra.infra_testkit import Synthesized, env_vars, environment_config, function_named
 
 pytestmark = pytest.mark.infra
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from infra_testkit import (
+
+from tests.infra.infra_testkit import (
     Synthesized,
     as_list,
     flat,

@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from infra_testkit import (
+
+from tests.infra.infra_testkit import (
     Synthesized,
     env_vars,
     environment_config,

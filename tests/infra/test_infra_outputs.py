@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_testkit import REPO_ROOT, Synthesized
 
 from infra.outputs import exports, settings_from_outputs
+from tests.infra.infra_testkit import REPO_ROOT, Synthesized
 
 pytestmark = pytest.mark.infra
 

@@ -8,9 +8,15 @@ import copy
 from typing import Any
 
 import pytest
-from infra_testkit import Synthesized, cdk_context, environment_config, flat, function_named
 
 from infra.config import ConfigError, load_environment
+from tests.infra.infra_testkit import (
+    Synthesized,
+    cdk_context,
+    environment_config,
+    flat,
+    function_named,
+)
 
 pytestmark = pytest.mark.infra
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
-from infra_testkit import Synthesized, cdk_context, environment_config
 
 from infra.constructs.storage import Storage
+from tests.infra.infra_testkit import Synthesized, cdk_context, environment_config
 
 pytestmark = pytest.mark.infra
 

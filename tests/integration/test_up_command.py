@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from up_testkit import start_up, stop
+
+from tests.integration.up_testkit import start_up, stop
 
 pytestmark = pytest.mark.integration
 

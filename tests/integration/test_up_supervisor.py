@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from up_testkit import Up, launch, stop
+
+from tests.integration.up_testkit import Up, launch, stop
 
 pytestmark = pytest.mark.integration
 

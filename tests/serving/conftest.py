@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_testkit import CLASSIFIER_SIGNATURE, classifier_onnx, package
+
+from tests.serving.serving_testkit import CLASSIFIER_SIGNATURE, classifier_onnx, package
 
 
 @pytest.fixture(scope="session")

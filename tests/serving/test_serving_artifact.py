@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_testkit import (
+
+from serving.artifact import open_artifact
+from serving.config import ServingConfig
+from serving.exceptions import ArtifactError
+from serving.model import OnnxModel
+from tests.serving.serving_testkit import (
     CLASSIFIER_SIGNATURE,
     DOUBLER_SIGNATURE,
     classifier_onnx,
@@ -17,11 +22,6 @@ from serving_testkit import (
     package,
     write_tar,
 )
-
-from serving.artifact import open_artifact
-from serving.config import ServingConfig
-from serving.exceptions import ArtifactError
-from serving.model import OnnxModel
 
 CONFIG = ServingConfig(ort_threads=1)
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving_testkit import WORDS, running_server, split_binary_response, words_onnx
 
 from functions.core import oip
 from model_build.package import package_onnx
 from model_build.verify import verify_artifact
 from serving.app import create_hosting_app
 from serving.config import ServingConfig
+from tests.serving.serving_testkit import WORDS, running_server, split_binary_response, words_onnx
 
 TEXTS = ["good", "bad", "日本", "neither", ""]
 LABELS = [WORDS[t][0] if t in WORDS else "unknown" for t in TEXTS]

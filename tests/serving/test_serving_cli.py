@@ -17,9 +17,9 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
-from serving_testkit import infer_body, publish_classifier, wait_for
 
 from serving.__main__ import LISTENING
+from tests.serving.serving_testkit import infer_body, publish_classifier, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from serving_testkit import infer_body, publish_classifier, running_server, wait_for
 
 from serving.app import create_local_app
 from serving.batching import DynamicBatcher, Tensors
 from serving.config import ServingConfig
 from serving.deadlines import custom_attributes, request_deadline
 from serving.exceptions import DeadlineExceeded, InvalidRequest, Overloaded
+from tests.serving.serving_testkit import infer_body, publish_classifier, running_server, wait_for
 
 PREFIX = "modelway-local"
 ENDPOINT = f"{PREFIX}-digits"

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serving_testkit import (
+
+from serving.app import create_hosting_app
+from serving.config import ServingConfig
+from serving.protocol import SAGEMAKER_BINARY
+from tests.serving.serving_testkit import (
     CLASSIFIER_SIGNATURE,
     classifier_onnx,
     infer_body,
     package,
     running_server,
 )
-
-from serving.app import create_hosting_app
-from serving.config import ServingConfig
-from serving.protocol import SAGEMAKER_BINARY
 
 FUZZ = settings(
     max_examples=250,

@@ -10,17 +10,17 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from serving_testkit import (
+
+from serving.app import create_hosting_app
+from serving.config import ServingConfig
+from serving.protocol import SAGEMAKER_BINARY
+from tests.serving.serving_testkit import (
     binary_body,
     expected_logits,
     infer_body,
     running_server,
     split_binary_response,
 )
-
-from serving.app import create_hosting_app
-from serving.config import ServingConfig
-from serving.protocol import SAGEMAKER_BINARY
 
 CONFIG = ServingConfig(ort_threads=1, max_request_bytes=64 * 1024)
 

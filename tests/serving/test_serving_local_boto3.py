@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from serving_testkit import (
+
+from serving.app import create_local_app
+from serving.config import ServingConfig
+from serving.protocol import SAGEMAKER_BINARY
+from serving.repository import LocalRepository
+from tests.serving.serving_testkit import (
     binary_body,
     expected_logits,
     infer_body,
@@ -24,11 +29,6 @@ from serving_testkit import (
     split_binary_response,
     wait_for,
 )
-
-from serving.app import create_local_app
-from serving.config import ServingConfig
-from serving.protocol import SAGEMAKER_BINARY
-from serving.repository import LocalRepository
 
 PREFIX = "modelway-local"
 ENDPOINT = f"{PREFIX}-digits"

@@ -10,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from serving_testkit import OPSET, package
 from starlette.testclient import TestClient
 
 from serving.app import create_hosting_app
 from serving.config import ServingConfig
+from tests.serving.serving_testkit import OPSET, package
 
 SIGNATURE = {  # as a manifest written before dim_names existed
     "inputs": [

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from serving_testkit import binary_body, split_binary_response
 
 from serving.exceptions import InvalidRequest, InvalidTensor, PayloadTooLarge, ServingError
 from serving.protocol import (
@@ -17,6 +16,7 @@ from serving.protocol import (
     encode_response,
     json_header_length,
 )
+from tests.serving.serving_testkit import binary_body, split_binary_response
 
 
 def _doc(**tensor: Any) -> bytes:
