@@ -7,7 +7,6 @@ synthesized template's roles."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -17,22 +16,12 @@ from functions.core.deploy import rollout
 from functions.core.registry.base import PendingMove
 from tests.aws.components_testkit import Components, make_component_deployer
 from tests.aws.sagemaker_testkit import ENDPOINT, PREFIX, REGION, ROLE, SageMaker
+from tests.aws.test_aws_endpoint_events import Context
 from tests.events import sample_event
 from tests.iam_proof.capture import acting_as
 
 V1, V2, V3 = (f"{ENDPOINT}-v{n}" for n in (1, 2, 3))
 HIGH_RESOLUTION = "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"
-
-
-@dataclass
-class Context:
-    function_name: str = "modelway-test-endpoint-events"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:modelway-test-endpoint-events"
-    )
-    aws_request_id: str = "8c1d2e3f-0000-4000-8000-000000000003"
 
 
 @pytest.fixture

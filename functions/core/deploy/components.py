@@ -42,21 +42,17 @@ targets now serve.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from functions.core.deploy.base import ENDPOINT_BUSY, Outcome
+from functions.core.deploy.base import Outcome
 from functions.core.deploy.sagemaker import (
-    BUSY_RETRY_AFTER_SECONDS,
     SageMakerDeployer,
     already_exists,
     not_found,
 )
-from functions.core.exceptions import Conflict
-from functions.core.naming import component_name, fit_name, version_of_component
+from functions.core.naming import component_name, version_of_component
 
 if TYPE_CHECKING:
     from functions.core.deploy.component_scaling import ComponentAutoscaling
@@ -127,25 +123,17 @@ class ComponentDeployer(SageMakerDeployer):
         fleet = self.fleet_variant()
         current = self._describe_endpoint(endpoint)
         if current is None:
-            config = self._create_fleet_config(plan.model, fleet)
-            self._sm.create_endpoint(
-                EndpointName=endpoint,
-                EndpointConfigName=config,
-                Tags=[{"Key": "modelway:model", "Value": plan.model}],
-            )
+            config = self._create_config(plan.model, [fleet], own_role=True)
+            self._create_endpoint(model=plan.model, config=config)
             return "created"
         status = current.get("EndpointStatus")
         if status != IN_SERVICE:
-            raise Conflict(
-                f"endpoint {endpoint} is {status}; try again when it is InService",
-                code=ENDPOINT_BUSY,
-                retry_after=BUSY_RETRY_AFTER_SECONDS,
-            )
+            raise self._busy(endpoint, status)
         running = self._sm.describe_endpoint_config(
             EndpointConfigName=current["EndpointConfigName"]
         )["ProductionVariants"]
         if [_fleet_shape(v) for v in running] != [_fleet_shape(fleet)]:
-            config = self._create_fleet_config(plan.model, fleet)
+            config = self._create_config(plan.model, [fleet], own_role=True)
             self._sm.update_endpoint(
                 EndpointName=endpoint,
                 EndpointConfigName=config,
@@ -315,24 +303,6 @@ class ComponentDeployer(SageMakerDeployer):
             for summary in page.get("InferenceComponents", []):
                 found[str(summary["InferenceComponentName"])] = summary
         return found
-
-    def _create_fleet_config(self, model: str, fleet: dict[str, Any]) -> str:
-        digest = hashlib.sha256(json.dumps(fleet, sort_keys=True).encode()).hexdigest()[:10]
-        name = fit_name(f"{self._prefix}-{model}-{digest}")
-        request: dict[str, Any] = {
-            "EndpointConfigName": name,
-            "ProductionVariants": [fleet],
-            "Tags": [{"Key": "modelway:model", "Value": model}],
-        }
-        if self._role_arn:
-            # An endpoint hosting components needs a role of its own (SageMaker's rule).
-            request["ExecutionRoleArn"] = self._role_arn
-        try:
-            self._sm.create_endpoint_config(**request)
-        except Exception as exc:
-            if not already_exists(exc):  # the same fleet configured before: same content
-                raise
-        return name
 
 
 def _same_requirements(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:

@@ -196,11 +196,8 @@ class SageMakerDeployer:
         endpoint = self.endpoint_name(model=plan.model)
         current = self._describe_endpoint(endpoint)
         if current is None:
-            config = self._create_config(plan.model, variants)
-            self._sm.create_endpoint(
-                EndpointName=endpoint,
-                EndpointConfigName=config,
-                Tags=[{"Key": "modelway:model", "Value": plan.model}],
+            self._create_endpoint(
+                model=plan.model, config=self._create_config(plan.model, variants)
             )
             return "created"
         status = current.get("EndpointStatus")
@@ -209,11 +206,7 @@ class SageMakerDeployer:
                 # E.g. a model's first publish: the endpoint is still Creating with exactly
                 # these variants, and the move that follows (``default`` → v1) changes nothing.
                 return "unchanged"
-            raise Conflict(
-                f"endpoint {endpoint} is {status}; try again when it is InService",
-                code=ENDPOINT_BUSY,
-                retry_after=BUSY_RETRY_AFTER_SECONDS,
-            )
+            raise self._busy(endpoint, status)
         running = self._sm.describe_endpoint_config(
             EndpointConfigName=current["EndpointConfigName"]
         )["ProductionVariants"]
@@ -359,19 +352,42 @@ class SageMakerDeployer:
             raise
         return found
 
-    def _create_config(self, model: str, variants: list[dict[str, Any]]) -> str:
+    def _create_config(
+        self, model: str, variants: list[dict[str, Any]], *, own_role: bool = False
+    ) -> str:
+        """The configuration named after its content (a retried apply reuses it);
+        ``own_role``: the endpoint runs as the execution role itself, which SageMaker requires
+        where the variants hold no model (inference components)."""
         digest = hashlib.sha256(json.dumps(variants, sort_keys=True).encode()).hexdigest()[:10]
         name = fit_name(f"{self._prefix}-{model}-{digest}")
+        request: dict[str, Any] = {
+            "EndpointConfigName": name,
+            "ProductionVariants": variants,
+            "Tags": [{"Key": "modelway:model", "Value": model}],
+        }
+        if own_role and self._role_arn:
+            request["ExecutionRoleArn"] = self._role_arn
         try:
-            self._sm.create_endpoint_config(
-                EndpointConfigName=name,
-                ProductionVariants=variants,
-                Tags=[{"Key": "modelway:model", "Value": model}],
-            )
+            self._sm.create_endpoint_config(**request)
         except Exception as exc:
             if not already_exists(exc):  # the same plan applied before: same content
                 raise
         return name
+
+    def _create_endpoint(self, *, model: str, config: str) -> None:
+        self._sm.create_endpoint(
+            EndpointName=self.endpoint_name(model=model),
+            EndpointConfigName=config,
+            Tags=[{"Key": "modelway:model", "Value": model}],
+        )
+
+    @staticmethod
+    def _busy(endpoint: str, status: Any) -> Conflict:
+        return Conflict(
+            f"endpoint {endpoint} is {status}; try again when it is InService",
+            code=ENDPOINT_BUSY,
+            retry_after=BUSY_RETRY_AFTER_SECONDS,
+        )
 
 
 def _shares(weights: dict[str, float]) -> dict[str, float]:
