@@ -56,7 +56,8 @@ def events(registry: Any, deployer: Any, swap_backends: Any) -> Any:
     return send
 
 
-def move(registry: Any, deployer: Any, version: int) -> Any:
+def move(registry: Any, deployer: Any, version: int, *, wait: bool = False) -> Any:
+    """``default`` to ``version``, as the router (or, with ``wait``, the CLI) moves it."""
     with acting_as("functions.api.handler.handler"):
         return rollout.set_alias(
             registry=registry,
@@ -65,6 +66,7 @@ def move(registry: Any, deployer: Any, version: int) -> Any:
             alias="default",
             version=version,
             actor="admin",
+            wait=wait,
         )
 
 
@@ -282,15 +284,7 @@ def test_the_cli_waits_until_the_aliased_version_has_a_copy_running(
     components.finish_when_waited = True
     with acting_as("functions.api.handler.handler"):
         publish(b"model one", alias=None, deployer=deployer)
-        moved = rollout.set_alias(
-            registry=registry,
-            deployer=deployer,
-            model="digits",
-            alias="default",
-            version=1,
-            actor="admin",
-            wait=True,
-        )
+    moved = move(registry, deployer, 1, wait=True)
 
     assert not isinstance(moved, PendingMove)
     assert default_version(registry) == 1
@@ -300,16 +294,8 @@ def test_the_cli_waits_until_the_aliased_version_has_a_copy_running(
     # A cold version (zero copies): the move starts a copy, waits for it, then is made.
     with acting_as("functions.api.handler.handler"):
         publish(b"model two", alias=None, deployer=deployer)
-        assert components.copies()[V2] == ("Creating", 0)
-        moved = rollout.set_alias(
-            registry=registry,
-            deployer=deployer,
-            model="digits",
-            alias="default",
-            version=2,
-            actor="admin",
-            wait=True,
-        )
+    assert components.copies()[V2] == ("Creating", 0)
+    moved = move(registry, deployer, 2, wait=True)
     assert not isinstance(moved, PendingMove)
     assert default_version(registry) == 2
     assert components.copies()[V2] == ("InService", 1)
