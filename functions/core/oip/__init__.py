@@ -7,22 +7,11 @@ converts decoded tensors to numpy at its own edge.
 
 from functions.core.oip.datatypes import DATATYPE_SIZES, DATATYPES, Datatype
 from functions.core.oip.decode import (
-    BINARY_CONTENT_TYPE,
-    DEFAULT_LIMITS,
-    HEADER_LENGTH,
-    JSON_CONTENT_TYPE,
     InferRequest,
-    InferResponse,
-    Limits,
     RequestedOutput,
     Tensor,
-    check_values,
     decode_document,
     decode_request,
-    decode_response,
-    header_length,
-    loads,
-    split_body,
 )
 from functions.core.oip.encode import Encoded, OutputTensor, encode_request, encode_response
 from functions.core.oip.exceptions import (
@@ -32,7 +21,18 @@ from functions.core.oip.exceptions import (
     TensorError,
     TensorTooLarge,
 )
+from functions.core.oip.framing import (
+    BINARY_CONTENT_TYPE,
+    HEADER_LENGTH,
+    JSON_CONTENT_TYPE,
+    header_length,
+    loads,
+    split_body,
+)
+from functions.core.oip.limits import DEFAULT_LIMITS, Limits
+from functions.core.oip.response import InferResponse, decode_response
 from functions.core.oip.signature import MAX_RANK, Signature, TensorSpec, reconcile
+from functions.core.oip.values import check_values
 
 __all__ = [
     "BINARY_CONTENT_TYPE",

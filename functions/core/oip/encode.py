@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.oip.datatypes import DATATYPES
-from functions.core.oip.decode import BINARY_CONTENT_TYPE, JSON_CONTENT_TYPE
+from functions.core.oip.framing import BINARY_CONTENT_TYPE, JSON_CONTENT_TYPE
 
 _BYTES_LENGTH = struct.Struct("<I")
 _COMPACT = (",", ":")
