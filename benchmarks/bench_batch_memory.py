@@ -160,7 +160,7 @@ def _digits_artifact(dest: Path) -> Path:
     """The real demo model, built by ``modelway build digits`` (about 20 s) in its own
     process, so torch never enters this one."""
     subprocess.run(
-        [sys.executable, "-m", "model_build", "build", "digits", "--out", str(dest.parent)],
+        [sys.executable, "-m", "cli", "build", "digits", "--out", str(dest.parent)],
         cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     return dest

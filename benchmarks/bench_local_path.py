@@ -253,8 +253,8 @@ def main() -> int:
     levels = [int(level) for level in args.levels.split(",")]
 
     model = publish_digits(Path(tempfile.mkdtemp(prefix="modelway-bench-")))
+    from cli.up import start_stack
     from functions.core.settings import get_settings
-    from model_build.cli.up import start_stack
 
     settings = get_settings()
     body = model.body

@@ -123,7 +123,7 @@ def start_up(home: Path, *, batch_records_per_request: int) -> Stack:
         [
             sys.executable,
             "-m",
-            "model_build",
+            "cli",
             "up",
             "--port",
             str(router_port),

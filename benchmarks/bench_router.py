@@ -185,7 +185,7 @@ def main() -> int:
     os.environ["MODELWAY_ORT_THREADS"] = "1"
     os.environ["MODELWAY_SERVING_URL"] = f"http://127.0.0.1:{serving_port}"
     serving = start_serving(model, port=serving_port)
-    from model_build.cli.invoke import LocalLambdaContext, load_event
+    from cli.invoke import LocalLambdaContext, load_event
 
     work = Path(tempfile.mkdtemp(prefix="modelway-bench-events-"))
     events = {}

@@ -57,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(MODELWAY_HOME=str(home), MODELWAY_ENV="local")
     import httpx
 
+    from cli.up import start_stack
     from functions.core import keys
     from functions.core.backends import Backends
     from functions.core.capture import compare_alias
     from functions.core.publishing import publish_artifact
     from functions.core.settings import get_settings
-    from model_build.cli.up import start_stack
     from model_build.digits.build import build_digits
     from model_build.digits.data import load_split
     from model_build.verify import verify_artifact

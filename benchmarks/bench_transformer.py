@@ -85,7 +85,7 @@ def artifact_for(precision: str, *, build_root: Path) -> Path:
         flag = {"fp32": [], "int8": ["--quantize", "int8"], "fp16": ["--fp16"]}[precision]
         print(f"building {artifact} (modelway build minilm {' '.join(flag)}; minutes) ...")
         subprocess.run(
-            [sys.executable, "-m", "model_build", "build", "minilm", *flag, "--out", str(out)],
+            [sys.executable, "-m", "cli", "build", "minilm", *flag, "--out", str(out)],
             cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
     return artifact

@@ -99,8 +99,8 @@ def test_under_the_lambda_handler_the_deadline_runs_from_the_events_receipt_time
     admin_key: str,
     runtime: FakeRuntime,
 ) -> None:
+    from cli.invoke import LocalLambdaContext, load_event
     from functions.api import handler as handler_module
-    from model_build.cli.invoke import LocalLambdaContext, load_event
 
     monkeypatch.setattr(handler_module, "_adapter", handler_module.build_adapter(app))
     event = load_event(sample_path("api-infer.json"), api_key=admin_key)

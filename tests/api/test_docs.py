@@ -21,11 +21,11 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from cli.invoke import LocalLambdaContext
 from functions.api import handler as handler_module
 from functions.api.docs import ASSETS
 from functions.api.openapi import ERROR_EXAMPLES, INFER_REQUEST_EXAMPLE
 from functions.core.registry.base import ModelVersion
-from model_build.cli.invoke import LocalLambdaContext
 from tests.api.api_testkit import MODEL
 from tests.events import sample_event
 

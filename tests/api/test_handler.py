@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from cli import invoke, main
+from cli.invoke import API_KEY_PLACEHOLDER, LocalLambdaContext, load_event
 from functions.api import handler as handler_module
 from functions.api.apigw import authorizer_context, request_path
 from functions.core.registry.base import ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
-from model_build.cli import invoke, main
-from model_build.cli.invoke import API_KEY_PLACEHOLDER, LocalLambdaContext, load_event
 from tests.api.api_testkit import MODEL, FakeClock, build_app, make_key
 from tests.events import EVENTS_DIR
 from tests.runtime_testkit import FakeRuntime

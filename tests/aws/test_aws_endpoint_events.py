@@ -205,7 +205,7 @@ def test_where_nothing_is_deployed_the_event_changes_nothing(
 def test_modelway_invoke_runs_the_function_on_the_event_file(
     router_added_v2: None, function: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model_build.cli import main
+    from cli import main
 
     assert main(["invoke", "endpoint-events", str(EVENT_FILE)]) == 0
     printed = json.loads(capsys.readouterr().out)

@@ -102,8 +102,8 @@ def test_cli_keys_act_on_the_usage_plan_as_the_router_does(
     have one, exactly as one made through the router's API."""
     import json
 
+    from cli import main
     from functions.core.settings import get_settings
-    from model_build.cli import main
 
     from .conftest import TABLE
 

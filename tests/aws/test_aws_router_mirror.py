@@ -168,7 +168,7 @@ def test_a_mirror_failure_keeps_the_decision_says_so_and_is_repaired_by_mirror_s
     lift(router, "CreateModelPackage")
 
     # The retry the answer named brings the Model Registry up to date, in one command.
-    from model_build.cli import main
+    from cli import main
 
     monkeypatch.setenv("MODELWAY_ACTOR", "bob")
     swap_backends(router.backends)
@@ -186,7 +186,7 @@ def test_the_cli_reports_a_mirror_failure_without_losing_the_decision(
     monkeypatch: pytest.MonkeyPatch,
     swap_backends: Callable[..., Any],
 ) -> None:
-    from model_build.cli import main
+    from cli import main
 
     published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
     arn = published.json()["mirror"]["model_package_arn"]
@@ -283,8 +283,8 @@ def test_modelway_publish_from_the_cli_creates_the_versions_package(
     """The CLI's publish on AWS backends writes the same package the router's would, held
     from its alias in a gated environment until another person approves."""
     import model_build.verify
+    from cli import main
     from functions.core.archive import check_artifact
-    from model_build.cli import main
 
     # The fake artifact carries no real ONNX graph: checked without loading it.
     monkeypatch.setattr(

@@ -143,7 +143,7 @@ def expected(images: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> tuple[
 def test_batch_submit_scores_a_file_through_the_real_model_server(
     local_stack: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model_build.cli import main
+    from cli import main
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 17, size=(300, 64)).astype(np.float32)
@@ -205,8 +205,8 @@ def test_batch_submit_scores_a_file_through_the_real_model_server(
 def test_invoke_batch_runs_the_sample_event_against_the_local_stack(
     local_stack: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model_build.cli import main
-    from model_build.cli.batch import stage_event_inputs
+    from cli import main
+    from cli.batch import stage_event_inputs
 
     event = sample_event("s3-put.json")
     staged = stage_event_inputs(
@@ -273,13 +273,13 @@ def test_replay_scores_captured_requests_with_another_version_and_pairs_them(
 ) -> None:
     """`modelway replay`: captured v1 traffic scored by v2 through batch scoring, each row
     compared with what v1 answered (argmax agreement = what numpy says of the two models)."""
+    from cli import main
     from functions.core.archive import check_artifact
     from functions.core.backends import current
     from functions.core.capture.records import CaptureRecord
     from functions.core.capture.writer import CaptureWriter
     from functions.core.clock import utc_now
     from functions.core.publishing import publish_artifact
-    from model_build.cli import main
 
     settings = local_stack["settings"]
     backends = current()

@@ -17,7 +17,7 @@ def iris(tmp_path_factory: pytest.TempPathFactory) -> IrisFiles:
 @pytest.fixture
 def run_package(tmp_path: Path, capfd: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """``modelway package ARGS --out tmp`` in-process: (exit status, stdout, stderr)."""
-    from model_build.cli import main
+    from cli import main
 
     def run(*args: str | Path) -> tuple[int, str, str]:
         status = main(["package", *map(str, args), "--out", str(tmp_path / "out")])
@@ -44,7 +44,7 @@ def ranker(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(repo)])}
     done = subprocess.run(
         [
-            sys.executable, "-m", "model_build", "package",
+            sys.executable, "-m", "cli", "package",
             "--torch", "user_ranker:build", "--samples", str(samples), "--name", "ranker",
             "--dynamic", "token_ids:1=sequence,attention_mask:1=sequence",
             "--max-length", "sequence=64", "--out", str(work / "out"),

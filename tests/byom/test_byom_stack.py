@@ -39,7 +39,7 @@ def _cli(*args: str | Path, capsys: pytest.CaptureFixture[str] | None = None) ->
     import contextlib
     import io
 
-    from model_build.cli import main
+    from cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -55,10 +55,10 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
 ) -> Iterator[Stack]:
+    from cli.up import start_stack
     from functions.core import keys
     from functions.core.backends import make_registry, use
     from functions.core.settings import get_settings
-    from model_build.cli.up import start_stack
 
     mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("byom-home")

@@ -59,7 +59,7 @@ def test_an_skl2onnx_file_with_expected_outputs(iris: IrisFiles, tmp_path: Path)
 def test_without_samples_the_model_runs_on_generated_inputs(
     iris: IrisFiles, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model_build.cli import main
+    from cli import main
 
     assert main(["package", str(iris.onnx), "--name", "iris", "--out", str(tmp_path)]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -73,7 +73,7 @@ def test_without_samples_the_model_runs_on_generated_inputs(
 def test_a_sensitive_input_is_marked_for_capture_and_a_wrong_name_refused(
     iris: IrisFiles, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model_build.cli import main
+    from cli import main
 
     argv = ["package", str(iris.onnx), "--name", "iris", "--out", str(tmp_path)]
     argv += ["--samples", str(iris.samples)]

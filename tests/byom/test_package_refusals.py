@@ -302,8 +302,8 @@ def test_hf_usage_errors(run_package: Run, args: list[str]) -> None:
 
 
 def test_each_refusal_has_its_own_exit_status() -> None:
+    from cli.package import exit_status
     from functions.core.exceptions import InvalidArtifact
-    from model_build.cli.package import exit_status
     from model_build.exceptions import PackagingError
 
     refusals = PackagingError.__subclasses__()

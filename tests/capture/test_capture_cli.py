@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cli import main
 from functions.core.backends import current
 from functions.core.capture.records import PRIMARY, SHADOW, CaptureRecord
 from functions.core.capture.replay import build_replay_input, replay_report
@@ -16,7 +17,6 @@ from functions.core.clock import utc_now
 from functions.core.manifest import Manifest, ParityReport, Signature, TensorSpec
 from functions.core.registry.base import ModelVersion
 from functions.core.settings import get_settings
-from model_build.cli import main
 
 LABELS = [str(d) for d in range(10)]
 SIGNATURE = Signature(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from cli import main
 from functions.core.archive import check_artifact
-from model_build.cli import main
 
 from .conftest import MakeArtifact, fake_manifest, write_tar
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from model_build.cli.up import LocalStack
+from cli.up import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -54,11 +54,11 @@ def running_stack(artifact: Path, home: Path, free_port: Callable[[], int]) -> I
     # No key cache: a key revoked mid-run must stop at the next request.
     mp.setenv("MODELWAY_KEY_CACHE_TTL_SECONDS", "0")
     mp.setenv("MODELWAY_REGISTRY_CACHE_TTL_SECONDS", "0")
+    from cli.up import start_stack
     from functions.core import keys
     from functions.core.backends import make_artifact_store, make_registry
     from functions.core.publishing import publish_artifact
     from functions.core.settings import get_settings
-    from model_build.cli.up import start_stack
     from model_build.verify import verify_artifact
 
     get_settings.cache_clear()

@@ -50,11 +50,11 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
 ) -> Iterator[tuple[str, str]]:
+    from cli.up import start_stack
     from functions.core import keys
     from functions.core.backends import make_artifact_store, make_registry
     from functions.core.publishing import publish_artifact
     from functions.core.settings import get_settings
-    from model_build.cli.up import start_stack
     from model_build.verify import verify_artifact
 
     mp = pytest.MonkeyPatch()
@@ -149,7 +149,7 @@ def test_batch_scoring_embeds_a_file_of_sentences_in_order(stack, sentence_trans
     from urllib.parse import urlparse
     from urllib.request import url2pathname
 
-    from model_build.cli import main
+    from cli import main
     from model_build.hf.sentences import parity_sentences
 
     sentences = [s for s in parity_sentences(count=240, max_length=256) if s.strip()][:200]

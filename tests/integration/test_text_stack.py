@@ -41,7 +41,7 @@ def _cli(*args: str | Path) -> dict[str, Any]:
     import contextlib
     import io
 
-    from model_build.cli import main
+    from cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -57,10 +57,10 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
 ) -> Iterator[Stack]:
+    from cli.up import start_stack
     from functions.core import keys
     from functions.core.backends import make_registry, use
     from functions.core.settings import get_settings
-    from model_build.cli.up import start_stack
 
     mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("text-home")

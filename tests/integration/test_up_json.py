@@ -23,7 +23,7 @@ def test_up_json_prints_one_parseable_line(tmp_path: Path, free_port: Callable[[
     env = {**os.environ, "MODELWAY_HOME": str(tmp_path / "home"), "MODELWAY_ENV": "local"}
     errors = (tmp_path / "stderr.txt").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "model_build", "up", "--json", "--no-watch",
+        [sys.executable, "-m", "cli", "up", "--json", "--no-watch",
          "--port", str(free_port()), "--serving-port", str(free_port())],
         env=env, stdout=subprocess.PIPE, stderr=errors, text=True,
     )  # fmt: skip

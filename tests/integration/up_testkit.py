@@ -62,7 +62,7 @@ def launch(home: Path, port: int, serving_port: int, *extra: str) -> Up:
     """``modelway up --no-watch`` on the given ports, returned once its banner is printed."""
     env = {**os.environ, "MODELWAY_HOME": str(home), "MODELWAY_ENV": "local"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "model_build", "up", "--port", str(port),
+        [sys.executable, "-m", "cli", "up", "--port", str(port),
          "--serving-port", str(serving_port), "--no-watch", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip

@@ -97,11 +97,11 @@ def stage_event_inputs(*, event: dict[str, Any], settings: Any, search_dir: Path
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from cli import print_json
+    from cli.output import EXIT_USAGE, print_error, print_note
     from functions.batch.dispatch import RetryableBatchFailure
     from functions.batch.events import job_id_for, parse_notification
     from functions.batch.local import local_object_event
-    from model_build.cli import print_json
-    from model_build.cli.output import EXIT_USAGE, print_error, print_note
 
     source: Path = args.file
     if not source.is_file():
@@ -144,7 +144,7 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from model_build.cli import print_table
+    from cli import print_table
 
     rows = [
         [
@@ -167,7 +167,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from model_build.cli import print_json
+    from cli import print_json
 
     job = current().registry.get_job(job_id=args.job_id)
     print_json({**asdict(job)})

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 HOURS_PER_MONTH = 730
-CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 # (GPUs, memory GiB) per SageMaker hosting instance type.
 INSTANCE_SIZES: dict[str, tuple[int, int]] = {
     **{
@@ -145,9 +145,9 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    from cli import output
     from functions.core.exceptions import InvalidRequest
     from infra.config import ConfigError, load_environment
-    from model_build.cli import output
 
     if min(args.models, args.kept, args.hot) < 1:
         raise InvalidRequest("--models, --kept and --hot must be at least 1", code="usage")

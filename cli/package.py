@@ -8,9 +8,6 @@ Exit status: 0 packaged; 1 any other error; 2 usage; and one per refusal (each p
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +142,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _package(args: argparse.Namespace) -> int:
+    from cli import print_json
+    from cli.output import EXIT_USAGE, print_error
     from functions.core.exceptions import InvalidArtifact, InvalidRequest
-    from model_build.cli import print_json
-    from model_build.cli.output import EXIT_USAGE, print_error
 
     try:
         result = _run(args)
@@ -272,37 +269,12 @@ def exit_status(exc: Exception) -> int:
 
 def load_module(spec: str) -> Any:
     """Call ``MODULE:CALLABLE`` and return the ``nn.Module`` it builds (or names)."""
-    from model_build.exceptions import ExportFailed
+    from model_build.torch_module import load_torch_module
 
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise _usage(f"--torch takes MODULE:CALLABLE, e.g. mypkg.models:build (got {spec!r})")
-    # A console script does not put the current directory on sys.path as `python -m` does;
-    # the user's own module most often lives right there.
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or anything the user's module raises on import
-        raise ExportFailed(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
-    target = module
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ExportFailed(f"{module_name} has no attribute {attribute!r}")
-        target = getattr(target, part)
-    import torch
-
-    if isinstance(target, torch.nn.Module):
-        return target
-    if not callable(target):
-        raise ExportFailed(f"{spec} is neither a callable nor a torch.nn.Module")
-    try:
-        built = target()
-    except Exception as exc:
-        raise ExportFailed(f"{spec}() raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(built, torch.nn.Module):
-        raise ExportFailed(f"{spec}() returned a {type(built).__name__}, not a torch.nn.Module")
-    return built
+    return load_torch_module(module_name=module_name, attribute=attribute)
 
 
 def parse_dynamic(specs: list[str]) -> dict[str, dict[int, str]]:
@@ -335,7 +307,7 @@ def parse_max_lengths(specs: list[str]) -> dict[str, int]:
 
 
 def _default_out_dir(name: str) -> Path:
-    from model_build.cli.build import default_out_dir
+    from cli.build import default_out_dir
 
     return default_out_dir(name)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model_build.cli.supervise import Child, CrashLoop, RestartPolicy, Supervisor, describe_exit
+from cli.supervise import Child, CrashLoop, RestartPolicy, Supervisor, describe_exit
 
 
 class FakeChild(Child):

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from cli import _leaf_parsers, build_parser, main
 from functions.core import progress
-from model_build.cli import _leaf_parsers, build_parser, main
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -30,7 +30,7 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _modelway(*argv: str) -> list[str]:
-    return [sys.executable, "-m", "model_build", *argv]
+    return [sys.executable, "-m", "cli", *argv]
 
 
 def run_in_terminal(argv: list[str], env: dict[str, str], timeout: float = 240) -> tuple[int, str]:
@@ -62,7 +62,7 @@ def run_in_terminal(argv: list[str], env: dict[str, str], timeout: float = 240) 
 
 
 def test_every_command_takes_json() -> None:
-    from model_build.cli import output
+    from cli import output
 
     parser = build_parser()
     leaves = _leaf_parsers(parser)
@@ -188,7 +188,7 @@ def test_package_hf_reports_its_steps(tiny_bert_dir: Path, tmp_path: Path) -> No
 
 
 def test_batch_input_upload_reports_bytes(tmp_path: Path) -> None:
-    from model_build.cli.batch import upload_input
+    from cli.batch import upload_input
 
     class Writer:
         def __init__(self) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from cli.output import print_note
 from functions.core.backends import current
-from model_build.cli.output import print_note
 
 if TYPE_CHECKING:
     from functions.core.registry.base import ApiKey
@@ -55,8 +55,8 @@ def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from cli import print_json
     from functions.core.keys import create_key
-    from model_build.cli import print_json
 
     # The router's wiring: on AWS a key is also an API Gateway key on the usage plan, or API
     # Gateway would refuse it.
@@ -75,7 +75,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from model_build.cli import print_table
+    from cli import print_table
 
     rows = [
         [
@@ -94,8 +94,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    from cli import print_json
     from functions.core.keys import key_summary, revoke_key
-    from model_build.cli import print_json
 
     backends = current()
     key = revoke_key(registry=backends.registry, key_id=args.key_id, gateway=backends.key_gateway)
@@ -104,8 +104,8 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
+    from cli import print_json
     from functions.core.keys import rotate_key
-    from model_build.cli import print_json
 
     backends = current()
     key, secret = rotate_key(

@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _build_minilm(args: argparse.Namespace) -> int:
-    from model_build.cli import print_json
+    from cli import print_json
     from model_build.minilm import MODEL_NAME, build_minilm
 
     precision = "int8" if args.quantize == "int8" else "fp16" if args.fp16 else "fp32"
@@ -85,7 +85,7 @@ def _build_minilm(args: argparse.Namespace) -> int:
 
 
 def _build_digits(args: argparse.Namespace) -> int:
-    from model_build.cli import print_json
+    from cli import print_json
     from model_build.digits import MODEL_NAME, build_digits
 
     out_dir = args.out if args.out is not None else default_out_dir(MODEL_NAME)

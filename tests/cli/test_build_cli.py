@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import model_build.digits
-from model_build.cli import main
+from cli import main
 from model_build.result import BuildResult
 
 
@@ -85,7 +85,7 @@ def test_an_unknown_model_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
 def test_the_command_tree_loads_without_torch() -> None:
     # `modelway --help` must stay instant: building the parser may not import torch or onnx.
     code = (
-        "import sys, model_build.cli.build as b, model_build.digits, model_build.verify;"
+        "import sys, cli.build as b, model_build.digits, model_build.verify;"
         "import argparse; p = argparse.ArgumentParser(); b.register(p.add_subparsers());"
         "heavy = [m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules];"
         "assert not heavy, heavy"

@@ -64,11 +64,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _shadow(args: argparse.Namespace) -> int:
+    from cli import print_json
+    from cli.actor import current_actor
+    from cli.output import usage_error
     from functions.core.backends import current
     from functions.core.capture.traffic import set_traffic
-    from model_build.cli import print_json
-    from model_build.cli.output import usage_error
-    from model_build.cli.publish import current_actor
 
     given: dict[str, Any] = {}
     if args.off:
@@ -95,10 +95,10 @@ def _shadow(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from cli import print_json, print_table
+    from cli.output import mode, print_note
     from functions.core.backends import current
     from functions.core.capture import compare_alias
-    from model_build.cli import print_json, print_table
-    from model_build.cli.output import mode, print_note
 
     backends = current()
     report = compare_alias(
@@ -160,6 +160,8 @@ def _describe(output: dict[str, Any]) -> str:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from cli import print_json
+    from cli.batch import input_key, job_view
     from functions.batch.events import job_id_for, parse_notification
     from functions.batch.local import local_object_event
     from functions.batch.results import result_keys
@@ -167,8 +169,6 @@ def _replay(args: argparse.Namespace) -> int:
     from functions.core.capture.exceptions import InvalidCapture, NoCaptures
     from functions.core.capture.replay import build_replay_input, replay_report
     from functions.core.clock import utc_now
-    from model_build.cli import print_json
-    from model_build.cli.batch import input_key, job_view
 
     backends = current()
     records = list(_capture_records(backends.store, args.capture))

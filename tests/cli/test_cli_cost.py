@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from model_build.cli import main
-from model_build.cli.cost import HOURS_PER_MONTH, copies_per_instance
+from cli import main
+from cli.cost import HOURS_PER_MONTH, copies_per_instance
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,11 @@
 """The ``modelway`` command: one argparse tree, one module per group of subcommands.
 
+The command drives the whole platform, so it sits above the other packages: it builds and
+packages models through ``model_build``, publishes and moves aliases through ``functions.core``
+(its backends from ``functions.core.backends``, the one wiring point), starts ``serving`` and the
+router for ``modelway up``, and reads ``cdk.json`` through ``infra.config`` for ``modelway cost``.
+None of those imports it.
+
 Every command module exposes ``register(subparsers)`` and keeps its heavy imports (torch,
 onnx, the servers) inside the functions it runs, so ``modelway --help`` stays instant.
 """
@@ -16,30 +22,56 @@ from functions.core.exceptions import ModelwayError
 def build_parser() -> argparse.ArgumentParser:
     # Plain imports: a command module that is missing or broken fails the CLI, never drops its
     # commands quietly. Inside the function, since the modules use this package's helpers.
-    from model_build.cli import batch, build, cost, invoke, keys, package, publish, shadow, up
+    from cli import (
+        aliases,
+        approval,
+        batch,
+        build,
+        cost,
+        invoke,
+        keys,
+        mirror,
+        package,
+        shadow,
+        up,
+        versions,
+    )
 
     parser = argparse.ArgumentParser(
         prog="modelway", description="Serve ONNX models over the Open Inference Protocol."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (build, package, publish, keys, up, invoke, batch, shadow, cost):
+    for module in (
+        build,
+        package,
+        versions,
+        aliases,
+        approval,
+        mirror,
+        keys,
+        up,
+        invoke,
+        batch,
+        shadow,
+        cost,
+    ):
         module.register(subparsers)
     return parser
 
 
 def print_json(value: Any) -> None:
-    from model_build.cli.output import print_json as write
+    from cli.output import print_json as write
 
     write(value)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    from model_build.cli.output import print_table as write
+    from cli.output import print_table as write
 
     write(headers, rows)
 
 
-# Long work: progress bars on a terminal while these run (model_build.cli.output).
+# Long work: progress bars on a terminal while these run (cli.output).
 PROGRESS_COMMANDS = ("build", "package", "publish", "batch", "replay")
 
 
@@ -57,7 +89,7 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from model_build.cli import output
+    from cli import output
 
     parser = build_parser()
     output.add_json_flag(_leaf_parsers(parser))

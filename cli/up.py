@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from model_build.cli.supervise import Child, CrashLoop, RestartPolicy, Supervisor
+from cli.supervise import Child, CrashLoop, RestartPolicy, Supervisor
 
 if TYPE_CHECKING:
     from functions.core.registry.base import Registry
@@ -86,11 +86,11 @@ def ensure_demo_model(*, settings: Settings, registry: Registry) -> None:
     """Build and publish the digits model unless the registry already holds a model."""
     if registry.list_models():
         return
+    from cli.actor import current_actor
+    from cli.build import default_out_dir
+    from cli.output import print_note
     from functions.core.backends import Backends
     from functions.core.publishing import publish_artifact
-    from model_build.cli.build import default_out_dir
-    from model_build.cli.output import print_note
-    from model_build.cli.publish import current_actor
     from model_build.digits import build_digits
     from model_build.verify import verify_artifact
 

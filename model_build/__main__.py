@@ -1,3 +1,0 @@
-from model_build.cli import main
-
-raise SystemExit(main())
