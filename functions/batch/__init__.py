@@ -4,6 +4,7 @@ bucket is scored record by record into ``outputs/{model}/{version}/``.
 ``handler`` (the Lambda entry point) → ``dispatch`` (an event → one job per object version,
 its lifecycle) → ``leases`` (claiming a job, compare-and-set writes) → ``slices`` (running it
 across invocations) → ``results`` (the result and error files) → ``scoring`` (micro-batches
-through the runtime client) over ``formats`` (JSON Lines / CSV records) and ``events`` (S3
+through the runtime client) over ``formats`` (which parser reads a file: ``jsonl_records`` /
+``csv_records``, each yielding ``samples``, from the ``lines`` of the file) and ``events`` (S3
 notifications, key layout). ``deps`` holds what a run is given, ``outcome`` what it reports.
 """

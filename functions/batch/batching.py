@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.batch.formats import Sample, has_batch_axis
+from functions.batch.samples import Sample, has_batch_axis
 from functions.core.exceptions import PayloadTooLarge, UpstreamError
 from functions.core.oip import Signature
 

@@ -23,8 +23,10 @@ from aws_lambda_powertools import Logger
 
 from functions.batch.batching import MicroBatch
 from functions.batch.events import OUTPUTS_PREFIX
-from functions.batch.formats import Line, RecordParser, output_stem
+from functions.batch.formats import output_stem
 from functions.batch.leases import Progress
+from functions.batch.lines import Line
+from functions.batch.samples import RecordParser
 from functions.batch.scoring import EndpointFailed, OutOfTime, Refused
 from functions.core.artifacts.base import ObjectWriter
 from functions.core.exceptions import InvalidInput, InvalidRequest, PayloadTooLarge, UpstreamError

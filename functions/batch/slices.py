@@ -40,9 +40,6 @@ from functions.batch.deps import BatchDeps
 from functions.batch.events import InputTarget, ObjectRef, continuation_event
 from functions.batch.formats import (
     InputFormat,
-    Line,
-    LineReader,
-    RecordParser,
     format_from_name,
     is_gzip,
     make_parser,
@@ -59,6 +56,7 @@ from functions.batch.leases import (
     terminal,
     zero_checkpoint,
 )
+from functions.batch.lines import Line, LineReader
 from functions.batch.outcome import Outcome
 from functions.batch.results import (
     PARTS_PREFIX,
@@ -68,6 +66,7 @@ from functions.batch.results import (
     Writers,
     result_keys,
 )
+from functions.batch.samples import RecordParser
 from functions.batch.scoring import Deadline, Scorer
 from functions.core import progress
 from functions.core.artifacts.exceptions import ObjectNotFound

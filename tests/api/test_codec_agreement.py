@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from onnx import TensorProto, helper
 from starlette.testclient import TestClient as StarletteClient
 
-from functions.batch.formats import JsonLinesParser
+from functions.batch.jsonl_records import JsonLinesParser
 from functions.core import oip
 from functions.core.exceptions import ModelwayError
 from functions.core.manifest import Signature

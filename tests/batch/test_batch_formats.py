@@ -9,16 +9,10 @@ import json
 import pytest
 
 from functions.batch.batching import MicroBatch, split_outputs
-from functions.batch.formats import (
-    CsvParser,
-    HeaderMismatch,
-    InputFormat,
-    JsonLinesParser,
-    LineReader,
-    format_from_name,
-    output_stem,
-    sniff_format,
-)
+from functions.batch.csv_records import CsvParser, HeaderMismatch
+from functions.batch.formats import InputFormat, format_from_name, output_stem, sniff_format
+from functions.batch.jsonl_records import JsonLinesParser
+from functions.batch.lines import LineReader
 from functions.core.exceptions import InvalidInput, InvalidRequest, PayloadTooLarge, UpstreamError
 from functions.core.oip import Signature
 
