@@ -19,8 +19,11 @@ from functions.core.exceptions import InvalidArtifact
 from model_build.exceptions import ExportFailed
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
     import torch
+
+    from functions.core.manifest import Signature
 
 OPSET = 18
 EXPORTER = "torch.onnx.dynamo"
@@ -158,3 +161,63 @@ def _value_names(graph: onnx.GraphProto) -> set[str]:
     names = {n for node in graph.node for n in (*node.input, *node.output)}
     names |= {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
     return names | {i.name for i in graph.initializer}
+
+
+def eager_output_names(module: torch.nn.Module, arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """Names for the outputs of one eager run: a returned dict's keys, else ``output``."""
+    import torch
+
+    from model_build.parity import flatten_outputs
+
+    first = {name: torch.from_numpy(array[:2]) for name, array in arrays.items()}
+    try:
+        with torch.no_grad():
+            result = module(**first)
+    except Exception as exc:
+        message = " ".join(str(exc).split())[:500]
+        raise ExportFailed(
+            f"{type(module).__name__} fails on the samples in eager torch: "
+            f"{type(exc).__name__}: {message}"
+        ) from exc
+    if isinstance(result, Mapping) and all(isinstance(v, torch.Tensor) for v in result.values()):
+        return [str(key) for key in result]
+    count = len(flatten_outputs(result))
+    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
+
+
+def with_max_lengths(
+    signature: Signature, dynamic_axes: DynamicAxes, max_lengths: Mapping[str, int]
+) -> Signature:
+    """The graph's signature with each bounded dimension's ``max_shape`` on the inputs that
+    have it: the router refuses a longer request (422) before it reaches the model."""
+    from functions.core.manifest import Signature as ManifestSignature
+
+    inputs = []
+    for spec in signature.inputs:
+        axes = {
+            axis: max_lengths[dim]
+            for axis, dim in dynamic_axes.get(spec.name, {}).items()
+            if dim in max_lengths and spec.shape[axis] == -1
+        }
+        if axes:
+            spec = spec.model_copy(
+                update={"max_shape": [axes.get(axis, -1) for axis in range(len(spec.shape))]}
+            )
+        inputs.append(spec)
+    return ManifestSignature(inputs=inputs, outputs=signature.outputs)
+
+
+def check_dynamic_axes(signature: Signature, dynamic_axes: DynamicAxes) -> None:
+    """Refuse an export that fixed an axis the user named dynamic: torch.export specializes a
+    dimension the module's code ties to a constant (a reshape to a literal size, say),
+    silently, and every request of another length would then be refused."""
+    specs = {spec.name: spec for spec in signature.inputs}
+    for name, axes in dynamic_axes.items():
+        for axis, dim_name in axes.items():
+            size = specs[name].shape[axis]
+            if size != -1:
+                raise ExportFailed(
+                    f"input {name!r} axis {axis} ({dim_name}) was exported with the fixed size "
+                    f"{size}: the module's code ties it to that size (e.g. a reshape to a "
+                    "constant); compute the size from the input's shape to keep it dynamic"
+                )

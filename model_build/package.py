@@ -6,21 +6,16 @@
 latency, write the manifest and the archive, and verify the archive as publishing will. A
 model that cannot serve is refused here, with a one-line reason (``model_build.exceptions``).
 
-The archive (``write_artifact``) holds the model file and its manifest at the root, the layout
-SageMaker's ``ModelDataUrl`` unpacks into ``/opt/ml/model``. It is deterministic for given
-contents (sorted members, fixed mtimes and owners, no gzip timestamp), so the bytes of an
-artifact depend only on what is in it.
+Its own module: the one path every packaging takes. Each step lives where it is done
+everywhere: the torch export in ``model_build.export``, the samples in ``model_build.samples``,
+parity in ``model_build.parity``, ONNX Runtime in ``model_build.runner``, and the archive
+itself (``write_artifact``, deterministic, the layout SageMaker unpacks) in
+``functions.core.archive``, beside the checks publishing applies to it.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import inspect
-import io
-import os
 import shutil
-import tarfile
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -28,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.core import progress
-from functions.core.archive import manifest_bytes
+from functions.core.archive import sha256_file, write_artifact
 from functions.core.clock import utc_now
-from functions.core.manifest import ARTIFACT_NAME, MANIFEST_NAME, MODEL_FILE_NAME, Manifest
+from functions.core.manifest import ARTIFACT_NAME, MODEL_FILE_NAME, Manifest
 from functions.core.naming import MODEL_NAME_RE
 from model_build.exceptions import (
     ExportFailed,
@@ -49,8 +44,6 @@ if TYPE_CHECKING:
 
     from functions.core.manifest import ParityReport, Signature
     from model_build.export import DynamicAxes
-
-_CHUNK = 1024 * 1024
 
 # Named arrays, or the .npz file that holds them.
 ArraysOrFile = Mapping[str, "np.ndarray"] | Path | str
@@ -80,6 +73,7 @@ def package_onnx(
     import onnx
 
     from model_build.parity import compare_outputs, unchecked
+    from model_build.runner import load_and_run
     from model_build.samples import check_expected, check_inputs, generate_inputs
     from model_build.signature import signature_from_model
 
@@ -115,7 +109,7 @@ def package_onnx(
         else:
             feeds = generate_inputs(signature)
             origin = "generated"
-        session, outputs = _load_and_run(onnx_path, signature, feeds, origin=origin)
+        session, outputs = load_and_run(onnx_path, signature, feeds, origin=origin)
         del session
         if expected is not None:
             reference = check_expected(
@@ -183,9 +177,17 @@ def package_torch(
     """
     import torch
 
-    from model_build.export import EXPORTER, OPSET, export_onnx
-    from model_build.parity import merge_reports, torch_outputs
-    from model_build.runner import run_rows
+    from model_build.export import (
+        EXPORTER,
+        OPSET,
+        check_dynamic_axes,
+        eager_output_names,
+        export_onnx,
+        with_max_lengths,
+    )
+    from model_build.parity import compare_outputs, merge_reports, parity_variants, torch_outputs
+    from model_build.runner import load_and_run, run_rows
+    from model_build.samples import forward_arguments
     from model_build.signature import signature_from_onnx
 
     started = time.perf_counter()
@@ -193,8 +195,8 @@ def package_torch(
     if not isinstance(module, torch.nn.Module):
         raise ExportFailed(f"expected a torch.nn.Module, got {type(module).__name__}")
     module.eval()
-    arrays = _forward_arguments(module, _arrays(samples, what="samples"))
-    names = list(output_names) if output_names else _output_names(module, arrays)
+    arrays = forward_arguments(module, _arrays(samples, what="samples"))
+    names = list(output_names) if output_names else eager_output_names(module, arrays)
     with tempfile.TemporaryDirectory(prefix="modelway-package-") as work:
         progress.report("exporting to ONNX")
         onnx_path = export_onnx(
@@ -205,7 +207,7 @@ def package_torch(
             dynamic_axes=dynamic_axes,
             max_lengths=max_lengths,
         )
-        signature = _with_max_lengths(
+        signature = with_max_lengths(
             signature_from_onnx(onnx_path), dynamic_axes or {}, max_lengths or {}
         )
         graph_inputs = [spec.name for spec in signature.inputs]
@@ -215,19 +217,21 @@ def package_torch(
                 f"the exported graph takes inputs {graph_inputs}, the samples give "
                 f"{sorted(arrays)}: drop the samples forward does not use"
             )
-        _check_dynamic_axes(signature, dynamic_axes or {})
+        check_dynamic_axes(signature, dynamic_axes or {})
         progress.report("checking parity with torch")
-        session, _ = _load_and_run(onnx_path, signature, arrays, origin="sample")
+        session, _ = load_and_run(onnx_path, signature, arrays, origin="sample")
         reports = []
-        for label, feeds in _parity_variants(arrays, dynamic_axes or {}):
+        for label, feeds in parity_variants(arrays, dynamic_axes or {}):
             actual = run_rows(session, feeds, source=f"{label} sample")
             expected = torch_outputs(model=module, inputs=feeds, output_names=names)
-            reports.append(
-                (
-                    label,
-                    _compare(expected, actual, tolerance=tolerance, scores_output=scores_output),
-                )
+            report = compare_outputs(
+                expected=expected,
+                actual=actual,
+                tolerance=tolerance,
+                reference="torch",
+                scores_output=scores_output,
             )
+            reports.append((label, report))
         del session
         parity = merge_reports(reports)
         return assemble(
@@ -343,50 +347,6 @@ def assemble(
     return BuildResult(artifact=artifact, manifest=manifest, seconds=time.perf_counter() - started)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_artifact(
-    *,
-    model_path: Path,
-    manifest: Manifest,
-    dest: Path,
-    files: Mapping[str, Path] | None = None,
-) -> Path:
-    """Package ``model_path`` (stored as ``manifest.model_file``), the manifest and ``files``
-    (archive name -> file on disk: what the manifest's processing reads, e.g. a tokenizer) into
-    ``dest``. All or nothing: the file appears at ``dest`` only once it is complete."""
-    members = {name: Path(path).read_bytes() for name, path in (files or {}).items()}
-    members[manifest.model_file] = model_path.read_bytes()
-    members[MANIFEST_NAME] = manifest_bytes(manifest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.partial")
-    try:
-        with (
-            partial.open("wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
-            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
-        ):
-            for name in sorted(members):
-                data = members[name]
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mode = 0o644
-                info.mtime = 0
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                tar.addfile(info, io.BytesIO(data))
-        os.replace(partial, dest)
-    finally:
-        partial.unlink(missing_ok=True)
-    return dest
-
-
 # Helpers -----------------------------------------------------------------------------------
 def _check_name(name: str) -> None:
     if not MODEL_NAME_RE.match(name):
@@ -413,18 +373,6 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:500]
 
 
-def _load_and_run(
-    onnx_path: Path, signature: Signature, feeds: Mapping[str, np.ndarray], *, origin: str
-) -> tuple[Any, dict[str, np.ndarray]]:
-    """Refuse what the model server could not serve, then run ``feeds`` once."""
-    from model_build.runner import open_session, run_rows
-    from model_build.signature import require_batch_axis
-
-    require_batch_axis(signature)
-    session = open_session(onnx_path)
-    return session, run_rows(session, feeds, source=origin)
-
-
 def _save_inline(graph: Any, path: Path) -> None:
     """Re-save a model whose weights were in external files with the weights inside: the
     artifact carries one model file. Protobuf caps that at 2 GB."""
@@ -444,146 +392,3 @@ def _onnx_frameworks(graph: Any, *, opset: int | None = None) -> dict[str, str]:
     if opset is None:
         opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), 0)
     return {"onnx": onnx.__version__, "opset": str(opset)}
-
-
-def _forward_arguments(
-    module: torch.nn.Module, arrays: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """The samples as ``forward``'s keyword arguments, in its parameter order. float64 arrays
-    become float32: numpy's default float is rarely what a torch module computes in."""
-    import numpy as np
-
-    parameters = inspect.signature(module.forward).parameters
-    names = [
-        p.name for p in parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
-    unknown = sorted(set(arrays) - set(names))
-    if unknown:
-        raise InvalidSamples(
-            f"sample array(s) {unknown} are not parameters of {type(module).__name__}.forward "
-            f"{names}: name each sample array after the parameter it feeds"
-        )
-    required = [
-        p.name
-        for p in parameters.values()
-        if p.name in names and p.default is inspect.Parameter.empty
-    ]
-    missing = [name for name in required if name not in arrays]
-    if missing:
-        raise InvalidSamples(f"no sample array for forward's parameter(s) {missing}")
-    ordered = {}
-    for name in names:
-        if name in arrays:
-            array = np.asarray(arrays[name])
-            if array.dtype.kind not in "biuf":
-                raise InvalidSamples(
-                    f"sample {name!r} is {array.dtype}; a torch module takes numeric tensors"
-                )
-            ordered[name] = array.astype(np.float32) if array.dtype == np.float64 else array
-    rows = {name: (a.shape[0] if a.ndim else 0) for name, a in ordered.items()}
-    if len(set(rows.values())) != 1 or min(rows.values()) < 2:
-        raise InvalidSamples(
-            f"samples need one batch of at least 2 rows shared by every input, got {rows}"
-        )
-    return {name: np.ascontiguousarray(array) for name, array in ordered.items()}
-
-
-def _output_names(module: torch.nn.Module, arrays: Mapping[str, np.ndarray]) -> list[str]:
-    """Names for the outputs of one eager run: a returned dict's keys, else ``output``."""
-    import torch
-
-    from model_build.parity import flatten_outputs
-
-    first = {name: torch.from_numpy(array[:2]) for name, array in arrays.items()}
-    try:
-        with torch.no_grad():
-            result = module(**first)
-    except Exception as exc:
-        raise ExportFailed(
-            f"{type(module).__name__} fails on the samples in eager torch: "
-            f"{type(exc).__name__}: {_one_line(exc)}"
-        ) from exc
-    if isinstance(result, Mapping) and all(isinstance(v, torch.Tensor) for v in result.values()):
-        return [str(key) for key in result]
-    count = len(flatten_outputs(result))
-    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
-
-
-def _with_max_lengths(
-    signature: Signature, dynamic_axes: DynamicAxes, max_lengths: Mapping[str, int]
-) -> Signature:
-    """The graph's signature with each bounded dimension's ``max_shape`` on the inputs that
-    have it: the router refuses a longer request (422) before it reaches the model."""
-    from functions.core.manifest import Signature as ManifestSignature
-
-    inputs = []
-    for spec in signature.inputs:
-        axes = {
-            axis: max_lengths[dim]
-            for axis, dim in dynamic_axes.get(spec.name, {}).items()
-            if dim in max_lengths and spec.shape[axis] == -1
-        }
-        if axes:
-            spec = spec.model_copy(
-                update={"max_shape": [axes.get(axis, -1) for axis in range(len(spec.shape))]}
-            )
-        inputs.append(spec)
-    return ManifestSignature(inputs=inputs, outputs=signature.outputs)
-
-
-def _check_dynamic_axes(signature: Signature, dynamic_axes: DynamicAxes) -> None:
-    """Refuse an export that fixed an axis the user named dynamic: torch.export specializes a
-    dimension the module's code ties to a constant (a reshape to a literal size, say),
-    silently, and every request of another length would then be refused."""
-    specs = {spec.name: spec for spec in signature.inputs}
-    for name, axes in dynamic_axes.items():
-        for axis, dim_name in axes.items():
-            size = specs[name].shape[axis]
-            if size != -1:
-                raise ExportFailed(
-                    f"input {name!r} axis {axis} ({dim_name}) was exported with the fixed size "
-                    f"{size}: the module's code ties it to that size (e.g. a reshape to a "
-                    "constant); compute the size from the input's shape to keep it dynamic"
-                )
-
-
-def _parity_variants(
-    arrays: Mapping[str, np.ndarray], dynamic_axes: DynamicAxes
-) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """The inputs parity runs on: all samples; the first row alone (a graph that only works
-    for the example's batch fails here); and each named dynamic dimension one shorter (a
-    graph that baked in the example's length fails here)."""
-    variants = [
-        ("samples", dict(arrays)),
-        ("first row alone", {name: array[:1] for name, array in arrays.items()}),
-    ]
-    dims: dict[str, list[tuple[str, int]]] = {}
-    for name, axes in dynamic_axes.items():
-        for axis, dim_name in axes.items():
-            if axis != 0:
-                dims.setdefault(dim_name, []).append((name, axis))
-    for dim_name, members in sorted(dims.items()):
-        shorter = dict(arrays)
-        for name, axis in members:
-            length = arrays[name].shape[axis]
-            shorter[name] = arrays[name].take(range(length - 1), axis=axis)
-        variants.append((f"{dim_name} one shorter", shorter))
-    return variants
-
-
-def _compare(
-    expected: Mapping[str, np.ndarray],
-    actual: Mapping[str, np.ndarray],
-    *,
-    tolerance: float,
-    scores_output: str | None,
-) -> ParityReport:
-    from model_build.parity import compare_outputs
-
-    return compare_outputs(
-        expected=expected,
-        actual=actual,
-        tolerance=tolerance,
-        reference="torch",
-        scores_output=scores_output,
-    )

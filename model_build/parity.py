@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from model_build.export import DynamicAxes
+
 DEFAULT_TOLERANCE = 1e-4
 
 
@@ -162,3 +164,27 @@ def flatten_outputs(result: object) -> list[torch.Tensor]:
     if isinstance(result, list | tuple):
         return [tensor for value in result for tensor in flatten_outputs(value)]
     raise ExportFailed(f"the module returned a {type(result).__name__}, not tensors")
+
+
+def parity_variants(
+    arrays: Mapping[str, np.ndarray], dynamic_axes: DynamicAxes
+) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The inputs parity runs on: all samples; the first row alone (a graph that only works
+    for the example's batch fails here); and each named dynamic dimension one shorter (a
+    graph that baked in the example's length fails here)."""
+    variants = [
+        ("samples", dict(arrays)),
+        ("first row alone", {name: array[:1] for name, array in arrays.items()}),
+    ]
+    dims: dict[str, list[tuple[str, int]]] = {}
+    for name, axes in dynamic_axes.items():
+        for axis, dim_name in axes.items():
+            if axis != 0:
+                dims.setdefault(dim_name, []).append((name, axis))
+    for dim_name, members in sorted(dims.items()):
+        shorter = dict(arrays)
+        for name, axis in members:
+            length = arrays[name].shape[axis]
+            shorter[name] = arrays[name].take(range(length - 1), axis=axis)
+        variants.append((f"{dim_name} one shorter", shorter))
+    return variants

@@ -13,6 +13,8 @@ from model_build.exceptions import ModelRunFailed, UnsupportedOperator
 if TYPE_CHECKING:
     import numpy as np
 
+    from functions.core.manifest import Signature
+
 # What ONNX Runtime says when the graph needs an operator (or an opset of one) it lacks.
 _MISSING_OPERATOR = re.compile(
     r"not a registered function/op|Could not find an implementation|NOT_IMPLEMENTED|"
@@ -71,3 +73,15 @@ def ort_message(exc: BaseException) -> str:
     """ONNX Runtime's message on one line, without its ``[ONNXRuntimeError] : 1 : FAIL :``."""
     first = " ".join(str(exc).split())
     return _ORT_PREFIX.sub("", first)[:500]
+
+
+def load_and_run(
+    onnx_path: Path, signature: Signature, feeds: Mapping[str, np.ndarray], *, origin: str
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """Refuse what the model server could not serve, then run ``feeds`` once."""
+    from model_build.runner import open_session, run_rows
+    from model_build.signature import require_batch_axis
+
+    require_batch_axis(signature)
+    session = open_session(onnx_path)
+    return session, run_rows(session, feeds, source=origin)

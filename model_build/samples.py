@@ -7,6 +7,7 @@ refused before any model runs rather than surfacing as an ONNX Runtime error.
 
 from __future__ import annotations
 
+import inspect
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from model_build.exceptions import InvalidSamples, SourceNotFound
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
 # The smallest batch that keeps the batch axis honest: torch.export specializes a dimension
 # of size 1, and a graph that only ever ran on one row proves nothing about batching.
@@ -174,3 +176,45 @@ def _conform(array: np.ndarray, spec: TensorSpec, *, what: str) -> np.ndarray:
                 f"(axis {axis} must be {want})"
             )
     return np.ascontiguousarray(array)
+
+
+def forward_arguments(
+    module: torch.nn.Module, arrays: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The samples as ``forward``'s keyword arguments, in its parameter order. float64 arrays
+    become float32: numpy's default float is rarely what a torch module computes in."""
+    import numpy as np
+
+    parameters = inspect.signature(module.forward).parameters
+    names = [
+        p.name for p in parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    unknown = sorted(set(arrays) - set(names))
+    if unknown:
+        raise InvalidSamples(
+            f"sample array(s) {unknown} are not parameters of {type(module).__name__}.forward "
+            f"{names}: name each sample array after the parameter it feeds"
+        )
+    required = [
+        p.name
+        for p in parameters.values()
+        if p.name in names and p.default is inspect.Parameter.empty
+    ]
+    missing = [name for name in required if name not in arrays]
+    if missing:
+        raise InvalidSamples(f"no sample array for forward's parameter(s) {missing}")
+    ordered = {}
+    for name in names:
+        if name in arrays:
+            array = np.asarray(arrays[name])
+            if array.dtype.kind not in "biuf":
+                raise InvalidSamples(
+                    f"sample {name!r} is {array.dtype}; a torch module takes numeric tensors"
+                )
+            ordered[name] = array.astype(np.float32) if array.dtype == np.float64 else array
+    rows = {name: (a.shape[0] if a.ndim else 0) for name, a in ordered.items()}
+    if len(set(rows.values())) != 1 or min(rows.values()) < 2:
+        raise InvalidSamples(
+            f"samples need one batch of at least 2 rows shared by every input, got {rows}"
+        )
+    return {name: np.ascontiguousarray(array) for name, array in ordered.items()}

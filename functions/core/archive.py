@@ -1,9 +1,14 @@
-"""The ``model.tar.gz`` itself: reading its manifest and members safely, checking it (manifest,
-the model file's sha256, the parity report) from a file or as a stream, and re-packing it with
-a stamped manifest.
+"""The ``model.tar.gz`` itself: writing it, reading its manifest and members safely, checking
+it (manifest, the model file's sha256, the parity report) from a file or as a stream, and
+re-packing it with a stamped manifest.
 
-Pure python (tarfile, hashlib, gzip): the Lambda router runs these to check an upload, and
-``functions.core.publishing`` to publish.
+Pure python (tarfile, hashlib, gzip): the Lambda router runs these to check an upload,
+``functions.core.publishing`` to publish, and ``model_build`` to write what it packaged.
+
+The archive holds the model file and its manifest at the root, the layout SageMaker's
+``ModelDataUrl`` unpacks into ``/opt/ml/model``. It is deterministic for given contents (sorted
+members, fixed mtimes and owners, no gzip timestamp), so the bytes of an artifact depend only
+on what is in it, whether written (``write_artifact``) or re-stamped (``restamp_archive``).
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import hashlib
 import io
 import json
 import math
+import os
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from pydantic import ValidationError
 
@@ -54,17 +60,15 @@ def check_artifact(*, path: Path) -> Manifest:
         member = members.get(model_file)
         if member is None:
             raise InvalidArtifact(f"the archive has no {model_file} (members: {sorted(members)})")
-        digest = hashlib.sha256()
         try:
             handle = tar.extractfile(member)
             assert handle is not None  # regular files always have data
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
+            digest = _sha256(handle)
         except _TAR_ERRORS as exc:
             raise InvalidArtifact(f"cannot read {model_file}: {exc}") from exc
-    if digest.hexdigest() != manifest.sha256:
+    if digest != manifest.sha256:
         raise InvalidArtifact(
-            f"checksum mismatch: sha256 of {model_file} is {digest.hexdigest()}, "
+            f"checksum mismatch: sha256 of {model_file} is {digest}, "
             f"the manifest says {manifest.sha256}"
         )
     return manifest
@@ -103,10 +107,7 @@ def check_stream(*, reader: BinaryIO) -> Manifest:
                         )
                     manifest_data = handle.read()
                     continue
-                digest = hashlib.sha256()
-                while chunk := handle.read(_CHUNK):
-                    digest.update(chunk)
-                digests[name] = digest.hexdigest()
+                digests[name] = _sha256(handle)
         except _TAR_ERRORS as exc:
             raise InvalidArtifact(f"{unreadable}: {exc}") from exc
     if manifest_data is None:
@@ -129,41 +130,93 @@ def check_stream(*, reader: BinaryIO) -> Manifest:
     return manifest
 
 
+def write_artifact(
+    *,
+    model_path: Path,
+    manifest: Manifest,
+    dest: Path,
+    files: Mapping[str, Path] | None = None,
+) -> Path:
+    """Package ``model_path`` (stored as ``manifest.model_file``), the manifest and ``files``
+    (archive name -> file on disk: what the manifest's processing reads, e.g. a tokenizer) into
+    ``dest``. All or nothing: the file appears at ``dest`` only once it is complete."""
+    members = {name: Path(path).read_bytes() for name, path in (files or {}).items()}
+    members[manifest.model_file] = model_path.read_bytes()
+    members[MANIFEST_NAME] = manifest_bytes(manifest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.partial")
+    try:
+        with partial.open("wb") as raw, _deterministic_tar(raw) as tar:
+            for name in sorted(members):
+                data = members[name]
+                _add_member(tar, name, size=len(data), data=io.BytesIO(data))
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
+    return dest
+
+
 def restamp_archive(*, source: Path, manifest: Manifest, dest: Path) -> Path:
     """Write ``source``'s members to ``dest`` with ``manifest`` replacing its manifest.
 
-    Deterministic, in the layout ``model_build.package`` writes: members sorted by name at
-    the archive root, PAX format, fixed mtimes, modes and owners, no gzip timestamp; every
-    member but the manifest is copied byte for byte."""
+    Deterministic, in the layout ``write_artifact`` writes: members sorted by name at the
+    archive root, PAX format, fixed mtimes, modes and owners, no gzip timestamp; every member
+    but the manifest is copied byte for byte."""
     manifest_data = manifest_bytes(manifest)
     with (
         open_archive(source) as (src, members),
         open(dest, "wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
-        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as out,
+        _deterministic_tar(raw) as out,
     ):
         names = sorted({*members, MANIFEST_NAME})
         for name in names:
-            info = tarfile.TarInfo(name)
-            info.mode = 0o644
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
             if name == MANIFEST_NAME:
-                info.size = len(manifest_data)
-                out.addfile(info, io.BytesIO(manifest_data))
+                _add_member(out, name, size=len(manifest_data), data=io.BytesIO(manifest_data))
                 continue
             member = members[name]
-            info.size = member.size
             try:
-                out.addfile(info, src.extractfile(member))
+                _add_member(out, name, size=member.size, data=src.extractfile(member))
             except _TAR_ERRORS as exc:
                 raise InvalidArtifact(f"cannot read {name}: {exc}") from exc
     return dest
 
 
+@contextmanager
+def _deterministic_tar(raw: BinaryIO) -> Iterator[tarfile.TarFile]:
+    """A PAX tar, gzipped without a timestamp, written to ``raw``."""
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        yield tar
+
+
+def _add_member(tar: tarfile.TarFile, name: str, *, size: int, data: IO[bytes] | None) -> None:
+    """A regular file at the archive root with fixed mode, mtime and owners."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, data)
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of the file at ``path`` (what a manifest's ``sha256`` records)."""
+    with path.open("rb") as handle:
+        return _sha256(handle)
+
+
+def _sha256(handle: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := handle.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def manifest_bytes(manifest: Manifest) -> bytes:
-    """The manifest file's exact bytes (the same rendering ``model_build.package`` uses)."""
+    """The manifest file's exact bytes."""
     return (json.dumps(manifest.to_json_dict(), indent=2) + "\n").encode("utf-8")
 
 

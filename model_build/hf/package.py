@@ -155,9 +155,10 @@ def _package(
     import torch
     import transformers
 
+    from functions.core.archive import sha256_file
     from model_build.hf.graph import EXPORTER, OPSET, convert_fp16, export_fp32, quantize_int8
     from model_build.latency import measure_latency
-    from model_build.package import assemble, sha256_file
+    from model_build.package import assemble
     from model_build.signature import signature_from_onnx
     from serving.processing import Processing, TextPipeline
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from functions.core.archive import write_artifact
 from functions.core.clock import utc_now
 from functions.core.manifest import Manifest, ParityReport
 from functions.core.registry.base import Job, ModelVersion
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
-from model_build.package import write_artifact
 from tests.api.api_testkit import DIGITS_SIGNATURE, MODEL, add_version, digit_request, make_key
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from functions.core.archive import sha256_file
 from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, MODEL_FILE_NAME, Manifest
 from model_build import package_onnx
-from model_build.package import sha256_file
 from tests.byom.byom_testkit import IrisFiles
 
 

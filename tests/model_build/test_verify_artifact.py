@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from functions.core.archive import sha256_file
 from functions.core.exceptions import InvalidArtifact
 from functions.core.manifest import MANIFEST_NAME, MODEL_FILE_NAME, Manifest
-from model_build.package import sha256_file
 from model_build.verify import verify_artifact
 
 
