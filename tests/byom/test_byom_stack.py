@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tests.byom.byom_testkit import IRIS_CLASSES, IrisFiles
+from tests.stack_testkit import local_stack, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -34,20 +35,6 @@ class Stack:
     home: Path
 
 
-def _cli(*args: str | Path, capsys: pytest.CaptureFixture[str] | None = None) -> dict[str, Any]:
-    """Run ``modelway ARGS`` in-process; its JSON answer."""
-    import contextlib
-    import io
-
-    from cli import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        status = main([str(a) for a in args])
-    assert status == 0, out.getvalue()
-    return json.loads(out.getvalue())  # type: ignore[no-any-return]
-
-
 @pytest.fixture(scope="module")
 def stack(
     iris: IrisFiles,
@@ -55,42 +42,15 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
 ) -> Iterator[Stack]:
-    from cli.up import start_stack
-    from functions.core import keys
-    from functions.core.backends import make_registry, use
-    from functions.core.settings import get_settings
-
-    mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("byom-home")
-    mp.setenv("MODELWAY_HOME", str(home))
-    mp.setenv("MODELWAY_ENV", "local")
-    get_settings.cache_clear()
-    packaged = _cli(
+    packaged = run_cli(
         "package", iris.onnx, "--name", "iris", "--samples", iris.samples,
         "--expected", iris.expected, "--scores", "probabilities",
         "--labels", ",".join(IRIS_CLASSES), "--out", home / "iris-build",
     )  # fmt: skip
-    for artifact in (packaged["artifact"], ranker["summary"]["artifact"]):
-        published = _cli("publish", artifact)
-        assert (published["version"], published["created"]) == (1, True)
-    settings = get_settings()
-    _, secret = keys.create_key(
-        registry=make_registry(settings), name="team", models=["iris", "ranker"], admin=False
-    )
-    local = start_stack(
-        settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
-    )
-    # Batch scoring (in this process) calls the same model server.
-    mp.setenv("MODELWAY_SERVING_URL", local.serving_url)
-    get_settings.cache_clear()
-    use(None)  # the process's backends, from the settings again
-    try:
-        yield Stack(router=local.router_url, key=secret, home=home)
-    finally:
-        local.stop()
-        use(None)  # the process's backends, from the settings again
-        mp.undo()
-        get_settings.cache_clear()
+    artifacts = [packaged["artifact"], ranker["summary"]["artifact"]]
+    with local_stack(home=home, free_port=free_port, artifacts=artifacts) as running:
+        yield Stack(router=running.router, key=running.key("iris", "ranker"), home=home)
 
 
 def _json_tensors(inputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -222,7 +182,7 @@ def test_iris_batch_scoring_csv_matches_scikit_learn(
     lines += [",".join(repr(float(v)) for v in row) for row in rows]
     source.write_text("\n".join(lines) + "\n")
 
-    job = _cli("batch", "submit", source, "--model", "iris")
+    job = run_cli("batch", "submit", source, "--model", "iris")
 
     assert (job["status"], job["records"], job["ok"], job["errors"]) == ("succeeded", 150, 150, 0)
     results = [json.loads(line) for line in _read_uri(job["output_uri"]).splitlines()]
@@ -299,7 +259,7 @@ def test_ranker_batch_scoring_jsonl_matches_eager_torch(stack: Stack, tmp_path: 
     source = tmp_path / "queries.jsonl"
     source.write_text("\n".join(requests) + "\n")
 
-    job = _cli("batch", "submit", source, "--model", "ranker")
+    job = run_cli("batch", "submit", source, "--model", "ranker")
 
     assert (job["status"], job["records"], job["ok"], job["errors"]) == ("partial", 6, 5, 1)
     results = [json.loads(line) for line in _read_uri(job["output_uri"]).splitlines()]

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tests.byom.byom_testkit import ReviewFiles, make_reviews
+from tests.stack_testkit import local_stack, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -41,19 +42,6 @@ def reviews(tmp_path_factory: pytest.TempPathFactory) -> ReviewFiles:
     return make_reviews(tmp_path_factory.mktemp("reviews"))
 
 
-def _cli(*args: str | Path) -> dict[str, Any]:
-    import contextlib
-    import io
-
-    from cli import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        status = main([str(a) for a in args])
-    assert status == 0, out.getvalue()
-    return json.loads(out.getvalue())  # type: ignore[no-any-return]
-
-
 @pytest.fixture(scope="module")
 def stack(
     reviews: ReviewFiles,
@@ -61,41 +49,16 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
 ) -> Iterator[Stack]:
-    from cli.up import start_stack
-    from functions.core import keys
-    from functions.core.backends import make_registry, use
-    from functions.core.settings import get_settings
-
-    mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("text-home")
-    mp.setenv("MODELWAY_HOME", str(home))
-    mp.setenv("MODELWAY_ENV", "local")
-    get_settings.cache_clear()
     hf_args = ["--task", "feature-extraction", "--name", "encoder", "--out", home / "encoder"]
     built = [
-        _cli("package", reviews.onnx, "--name", "reviews", "--out", home / "reviews"),
-        _cli("package", "--hf", tiny_bert_dir, *hf_args),
+        run_cli("package", reviews.onnx, "--name", "reviews", "--out", home / "reviews"),
+        run_cli("package", "--hf", tiny_bert_dir, *hf_args),
     ]
     assert built[0]["signature"]["inputs"] == ["text BYTES [-1, 1]"]
-    for summary in built:
-        assert _cli("publish", summary["artifact"])["created"] is True
-    settings = get_settings()
-    _, secret = keys.create_key(
-        registry=make_registry(settings), name="t", models=["reviews", "encoder"], admin=False
-    )
-    local = start_stack(
-        settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
-    )
-    mp.setenv("MODELWAY_SERVING_URL", local.serving_url)
-    get_settings.cache_clear()
-    use(None)  # the process's backends, from the settings again
-    try:
-        yield Stack(router=local.router_url, key=secret)
-    finally:
-        local.stop()
-        use(None)  # the process's backends, from the settings again
-        mp.undo()
-        get_settings.cache_clear()
+    artifacts = [summary["artifact"] for summary in built]
+    with local_stack(home=home, free_port=free_port, artifacts=artifacts) as running:
+        yield Stack(router=running.router, key=running.key("reviews", "encoder", name="t"))
 
 
 def _post(stack: Stack, model: str, **kwargs: Any) -> httpx.Response:
@@ -181,7 +144,7 @@ def test_reviews_batch_scoring_jsonl_of_strings(
     source = tmp_path / "reviews.jsonl"
     source.write_text("\n".join(json.dumps([text]) for text in texts) + "\n")
 
-    job = _cli("batch", "submit", source, "--model", "reviews")
+    job = run_cli("batch", "submit", source, "--model", "reviews")
 
     assert (job["status"], job["ok"], job["errors"]) == ("succeeded", 4, 0)
     results = [json.loads(line) for line in _read_uri(job["output_uri"]).splitlines()]
@@ -235,7 +198,7 @@ def test_encoder_batch_scoring_jsonl_of_strings(
     source = tmp_path / "sentences.jsonl"
     source.write_text("\n".join(json.dumps([text]) for text in SENTENCES) + "\n")
 
-    job = _cli("batch", "submit", source, "--model", "encoder")
+    job = run_cli("batch", "submit", source, "--model", "encoder")
 
     assert (job["status"], job["ok"], job["errors"]) == ("succeeded", 3, 0)
     results = [json.loads(line) for line in _read_uri(job["output_uri"]).splitlines()]
@@ -251,7 +214,7 @@ def test_reviews_batch_scoring_csv_text_column(
     source = tmp_path / "reviews.csv"
     source.write_text("review\n" + "".join('"' + text.replace('"', '""') + '"\n' for text in texts))
 
-    job = _cli("batch", "submit", source, "--model", "reviews")
+    job = run_cli("batch", "submit", source, "--model", "reviews")
 
     assert (job["status"], job["ok"], job["errors"]) == ("succeeded", 3, 0), job
     results = [json.loads(line) for line in _read_uri(job["output_uri"]).splitlines()]

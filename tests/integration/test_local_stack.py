@@ -21,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cli.up import LocalStack
+from tests.stack_testkit import local_stack
 
 pytestmark = pytest.mark.integration
 
@@ -48,56 +49,19 @@ def running_stack(artifact: Path, home: Path, free_port: Callable[[], int]) -> I
     """A stack of its own in ``home``: ``artifact`` published as digits v1 (alias default),
     three keys, model server and router started; stopped, and the environment put back, on
     exit."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MODELWAY_HOME", str(home))
-    mp.setenv("MODELWAY_ENV", "local")
     # No key cache: a key revoked mid-run must stop at the next request.
-    mp.setenv("MODELWAY_KEY_CACHE_TTL_SECONDS", "0")
-    mp.setenv("MODELWAY_REGISTRY_CACHE_TTL_SECONDS", "0")
-    from cli.up import start_stack
-    from functions.core import keys
-    from functions.core.backends import make_artifact_store, make_registry
-    from functions.core.publishing import publish_artifact
-    from functions.core.settings import get_settings
-    from model_build.verify import verify_artifact
-
-    get_settings.cache_clear()
-    local: LocalStack | None = None
-    try:
-        settings = get_settings()
-        registry = make_registry(settings)
-        publish_artifact(
-            path=artifact,
-            registry=registry,
-            store=make_artifact_store(settings),
-            settings=settings,
-            actor="test",
-            alias="default",
-            verify=verify_artifact,
-        )
-        _, admin = keys.create_key(registry=registry, name="admin", models=["*"], admin=True)
-        _, digits_only = keys.create_key(
-            registry=registry, name="d", models=["digits"], admin=False
-        )
-        _, other_only = keys.create_key(registry=registry, name="o", models=["other"], admin=False)
-        local = start_stack(
-            settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
-        )
+    env = {"MODELWAY_KEY_CACHE_TTL_SECONDS": "0", "MODELWAY_REGISTRY_CACHE_TTL_SECONDS": "0"}
+    with local_stack(home=home, free_port=free_port, artifacts=[artifact], env=env) as running:
         yield Stack(
-            router=local.router_url,
-            serving=local.serving_url,
-            endpoint=f"{settings.resolved_endpoint_prefix}-digits",
-            admin=admin,
-            digits_only=digits_only,
-            other_only=other_only,
+            router=running.router,
+            serving=running.serving,
+            endpoint=running.endpoint("digits"),
+            admin=running.key("*", name="admin", admin=True),
+            digits_only=running.key("digits", name="d"),
+            other_only=running.key("other", name="o"),
             home=home,
-            local=local,
+            local=running.local,
         )
-    finally:
-        if local is not None:
-            local.stop()
-        mp.undo()
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

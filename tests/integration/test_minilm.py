@@ -12,6 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.stack_testkit import local_stack
+
 pytestmark = pytest.mark.integration
 
 TWO = ["A man is eating food.", "A man is eating a piece of bread."]
@@ -50,38 +52,10 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
 ) -> Iterator[tuple[str, str]]:
-    from cli.up import start_stack
-    from functions.core import keys
-    from functions.core.backends import make_artifact_store, make_registry
-    from functions.core.publishing import publish_artifact
-    from functions.core.settings import get_settings
-    from model_build.verify import verify_artifact
-
-    mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("minilm-home")
-    mp.setenv("MODELWAY_HOME", str(home))
-    mp.setenv("MODELWAY_ENV", "local")
-    get_settings.cache_clear()
-    settings = get_settings()
-    registry = make_registry(settings)
-    for artifact in (digits_artifact, minilm_build.artifact):
-        publish_artifact(
-            path=Path(artifact), registry=registry, store=make_artifact_store(settings),
-            settings=settings, actor="test", alias="default", verify=verify_artifact,
-        )  # fmt: skip
-    _, secret = keys.create_key(registry=registry, name="t", models=["minilm"], admin=False)
-    local = start_stack(
-        settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
-    )
-    # Batch scoring in this process goes to the model server this stack started.
-    mp.setenv("MODELWAY_SERVING_URL", local.serving_url)
-    get_settings.cache_clear()
-    try:
-        yield local.router_url, secret
-    finally:
-        local.stop()
-        mp.undo()
-        get_settings.cache_clear()
+    artifacts = [digits_artifact, minilm_build.artifact]
+    with local_stack(home=home, free_port=free_port, artifacts=artifacts) as running:
+        yield running.router, running.key("minilm", name="t")
 
 
 def test_two_sentences_through_the_router_match_sentence_transformers(stack, sentence_transformer):

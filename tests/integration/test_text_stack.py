@@ -10,13 +10,14 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import httpx
 import numpy as np
 import pytest
+
+from tests.stack_testkit import local_stack, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -37,19 +38,6 @@ class Stack:
     home: Path
 
 
-def _cli(*args: str | Path) -> dict[str, Any]:
-    import contextlib
-    import io
-
-    from cli import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        status = main([str(a) for a in args])
-    assert status == 0, out.getvalue()
-    return json.loads(out.getvalue())  # type: ignore[no-any-return]
-
-
 @pytest.fixture(scope="module")
 def stack(
     tiny_text_artifact: Path,
@@ -57,39 +45,12 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
 ) -> Iterator[Stack]:
-    from cli.up import start_stack
-    from functions.core import keys
-    from functions.core.backends import make_registry, use
-    from functions.core.settings import get_settings
-
-    mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("text-home")
-    mp.setenv("MODELWAY_HOME", str(home))
-    mp.setenv("MODELWAY_ENV", "local")
-    get_settings.cache_clear()
-    for artifact in (tiny_text_artifact, tiny_classifier_build.artifact):
-        published = _cli("publish", artifact)
-        assert (published["version"], published["created"]) == (1, True)
-    settings = get_settings()
-    _, secret = keys.create_key(
-        registry=make_registry(settings),
-        name="team",
-        models=["tiny-text", "tiny-sentiment"],
-        admin=False,
-    )
-    local = start_stack(
-        settings=settings, host="127.0.0.1", port=free_port(), serving_port=free_port()
-    )
-    mp.setenv("MODELWAY_SERVING_URL", local.serving_url)
-    get_settings.cache_clear()
-    use(None)  # the process's backends, from the settings again
-    try:
-        yield Stack(router=local.router_url, key=secret, home=home)
-    finally:
-        local.stop()
-        use(None)  # the process's backends, from the settings again
-        mp.undo()
-        get_settings.cache_clear()
+    artifacts = [tiny_text_artifact, tiny_classifier_build.artifact]
+    with local_stack(home=home, free_port=free_port, artifacts=artifacts) as running:
+        yield Stack(
+            router=running.router, key=running.key("tiny-text", "tiny-sentiment"), home=home
+        )
 
 
 def reference(directory: Path, sentences: list[str], *, task: str = "feature-extraction"):  # type: ignore[no-untyped-def]
@@ -159,7 +120,7 @@ def test_batch_scoring_labels_sentences_of_every_length(
     source = tmp_path / "sentences.jsonl"
     source.write_text("\n".join(lines) + "\n")
 
-    job = _cli("batch", "submit", source, "--model", "tiny-sentiment")
+    job = run_cli("batch", "submit", source, "--model", "tiny-sentiment")
 
     assert (job["status"], job["records"], job["ok"], job["errors"]) == (
         "partial",

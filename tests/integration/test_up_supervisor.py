@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.integration.up_testkit import Up, launch, stop
+from tests.stack_testkit import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -27,22 +28,7 @@ PIXELS = [0.0] * 64
 @pytest.fixture
 def home(digits_artifact: Path, modelway_home: Path) -> Path:
     """A state directory with digits version 1 published, so ``up`` starts without building."""
-    from functions.core.backends import make_artifact_store, make_registry
-    from functions.core.publishing import publish_artifact
-    from functions.core.settings import get_settings
-    from model_build.verify import verify_artifact
-
-    settings = get_settings()
-    registry = make_registry(settings)
-    publish_artifact(
-        path=digits_artifact,
-        registry=registry,
-        store=make_artifact_store(settings),
-        settings=settings,
-        actor="test",
-        alias="default",
-        verify=verify_artifact,
-    )
+    run_cli("publish", digits_artifact)
     return modelway_home
 
 
