@@ -89,3 +89,9 @@ class InvalidModel(PackagingError):
 
     code = "invalid_model"
     exit_status = 12
+
+
+def one_line(exc: BaseException, *, limit: int = 500) -> str:
+    """What a refusal quotes of a library's error (torch, onnx, ONNX Runtime): its message on
+    one line, cut at ``limit`` characters, since some of them run to pages."""
+    return " ".join(str(exc).split())[:limit]

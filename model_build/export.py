@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from functions.core.exceptions import InvalidArtifact
-from model_build.exceptions import ExportFailed
+from model_build.exceptions import ExportFailed, one_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -105,8 +105,9 @@ def export_onnx(
                 verbose=False,
             )
     except Exception as exc:  # torch.export raises many kinds (UserError, RuntimeError, ...)
-        first = " ".join(str(exc).split())[:600]
-        raise ExportFailed(f"torch.onnx.export failed: {type(exc).__name__}: {first}") from exc
+        raise ExportFailed(
+            f"torch.onnx.export failed: {type(exc).__name__}: {one_line(exc)}"
+        ) from exc
     finally:
         exporter_log.setLevel(previous_level)
     model_proto = onnx.load(str(path))
@@ -174,10 +175,9 @@ def eager_output_names(module: torch.nn.Module, arrays: Mapping[str, np.ndarray]
         with torch.no_grad():
             result = module(**first)
     except Exception as exc:
-        message = " ".join(str(exc).split())[:500]
         raise ExportFailed(
             f"{type(module).__name__} fails on the samples in eager torch: "
-            f"{type(exc).__name__}: {message}"
+            f"{type(exc).__name__}: {one_line(exc)}"
         ) from exc
     if isinstance(result, Mapping) and all(isinstance(v, torch.Tensor) for v in result.values()):
         return [str(key) for key in result]

@@ -34,6 +34,7 @@ from model_build.exceptions import (
     PackagingError,
     ParityFailed,
     SourceNotFound,
+    one_line,
 )
 from model_build.parity import DEFAULT_TOLERANCE
 from model_build.result import BuildResult
@@ -95,7 +96,7 @@ def package_onnx(
             onnx.external_data_helper.load_external_data_for_model(graph, str(source.parent))
         onnx.checker.check_model(graph)
     except Exception as exc:  # DecodeError, ValidationError, OSError: not a usable model
-        raise InvalidModel(f"{source.name} is not a valid ONNX model: {_one_line(exc)}") from exc
+        raise InvalidModel(f"{source.name} is not a valid ONNX model: {one_line(exc)}") from exc
     signature = signature_from_model(graph)
     with tempfile.TemporaryDirectory(prefix="modelway-package-") as work:
         onnx_path = Path(work) / MODEL_FILE_NAME
@@ -369,10 +370,6 @@ def _rows(feeds: Mapping[str, np.ndarray]) -> int:
     return int(next(iter(feeds.values())).shape[0])
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:500]
-
-
 def _save_inline(graph: Any, path: Path) -> None:
     """Re-save a model whose weights were in external files with the weights inside: the
     artifact carries one model file. Protobuf caps that at 2 GB."""
@@ -382,7 +379,7 @@ def _save_inline(graph: Any, path: Path) -> None:
         onnx.save_model(graph, str(path), save_as_external_data=False)
     except ValueError as exc:  # "Message onnx.ModelProto exceeds maximum protobuf size of 2GB"
         raise InvalidModel(
-            f"the model's weights do not fit in one ONNX file: {_one_line(exc)}"
+            f"the model's weights do not fit in one ONNX file: {one_line(exc)}"
         ) from exc
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from functions.core.manifest import ParityReport
-from model_build.exceptions import ExportFailed
+from model_build.exceptions import ExportFailed, one_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -139,10 +139,9 @@ def torch_outputs(
             result = model(**{name: torch.from_numpy(array) for name, array in inputs.items()})
     except Exception as exc:  # the user's forward: anything
         shapes = {name: list(array.shape) for name, array in inputs.items()}
-        message = " ".join(str(exc).split())[:300]
         raise ExportFailed(
             f"{type(model).__name__} fails in eager torch on inputs of shapes {shapes}: "
-            f"{type(exc).__name__}: {message}"
+            f"{type(exc).__name__}: {one_line(exc, limit=300)}"
         ) from exc
     values = flatten_outputs(result)
     if len(values) != len(output_names):

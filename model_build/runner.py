@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_build.exceptions import ModelRunFailed, UnsupportedOperator
+from model_build.exceptions import ModelRunFailed, UnsupportedOperator, one_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,8 +71,7 @@ def run_rows(
 
 def ort_message(exc: BaseException) -> str:
     """ONNX Runtime's message on one line, without its ``[ONNXRuntimeError] : 1 : FAIL :``."""
-    first = " ".join(str(exc).split())
-    return _ORT_PREFIX.sub("", first)[:500]
+    return _ORT_PREFIX.sub("", one_line(exc, limit=600))[:500]
 
 
 def load_and_run(

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from model_build.exceptions import one_line
 from model_build.hf.exceptions import HfModelError
 from model_build.hf.source import TEXT_CLASSIFICATION, HfSource
 
@@ -116,8 +117,9 @@ def export_fp32(source: HfSource, *, path: Path) -> Path:
     except HfModelError:
         raise
     except Exception as exc:  # torch.export / onnxscript raise many kinds
-        first = " ".join(str(exc).split())[:500]
-        raise HfModelError(f"exporting to ONNX failed: {type(exc).__name__}: {first}") from exc
+        raise HfModelError(
+            f"exporting to ONNX failed: {type(exc).__name__}: {one_line(exc)}"
+        ) from exc
     finally:
         raw.unlink(missing_ok=True)
     try:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.oip.datatypes import DATATYPES
-from functions.core.oip.framing import BINARY_CONTENT_TYPE, JSON_CONTENT_TYPE
+from functions.core.oip.framing import BINARY_CONTENT_TYPE, BYTES_LENGTH, JSON_CONTENT_TYPE
 
-_BYTES_LENGTH = struct.Struct("<I")
 _COMPACT = (",", ":")
 
 
@@ -136,7 +135,7 @@ def _binary(tensor: OutputTensor) -> bytes:
         parts: list[bytes] = []
         for value in _values(tensor):
             data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-            parts.append(_BYTES_LENGTH.pack(len(data)))
+            parts.append(BYTES_LENGTH.pack(len(data)))
             parts.append(data)
         return b"".join(parts)
     if tensor.raw is not None:

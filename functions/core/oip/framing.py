@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from typing import Any, NoReturn
 
 from functions.core.oip.exceptions import NestedTooDeep, ProtocolError
@@ -26,6 +27,8 @@ JSON_CONTENT_TYPE = "application/json"
 # SageMaker strips custom headers, so its binary form carries the JSON length in the type.
 BINARY_CONTENT_TYPE = "application/vnd.sagemaker-triton.binary+json"
 HEADER_LENGTH = "inference-header-content-length"
+# The binary extension's BYTES element: a 4-byte little-endian length, then that many bytes.
+BYTES_LENGTH = struct.Struct("<I")
 
 # A JSON string, escapes included (unrolled so that long strings cost no backtracking).
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')

@@ -24,9 +24,9 @@ from typing import Any
 
 from functions.core.oip.datatypes import Datatype
 from functions.core.oip.exceptions import TensorError, TensorTooLarge
+from functions.core.oip.framing import BYTES_LENGTH
 from functions.core.oip.limits import DEFAULT_LIMITS, Limits
 
-_BYTES_LENGTH = struct.Struct("<I")
 _BOOL_BYTES = b"\x00\x01"
 _NUMBER_TYPES = frozenset((int, float))
 
@@ -104,16 +104,16 @@ def binary_strings(
     chunk: memoryview, count: int, *, where: str, max_bytes: int | None, limits: Limits
 ) -> list[str]:
     """BYTES elements are each a 4-byte length then that many bytes; they must fill ``chunk``."""
-    if count * _BYTES_LENGTH.size > len(chunk):
+    if count * BYTES_LENGTH.size > len(chunk):
         raise TensorError(f"{where}: binary BYTES data holds fewer than {count} items")
     cap = min(max_bytes or limits.max_bytes_element, limits.max_bytes_element)
     values: list[str] = []
     position = 0
     for index in range(count):
-        if position + _BYTES_LENGTH.size > len(chunk):
+        if position + BYTES_LENGTH.size > len(chunk):
             raise TensorError(f"{where}: binary BYTES data holds fewer than {count} items")
-        (length,) = _BYTES_LENGTH.unpack_from(chunk, position)
-        position += _BYTES_LENGTH.size
+        (length,) = BYTES_LENGTH.unpack_from(chunk, position)
+        position += BYTES_LENGTH.size
         if position + length > len(chunk):
             raise TensorError(
                 f"{where}: binary BYTES element {index} claims {length} bytes, past the end of "
