@@ -14,7 +14,7 @@ import pytest
 
 from functions.batch.dispatch import RetryableBatchFailure
 from functions.batch.events import job_id_for, parse_notification
-from tests.aws.conftest import serialize_moto
+from tests.aws_testkit import serialize_moto
 from tests.batch.batch_testkit import FakeContext, Stack, jsonl, records_sent, row, rows_of
 
 PLENTY_MS = 600_000

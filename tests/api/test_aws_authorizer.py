@@ -37,14 +37,14 @@ def event_with(secret: str | None, *, header: str = "x-api-key") -> dict[str, An
 
 
 @pytest.fixture
-def authorizer(registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def authorizer(aws_registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The handler module, reading the registry the settings name (as in Lambda)."""
     from functions.authorizer import handler as module
     from functions.core import backends
     from functions.core.settings import get_settings
 
     monkeypatch.setenv("MODELWAY_ENV", "dev")
-    monkeypatch.setenv("MODELWAY_TABLE_NAME", registry.table_name)
+    monkeypatch.setenv("MODELWAY_TABLE_NAME", aws_registry.table_name)
     monkeypatch.setenv("MODELWAY_REGION", "us-east-1")
     get_settings.cache_clear()
     backends.use(None)
@@ -61,10 +61,10 @@ def test_the_event_file_is_a_rest_request_authorizer_event() -> None:
 
 
 def test_a_valid_key_is_allowed_on_every_route_of_the_stage(
-    authorizer: Any, registry: Any, capsys: pytest.CaptureFixture[str]
+    authorizer: Any, aws_registry: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key, secret = keys.create_key(
-        registry=registry, name="team-a", models=["digits", "iris"], admin=False
+        registry=aws_registry, name="team-a", models=["digits", "iris"], admin=False
     )
     answer = authorizer.handler(event_with(secret), Context())
     assert answer["principalId"] == key.key_id
@@ -88,12 +88,12 @@ def test_a_valid_key_is_allowed_on_every_route_of_the_stage(
 
 
 def test_the_router_reads_back_the_scopes_the_authorizer_sends(
-    authorizer: Any, registry: Any
+    authorizer: Any, aws_registry: Any
 ) -> None:
     from functions.api.apigw import authorizer_context
 
     key, secret = keys.create_key(
-        registry=registry, name="ops", models=["*"], admin=True, tenant="t1"
+        registry=aws_registry, name="ops", models=["*"], admin=True, tenant="t1"
     )
     answer = authorizer.handler(event_with(secret, header="X-Api-Key"), Context())
     assert answer["context"]["models"] == "*"
@@ -108,13 +108,13 @@ def test_missing_or_unknown_keys_get_401(authorizer: Any, secret: str | None) ->
         authorizer.handler(event_with(secret), Context())
 
 
-def test_revoked_and_rotated_away_secrets_get_401(authorizer: Any, registry: Any) -> None:
-    key, old = keys.create_key(registry=registry, name="ci", models=["digits"], admin=False)
-    _, new = keys.rotate_key(registry=registry, key_id=key.key_id)
+def test_revoked_and_rotated_away_secrets_get_401(authorizer: Any, aws_registry: Any) -> None:
+    key, old = keys.create_key(registry=aws_registry, name="ci", models=["digits"], admin=False)
+    _, new = keys.rotate_key(registry=aws_registry, key_id=key.key_id)
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorizer.handler(event_with(old), Context())
     assert authorizer.handler(event_with(new), Context())["principalId"] == key.key_id
-    keys.revoke_key(registry=registry, key_id=key.key_id)
+    keys.revoke_key(registry=aws_registry, key_id=key.key_id)
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorizer.handler(event_with(new), Context())
 

@@ -1,5 +1,5 @@
 """SageMaker under moto for the deployer tests (the ``sagemaker`` and ``publish`` fixtures of
-``conftest.py`` are built from this).
+``tests/aws_testkit.py`` are built from this).
 
 moto keeps SageMaker models, endpoint configurations and endpoints, but has no
 ``UpdateEndpoint``: ``SageMaker`` captures that call's parameters (the deployment guardrails

@@ -23,9 +23,8 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from fastapi.testclient import TestClient
 
 from functions.core import keys
-from tests.aws.sagemaker_testkit import IMAGE, PREFIX, SageMaker, make_deployer
-
-from .conftest import BUCKET, REGION, TABLE
+from tests.aws_testkit import BUCKET, REGION, TABLE
+from tests.deploy.sagemaker_testkit import IMAGE, PREFIX, SageMaker, make_deployer
 
 GROUP = f"{PREFIX}-digits"
 
@@ -46,7 +45,7 @@ class Router:
 
 
 @pytest.fixture
-def router(registry: Any, store: Any, sagemaker: SageMaker) -> Iterator[Router]:
+def router(aws_registry: Any, aws_store: Any, sagemaker: SageMaker) -> Iterator[Router]:
     from functions.api.app import create_app
     from functions.core.settings import Settings
 
@@ -64,10 +63,10 @@ def router(registry: Any, store: Any, sagemaker: SageMaker) -> Iterator[Router]:
     state = app.state.modelway
     # The mirror as the router builds it from its settings (``Backends.mirror``).
     state.backends = state.backends.replace(
-        registry=registry, store=store, deployer=make_deployer(sagemaker)
+        registry=aws_registry, store=aws_store, deployer=make_deployer(sagemaker)
     )
-    _, alice = keys.create_key(registry=registry, name="alice", models=["*"], admin=True)
-    _, bob = keys.create_key(registry=registry, name="bob", models=["*"], admin=True)
+    _, alice = keys.create_key(registry=aws_registry, name="alice", models=["*"], admin=True)
+    _, bob = keys.create_key(registry=aws_registry, name="bob", models=["*"], admin=True)
     with TestClient(app) as client:
         yield Router(client=client, alice=alice, bob=bob, backends=state.backends)
 
@@ -100,9 +99,11 @@ def lift(router: Router, operation: str) -> None:
 
 
 def test_publish_approve_and_reject_through_the_api_show_in_the_model_registry(
-    router: Router, make_artifact: Any, registry: Any
+    router: Router, make_fake_artifact: Any, aws_registry: Any
 ) -> None:
-    published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
+    published = router.publish(
+        router.alice, make_fake_artifact(payload=b"one"), "uploads/v1.tar.gz"
+    )
     assert published.status_code == 201, published.text
     mirror = published.json()["mirror"]
     assert mirror["status"] == "synced"
@@ -131,7 +132,7 @@ def test_publish_approve_and_reject_through_the_api_show_in_the_model_registry(
     )
     assert rejected.status_code == 200, rejected.text
     assert status_of(arn) == "Rejected"
-    assert [d.decision for d in registry.list_decisions(model="digits", version=1)] == [
+    assert [d.decision for d in aws_registry.list_decisions(model="digits", version=1)] == [
         "approved",
         "rejected",
     ]
@@ -139,22 +140,24 @@ def test_publish_approve_and_reject_through_the_api_show_in_the_model_registry(
 
 def test_a_mirror_failure_keeps_the_decision_says_so_and_is_repaired_by_mirror_sync(
     router: Router,
-    make_artifact: Any,
-    registry: Any,
+    make_fake_artifact: Any,
+    aws_registry: Any,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     swap_backends: Callable[..., Any],
 ) -> None:
     # A publish whose mirror write fails: the version is registered all the same.
     fail_on(router, "CreateModelPackage")
-    published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
+    published = router.publish(
+        router.alice, make_fake_artifact(payload=b"one"), "uploads/v1.tar.gz"
+    )
     assert published.status_code == 201, published.text
     assert published.json()["version"] == 1
     failed = published.json()["mirror"]
     assert failed["status"] == "failed"
     assert "AccessDeniedException" in failed["error"]
     assert failed["retry"] == "modelway mirror sync digits 1"
-    assert registry.get_version(model="digits", version=1).status == "active"
+    assert aws_registry.get_version(model="digits", version=1).status == "active"
 
     # An approval whose mirror write fails (SageMaker still refuses): recorded, answered
     # 200, and it gates as recorded.
@@ -162,7 +165,9 @@ def test_a_mirror_failure_keeps_the_decision_says_so_and_is_repaired_by_mirror_s
     assert approved.status_code == 200, approved.text
     assert approved.json()["decision"] == "approved"
     assert approved.json()["mirror"]["status"] == "failed"
-    assert [d.decision for d in registry.list_decisions(model="digits", version=1)] == ["approved"]
+    assert [d.decision for d in aws_registry.list_decisions(model="digits", version=1)] == [
+        "approved"
+    ]
     moved = router.call(router.alice, "PUT", "/v1/models/digits/aliases/prod", json={"version": 1})
     assert moved.status_code in (200, 202), moved.text
     lift(router, "CreateModelPackage")
@@ -180,15 +185,17 @@ def test_a_mirror_failure_keeps_the_decision_says_so_and_is_repaired_by_mirror_s
 
 def test_the_cli_reports_a_mirror_failure_without_losing_the_decision(
     router: Router,
-    make_artifact: Any,
-    registry: Any,
+    make_fake_artifact: Any,
+    aws_registry: Any,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     swap_backends: Callable[..., Any],
 ) -> None:
     from cli import main
 
-    published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
+    published = router.publish(
+        router.alice, make_fake_artifact(payload=b"one"), "uploads/v1.tar.gz"
+    )
     arn = published.json()["mirror"]["model_package_arn"]
     fail_on(router, "UpdateModelPackage")
     monkeypatch.setenv("MODELWAY_ACTOR", "carol")
@@ -199,7 +206,7 @@ def test_the_cli_reports_a_mirror_failure_without_losing_the_decision(
     assert json.loads(out)["mirror"]["status"] == "failed"
     assert "the SageMaker Model Registry was not updated" in err
     assert "modelway mirror sync digits 1" in err
-    assert registry.list_decisions(model="digits", version=1)[-1].decision == "rejected"
+    assert aws_registry.list_decisions(model="digits", version=1)[-1].decision == "rejected"
     assert status_of(arn) == "PendingManualApproval"
     # Still failing: mirror sync says so with its exit status.
     assert main(["mirror", "sync", "digits"]) == 1
@@ -211,8 +218,8 @@ def test_the_cli_reports_a_mirror_failure_without_losing_the_decision(
 
 def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
     router: Router,
-    make_artifact: Any,
-    registry: Any,
+    make_fake_artifact: Any,
+    aws_registry: Any,
     monkeypatch: pytest.MonkeyPatch,
     swap_backends: Callable[..., Any],
 ) -> None:
@@ -222,10 +229,11 @@ def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
     history names the approval and the move."""
     from functions.core.settings import get_settings
     from functions.endpoint_events import handler as endpoint_events
+    from tests.deploy.test_aws_endpoint_events import Context
 
-    from .test_aws_endpoint_events import Context
-
-    published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
+    published = router.publish(
+        router.alice, make_fake_artifact(payload=b"one"), "uploads/v1.tar.gz"
+    )
     arn = published.json()["mirror"]["model_package_arn"]
     move = "/v1/models/digits/aliases/prod"
     refused = router.call(router.alice, "PUT", move, json={"version": 1})
@@ -274,8 +282,8 @@ def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
 
 def test_modelway_publish_from_the_cli_creates_the_versions_package(
     router: Router,
-    make_artifact: Any,
-    registry: Any,
+    make_fake_artifact: Any,
+    aws_registry: Any,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     swap_backends: Callable[..., Any],
@@ -292,7 +300,7 @@ def test_modelway_publish_from_the_cli_creates_the_versions_package(
     )
     monkeypatch.setenv("MODELWAY_ACTOR", "alice")
     swap_backends(router.backends)
-    code = main(["publish", str(make_artifact(payload=b"one")), "--alias", "prod", "--json"])
+    code = main(["publish", str(make_fake_artifact(payload=b"one")), "--alias", "prod", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     published = json.loads(out)

@@ -22,14 +22,14 @@ def s3() -> Any:
 
 
 def test_every_write_asks_for_server_side_encryption(
-    store: Any, bucket: str, tmp_path: Path
+    aws_store: Any, bucket: str, tmp_path: Path
 ) -> None:
     artifact = tmp_path / "model.tar.gz"
     artifact.write_bytes(b"artifact")
-    uri = store.put_artifact(model="digits", version=1, source=artifact)
+    uri = aws_store.put_artifact(model="digits", version=1, source=artifact)
     assert uri == f"s3://{bucket}/artifacts/digits/1/model.tar.gz"
-    store.put_object(key="outputs/a.jsonl", body=b"{}\n")
-    writer = store.open_writer(key="outputs/b.jsonl")
+    aws_store.put_object(key="outputs/a.jsonl", body=b"{}\n")
+    writer = aws_store.open_writer(key="outputs/b.jsonl")
     writer.write(b"{}\n")
     writer.commit()
     for key in ("artifacts/digits/1/model.tar.gz", "outputs/a.jsonl", "outputs/b.jsonl"):
@@ -47,7 +47,7 @@ def test_kms_encryption_names_the_key(bucket: str) -> None:
 
 
 def test_large_artifacts_go_up_in_parts(
-    store: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aws_store: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from functions.core.artifacts import s3 as s3_module
 
@@ -56,22 +56,24 @@ def test_large_artifacts_go_up_in_parts(
     artifact = tmp_path / "model.tar.gz"
     data = os.urandom(11 * MIB)
     artifact.write_bytes(data)
-    store.put_artifact(model="digits", version=2, source=artifact)
+    aws_store.put_artifact(model="digits", version=2, source=artifact)
     head = s3().head_object(Bucket=bucket, Key="artifacts/digits/2/model.tar.gz")
     assert head["ETag"].strip('"').endswith("-3")  # a multipart upload of 3 parts
     assert head["ServerSideEncryption"] == "AES256"
-    fetched = store.fetch_artifact(model="digits", version=2, dest=tmp_path / "out" / "m.tar.gz")
+    fetched = aws_store.fetch_artifact(
+        model="digits", version=2, dest=tmp_path / "out" / "m.tar.gz"
+    )
     assert fetched.read_bytes() == data
 
 
-def test_fetch_of_a_missing_artifact_leaves_no_file(store: Any, tmp_path: Path) -> None:
+def test_fetch_of_a_missing_artifact_leaves_no_file(aws_store: Any, tmp_path: Path) -> None:
     dest = tmp_path / "out" / "model.tar.gz"
     with pytest.raises(ArtifactNotFound):
-        store.fetch_artifact(model="digits", version=9, dest=dest)
+        aws_store.fetch_artifact(model="digits", version=9, dest=dest)
     assert list(dest.parent.iterdir()) == []
 
 
-def test_streaming_writer_is_invisible_until_commit(store: Any, bucket: str) -> None:
+def test_streaming_writer_is_invisible_until_commit(aws_store: Any, bucket: str) -> None:
     from functions.core.artifacts.s3 import S3ArtifactStore
 
     writer = S3ArtifactStore(bucket=bucket, region=REGION, part_size=5 * MIB).open_writer(
@@ -81,16 +83,16 @@ def test_streaming_writer_is_invisible_until_commit(store: Any, bucket: str) -> 
     for _ in range(12):
         writer.write(chunk)
     # Two full parts are uploaded, yet no object exists.
-    assert list(store.list_objects(prefix="outputs/")) == []
+    assert list(aws_store.list_objects(prefix="outputs/")) == []
     uploads = s3().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert [u["Key"] for u in uploads] == ["outputs/big.jsonl"]
     writer.commit()
-    assert list(store.list_objects(prefix="outputs/")) == ["outputs/big.jsonl"]
-    assert store.open_object(key="outputs/big.jsonl").read() == chunk * 12
+    assert list(aws_store.list_objects(prefix="outputs/")) == ["outputs/big.jsonl"]
+    assert aws_store.open_object(key="outputs/big.jsonl").read() == chunk * 12
     assert s3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
-def test_aborted_writer_leaves_no_object_and_no_parts(store: Any, bucket: str) -> None:
+def test_aborted_writer_leaves_no_object_and_no_parts(aws_store: Any, bucket: str) -> None:
     from functions.core.artifacts.s3 import S3ArtifactStore
 
     writer = S3ArtifactStore(bucket=bucket, region=REGION, part_size=5 * MIB).open_writer(
@@ -98,24 +100,24 @@ def test_aborted_writer_leaves_no_object_and_no_parts(store: Any, bucket: str) -
     )
     writer.write(b"z" * (6 * MIB))
     writer.abort()
-    assert list(store.list_objects(prefix="outputs/")) == []
+    assert list(aws_store.list_objects(prefix="outputs/")) == []
     assert s3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     with pytest.raises(ValueError, match="already"):
         writer.write(b"more")
 
 
-def test_open_object_streams_and_missing_is_not_found(store: Any) -> None:
-    store.put_object(key="inputs/digits/default/a.jsonl", body=b"line1\nline2\n")
-    with store.open_object(key="inputs/digits/default/a.jsonl") as body:
+def test_open_object_streams_and_missing_is_not_found(aws_store: Any) -> None:
+    aws_store.put_object(key="inputs/digits/default/a.jsonl", body=b"line1\nline2\n")
+    with aws_store.open_object(key="inputs/digits/default/a.jsonl") as body:
         assert list(body) == [b"line1\n", b"line2\n"]
-    with store.open_object(key="inputs/digits/default/a.jsonl") as body:
+    with aws_store.open_object(key="inputs/digits/default/a.jsonl") as body:
         assert body.read(3) == b"lin"
         assert body.read() == b"e1\nline2\n"
     with pytest.raises(ObjectNotFound):
-        store.open_object(key="inputs/digits/default/missing.jsonl")
+        aws_store.open_object(key="inputs/digits/default/missing.jsonl")
 
 
-def test_listing_pages_past_a_thousand_keys(store: Any, bucket: str) -> None:
+def test_listing_pages_past_a_thousand_keys(aws_store: Any, bucket: str) -> None:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
@@ -123,7 +125,7 @@ def test_listing_pages_past_a_thousand_keys(store: Any, bucket: str) -> None:
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
     for i in range(1005):
         backend.put_object(bucket, f"inputs/many/{i:05d}.jsonl", b"")
-    keys = list(store.list_objects(prefix="inputs/many/"))
+    keys = list(aws_store.list_objects(prefix="inputs/many/"))
     assert len(keys) == 1005
     assert keys[0] == "inputs/many/00000.jsonl"
     assert keys[-1] == "inputs/many/01004.jsonl"

@@ -13,8 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from functions.core import keys
-
-from .conftest import REGION, TABLE
+from tests.aws_testkit import REGION, TABLE
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def plan_values(usage_plan: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def router(registry: Any, usage_plan: str) -> Iterator[tuple[TestClient, str]]:
+def router(aws_registry: Any, usage_plan: str) -> Iterator[tuple[TestClient, str]]:
     from functions.api.app import create_app
     from functions.core.backends import Backends
     from functions.core.settings import Settings
@@ -49,7 +48,7 @@ def router(registry: Any, usage_plan: str) -> Iterator[tuple[TestClient, str]]:
     )
     # The first admin key, as `modelway keys create` makes it (same backends).
     _, admin = keys.create_key(
-        registry=registry,
+        registry=aws_registry,
         name="ops",
         models=["*"],
         admin=True,
@@ -61,14 +60,14 @@ def router(registry: Any, usage_plan: str) -> Iterator[tuple[TestClient, str]]:
 
 
 def test_create_rotate_revoke_through_the_api_keep_the_usage_plan_in_step(
-    router: tuple[TestClient, str], usage_plan: str, registry: Any
+    router: tuple[TestClient, str], usage_plan: str, aws_registry: Any
 ) -> None:
     client, _ = router
     before = set(plan_values(usage_plan))
     created = client.post("/v1/keys", json={"name": "team-a", "models": ["digits"]})
     assert created.status_code == 201, created.text
     key_id, secret = created.json()["key_id"], created.json()["secret"]
-    stored = registry.get_key(key_id=key_id)
+    stored = aws_registry.get_key(key_id=key_id)
     new_ids = set(plan_values(usage_plan)) - before
     assert new_ids == {stored.apigw_key_id}
     # The gateway key's value is derived from the stored hash: never the secret itself.
@@ -80,12 +79,12 @@ def test_create_rotate_revoke_through_the_api_keep_the_usage_plan_in_step(
     assert rotated.status_code == 200, rotated.text
     new_secret = rotated.json()["secret"]
     assert new_secret != secret
-    after_rotate = registry.get_key(key_id=key_id)
+    after_rotate = aws_registry.get_key(key_id=key_id)
     assert after_rotate.apigw_key_id != stored.apigw_key_id
     values = plan_values(usage_plan)
     assert stored.apigw_key_id not in values  # the old gateway key is gone
     assert values[after_rotate.apigw_key_id] == keys.usage_key_value(after_rotate.secret_hash)
-    assert keys.authenticate(registry=registry, secret=new_secret).key_id == key_id
+    assert keys.authenticate(registry=aws_registry, secret=new_secret).key_id == key_id
 
     revoked = client.delete(f"/v1/keys/{key_id}")
     assert revoked.status_code == 200, revoked.text

@@ -1,9 +1,12 @@
-"""AWS code paths under moto's in-process ``mock_aws``: the registry table, the bucket, the
-usage plan, SageMaker.
+"""The AWS backends under moto's in-process ``mock_aws``, for every test folder's ``test_aws_*``
+files (a plugin of the root ``tests/conftest.py``): the registry table (``aws_registry``), the
+bucket (``bucket``, ``aws_store``), SageMaker (``sagemaker``, ``publish``). The AWS fixtures are
+named apart from the local ones of the same role (``registry``, ``store``, ``make_artifact`` in
+tests/core and tests/api), so a test says which backend it runs on.
 
 moto executes one request at a time only by accident: its DynamoDB transaction snapshots
 the table and restores the snapshot on failure, so two threads could interleave inside one
-request. Real AWS applies each request atomically, so ``atomic_moto`` serializes moto's
+request. Real AWS applies each request atomically, so ``serialize_moto`` serializes moto's
 request handling — threads still race between requests, which is the concurrency the
 registry must survive.
 """
@@ -45,7 +48,7 @@ def mocked(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def registry(mocked: None) -> Any:
+def aws_registry(mocked: None) -> Any:
     from functions.core.registry.dynamodb import DynamoDBRegistry, create_table
 
     create_table(table_name=TABLE, region=REGION)
@@ -61,7 +64,7 @@ def bucket(mocked: None) -> str:
 
 
 @pytest.fixture
-def store(bucket: str) -> Any:
+def aws_store(bucket: str) -> Any:
     from functions.core.artifacts.s3 import S3ArtifactStore
 
     return S3ArtifactStore(bucket=bucket, artifacts_prefix="artifacts/", region=REGION)
@@ -102,8 +105,8 @@ def fake_artifact(path: Any, *, name: str = "digits", payload: bytes) -> Any:
 
 
 @pytest.fixture
-def make_artifact(tmp_path: Any) -> Any:
-    """``make_artifact(payload=b"...", name="digits") -> Path`` (see ``fake_artifact``)."""
+def make_fake_artifact(tmp_path: Any) -> Any:
+    """``make_fake_artifact(payload=b"...", name="digits") -> Path`` (see ``fake_artifact``)."""
     counter = iter(range(1_000_000))
 
     def make(*, payload: bytes, name: str = "digits") -> Any:
@@ -118,19 +121,19 @@ def make_artifact(tmp_path: Any) -> Any:
 def sagemaker(mocked: None) -> Any:
     """SageMaker under moto, recording calls and playing ``UpdateEndpoint``
     (``sagemaker_testkit.SageMaker``)."""
-    from tests.aws.sagemaker_testkit import SageMaker
+    from tests.deploy.sagemaker_testkit import SageMaker
 
     return SageMaker()
 
 
 @pytest.fixture
-def publish(registry: Any, store: Any, sagemaker: Any, make_artifact: Any) -> Any:
+def publish(aws_registry: Any, aws_store: Any, sagemaker: Any, make_fake_artifact: Any) -> Any:
     """``publish(payload, alias="default", deployer=None) -> PublishResult``: publishes a fake
     artifact of model ``digits`` through a deployer (``sagemaker_testkit.make_deployer``'s
     unless one is given)."""
     from functions.core import archive, publishing
     from functions.core.settings import Settings
-    from tests.aws.sagemaker_testkit import PREFIX, make_deployer
+    from tests.deploy.sagemaker_testkit import PREFIX, make_deployer
     from tests.iam_proof.capture import acting_as
 
     settings = Settings(env="test", endpoint_prefix=PREFIX)
@@ -143,9 +146,9 @@ def publish(registry: Any, store: Any, sagemaker: Any, make_artifact: Any) -> An
 
     def _publish(payload: bytes, *, alias: str | None, deployer: Any) -> Any:
         return publishing.publish_artifact(
-            path=make_artifact(payload=payload),
-            registry=registry,
-            store=store,
+            path=make_fake_artifact(payload=payload),
+            registry=aws_registry,
+            store=aws_store,
             settings=settings,
             actor="tester",
             alias=alias,

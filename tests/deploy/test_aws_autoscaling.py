@@ -12,7 +12,7 @@ import pytest
 from functions.core.deploy import rollout
 from functions.core.deploy.sagemaker import SageMakerDeployer
 from functions.core.settings import Settings
-from tests.aws.sagemaker_testkit import (
+from tests.deploy.sagemaker_testkit import (
     AUTOSCALING,
     ENDPOINT,
     IMAGE,
@@ -83,12 +83,12 @@ def move(registry: Any, deployer: Any, version: int, **options: Any) -> Any:
 
 
 def test_every_variant_gets_a_target_and_a_target_tracking_policy(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     publish(b"model one")
     publish(b"model two", alias=None)
     sagemaker.finish_update()
-    move(registry, make_deployer(sagemaker), 1, canary_version=2, canary_weight=10)
+    move(aws_registry, make_deployer(sagemaker), 1, canary_version=2, canary_weight=10)
 
     assert set(sagemaker.variants()) == {"v1", "v2"}
     bounds = (AUTOSCALING["min_capacity"], AUTOSCALING["max_capacity"])
@@ -122,31 +122,31 @@ def test_a_new_variant_is_registered_once_the_endpoint_is_in_service(
 
 
 def test_the_router_registers_new_variants_at_its_next_move(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     publish(b"model one")
     publish(b"model two", alias=None)
     assert set(targets()) == {"v1"}
     sagemaker.finish_update()
-    move(registry, make_deployer(sagemaker), 2)  # no wait, as in the router
+    move(aws_registry, make_deployer(sagemaker), 2)  # no wait, as in the router
     assert set(targets()) == {"v1", "v2"}
     assert set(policies()) == {"v1", "v2"}
 
 
 def test_a_dropped_variant_is_deregistered_before_the_endpoint_update(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     deployer = make_deployer(sagemaker)
     publish(b"model one")
     publish(b"model two", alias=None)
     sagemaker.finish_update()
-    move(registry, deployer, 2)
+    move(aws_registry, deployer, 2)
     publish(b"model three", alias=None)
     sagemaker.finish_update()
     assert set(targets()) == {"v1", "v2"}
 
     # default: 2 -> 3. v1 is neither a target, a rollback target nor the newest: dropped.
-    move(registry, deployer, 3)
+    move(aws_registry, deployer, 3)
     sagemaker.finish_update()
     assert set(sagemaker.variants()) == {"v2", "v3"}
     assert set(targets()) == {"v2", "v3"}
@@ -163,12 +163,12 @@ def test_a_dropped_variant_is_deregistered_before_the_endpoint_update(
 
 
 def test_an_instance_type_change_deregisters_the_variant_until_the_update_is_done(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     publish(b"model one")
     bigger = make_deployer(sagemaker, instance_type="ml.g4dn.2xlarge")
     sagemaker.finish_updates_when_waited = True  # the CLI waits for the update to end
-    move(registry, bigger, 1, alias="prod", wait=True)
+    move(aws_registry, bigger, 1, alias="prod", wait=True)
 
     v1 = f"{VARIANT_IDS}v1"
     update = index_of(sagemaker, "UpdateEndpoint")
@@ -198,12 +198,12 @@ def test_updates_keep_the_instance_count_the_autoscaler_reached(
 
 
 def test_changed_settings_update_bounds_and_policies_and_unchanged_ones_write_nothing(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     publish(b"model one")
     writes = ("RegisterScalableTarget", "PutScalingPolicy", "DeregisterScalableTarget")
     before = [name for name in sagemaker.names() if name in writes]
-    move(registry, make_deployer(sagemaker), 1, alias="prod")
+    move(aws_registry, make_deployer(sagemaker), 1, alias="prod")
     assert [name for name in sagemaker.names() if name in writes] == before
 
     bigger = {
@@ -213,7 +213,7 @@ def test_changed_settings_update_bounds_and_policies_and_unchanged_ones_write_no
         "scale_in_cooldown_seconds": 300,
         "scale_out_cooldown_seconds": 60,
     }
-    move(registry, make_deployer(sagemaker, autoscaling=bigger), 1, alias="prod")
+    move(aws_registry, make_deployer(sagemaker, autoscaling=bigger), 1, alias="prod")
     assert targets() == {"v1": (2, 6)}
     assert_tracks(policies()["v1"], target=50.0, scale_in=300, scale_out=60)
 

@@ -16,7 +16,7 @@ from functions.core.deploy import rollout
 from functions.core.registry.base import PendingMove
 from functions.core.registry.exceptions import VersionRetired
 from functions.core.settings import Settings
-from tests.aws.sagemaker_testkit import (
+from tests.deploy.sagemaker_testkit import (
     ALARM,
     ENDPOINT,
     IMAGE,
@@ -51,11 +51,11 @@ def test_publishing_creates_the_model_and_the_endpoint(
 
 
 def test_a_new_version_joins_the_endpoint_before_any_alias_moves(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     publish(b"model one")
     publish(b"model two", alias=None)
-    assert registry.get_alias(model="digits", alias="default").version == 1
+    assert aws_registry.get_alias(model="digits", alias="default").version == 1
     assert sagemaker.status() == "Updating"  # SageMaker's blue/green takes minutes
     sagemaker.finish_update()
     # v2 is servable pinned, and takes none of the traffic that names no variant.
@@ -70,7 +70,7 @@ def test_a_new_version_joins_the_endpoint_before_any_alias_moves(
 
 
 def test_canary_split_and_rollback_reweight_without_a_new_fleet(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     publish(b"model one")
     publish(b"model two", alias=None)
@@ -80,7 +80,7 @@ def test_canary_split_and_rollback_reweight_without_a_new_fleet(
     reweights = sagemaker.names().count("UpdateEndpointWeightsAndCapacities")
 
     rollout.set_alias(
-        registry=registry,
+        registry=aws_registry,
         deployer=deployer,
         model="digits",
         alias="default",
@@ -94,14 +94,19 @@ def test_canary_split_and_rollback_reweight_without_a_new_fleet(
         "v2": 10.0,
     }
     rollout.set_alias(
-        registry=registry, deployer=deployer, model="digits", alias="default", version=2, actor="t"
+        registry=aws_registry,
+        deployer=deployer,
+        model="digits",
+        alias="default",
+        version=2,
+        actor="t",
     )
     assert {name: weight for name, (_, weight) in sagemaker.variants().items()} == {
         "v1": 0.0,
         "v2": 100.0,
     }
     alias = rollout.rollback_alias(
-        registry=registry, deployer=deployer, model="digits", alias="default", actor="t"
+        registry=aws_registry, deployer=deployer, model="digits", alias="default", actor="t"
     )
     assert (alias.version, alias.canary_version, alias.canary_weight) == (1, 2, 10)
     assert {name: weight for name, (_, weight) in sagemaker.variants().items()} == {
@@ -114,14 +119,14 @@ def test_canary_split_and_rollback_reweight_without_a_new_fleet(
 
 
 def test_a_fleet_change_with_the_same_variants_uses_deployment_guardrails(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     publish(b"model one")
     bigger = make_deployer(
         sagemaker, instance_type="ml.g4dn.2xlarge", traffic_routing="CANARY", canary_percent=20
     )
     rollout.set_alias(
-        registry=registry, deployer=bigger, model="digits", alias="prod", version=1, actor="t"
+        registry=aws_registry, deployer=bigger, model="digits", alias="prod", version=1, actor="t"
     )
     update = sagemaker.last("UpdateEndpoint")
     policy = update["DeploymentConfig"]["BlueGreenUpdatePolicy"]
@@ -157,7 +162,7 @@ def test_a_fleet_change_with_the_same_variants_uses_deployment_guardrails(
 
 
 def test_an_endpoint_mid_update_defers_the_move_and_nothing_moves_yet(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     """A move while the endpoint is changing starts nothing on SageMaker (it would refuse)
     and records no move: it is pending until its target serves (see
@@ -168,7 +173,7 @@ def test_an_endpoint_mid_update_defers_the_move_and_nothing_moves_yet(
     sagemaker.set_status("Updating")
     before = sagemaker.names().count("UpdateEndpoint")
     outcome = rollout.set_alias(
-        registry=registry,
+        registry=aws_registry,
         deployer=make_deployer(sagemaker, instance_count=2),
         model="digits",
         alias="default",
@@ -177,11 +182,11 @@ def test_an_endpoint_mid_update_defers_the_move_and_nothing_moves_yet(
     )
     assert isinstance(outcome, PendingMove)
     assert sagemaker.names().count("UpdateEndpoint") == before
-    assert registry.get_alias(model="digits", alias="default").version == 1
+    assert aws_registry.get_alias(model="digits", alias="default").version == 1
 
 
 def test_publishing_while_the_endpoint_updates_still_registers_and_deploys_the_model(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     publish(b"model one")
     sagemaker.set_status("Updating")
@@ -192,15 +197,15 @@ def test_publishing_while_the_endpoint_updates_still_registers_and_deploys_the_m
 
 
 def test_a_retired_target_is_refused_before_sagemaker_is_touched(
-    publish: Any, registry: Any, sagemaker: SageMaker
+    publish: Any, aws_registry: Any, sagemaker: SageMaker
 ) -> None:
     publish(b"model one")
     publish(b"model two", alias=None)
-    registry.retire_version(model="digits", version=2, actor="t")
+    aws_registry.retire_version(model="digits", version=2, actor="t")
     before = len(sagemaker.calls)
     with pytest.raises(VersionRetired):
         rollout.set_alias(
-            registry=registry,
+            registry=aws_registry,
             deployer=make_deployer(sagemaker),
             model="digits",
             alias="default",
@@ -237,7 +242,7 @@ def test_backends_deploy_only_on_aws() -> None:
 
 
 def test_a_first_publish_sets_default_while_the_endpoint_is_still_creating(
-    publish: Any, registry: Any, sagemaker: SageMaker, monkeypatch: pytest.MonkeyPatch
+    publish: Any, aws_registry: Any, sagemaker: SageMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real endpoint stays Creating for minutes after CreateEndpoint: the ``default`` alias
     of a first publish names the variant that endpoint is being created with, so it moves."""
@@ -251,11 +256,11 @@ def test_a_first_publish_sets_default_while_the_endpoint_is_still_creating(
     monkeypatch.setattr(sagemaker.client, "create_endpoint", create_then_creating)
     result = publish(b"model one")
     assert [a.alias for a in result.aliases] == ["default"]
-    assert registry.get_alias(model="digits", alias="default").version == 1
+    assert aws_registry.get_alias(model="digits", alias="default").version == 1
     # A move the creating endpoint does not already carry still has to wait.
     publish(b"model two", alias=None)
     outcome = rollout.set_alias(
-        registry=registry,
+        registry=aws_registry,
         deployer=make_deployer(sagemaker),
         model="digits",
         alias="default",
@@ -263,4 +268,4 @@ def test_a_first_publish_sets_default_while_the_endpoint_is_still_creating(
         actor="t",
     )
     assert isinstance(outcome, PendingMove)
-    assert registry.get_alias(model="digits", alias="default").version == 1
+    assert aws_registry.get_alias(model="digits", alias="default").version == 1

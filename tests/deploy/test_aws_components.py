@@ -14,9 +14,9 @@ import pytest
 
 from functions.core.deploy import rollout
 from functions.core.registry.base import PendingMove
-from tests.aws.components_testkit import Components, make_component_deployer
-from tests.aws.sagemaker_testkit import ENDPOINT, PREFIX, REGION, ROLE, SageMaker
-from tests.aws.test_aws_endpoint_events import Context
+from tests.deploy.components_testkit import Components, make_component_deployer
+from tests.deploy.sagemaker_testkit import ENDPOINT, PREFIX, REGION, ROLE, SageMaker
+from tests.deploy.test_aws_endpoint_events import Context
 from tests.events import sample_event
 from tests.iam_proof.capture import acting_as
 
@@ -35,14 +35,14 @@ def deployer(components: Components) -> Any:
 
 
 @pytest.fixture
-def events(registry: Any, deployer: Any, swap_backends: Any) -> Any:
+def events(aws_registry: Any, deployer: Any, swap_backends: Any) -> Any:
     """The endpoint-events handler with this environment's backends: ``events("tick")`` is
     the stack's schedule, ``events("in_service")`` SageMaker's event for the endpoint."""
     from functions.core.settings import Settings
     from functions.endpoint_events import handler as module
 
     settings = Settings(env="test", endpoint_prefix=PREFIX, region=REGION, hosting="components")
-    swap_backends(settings=settings, registry=registry, deployer=deployer)
+    swap_backends(settings=settings, registry=aws_registry, deployer=deployer)
 
     def send(kind: str) -> dict[str, Any]:
         if kind == "tick":
@@ -92,7 +92,7 @@ def cold_v2(publish: Any, components: Components, events: Any, deployer: Any) ->
 
 
 def test_a_first_publish_creates_one_fleet_endpoint_whose_variant_holds_no_model(
-    publish: Any, components: Components, deployer: Any, registry: Any
+    publish: Any, components: Components, deployer: Any, aws_registry: Any
 ) -> None:
     publish(b"model one", deployer=deployer)
 
@@ -112,11 +112,11 @@ def test_a_first_publish_creates_one_fleet_endpoint_whose_variant_holds_no_model
     # Components need the endpoint InService: they come with its IN_SERVICE event.
     assert components.components == {}
     # A new alias is recorded at once, as with variants: nothing answered it before.
-    assert default_version(registry) == 1
+    assert default_version(aws_registry) == 1
 
 
 def test_the_endpoint_in_service_event_creates_the_aliased_versions_component_with_a_copy(
-    publish: Any, components: Components, deployer: Any, registry: Any, events: Any
+    publish: Any, components: Components, deployer: Any, aws_registry: Any, events: Any
 ) -> None:
     publish(b"model one", deployer=deployer)
     components.finish_endpoint(ENDPOINT)
@@ -176,7 +176,7 @@ def test_a_served_component_gets_target_tracking_and_the_documented_scale_from_z
 
 
 def test_a_version_no_alias_points_at_is_created_at_zero_copies_and_scales_from_zero(
-    publish: Any, components: Components, deployer: Any, registry: Any, events: Any
+    publish: Any, components: Components, deployer: Any, aws_registry: Any, events: Any
 ) -> None:
     served(publish, components, events, deployer)
     with acting_as("functions.api.handler.handler"):
@@ -192,14 +192,14 @@ def test_a_version_no_alias_points_at_is_created_at_zero_copies_and_scales_from_
 
 
 def test_moving_the_alias_to_a_cold_version_starts_a_copy_and_moves_once_it_runs(
-    publish: Any, components: Components, deployer: Any, registry: Any, events: Any
+    publish: Any, components: Components, deployer: Any, aws_registry: Any, events: Any
 ) -> None:
     served(publish, components, events, deployer)
     cold_v2(publish, components, events, deployer)
 
-    outcome = move(registry, deployer, 2)
+    outcome = move(aws_registry, deployer, 2)
     assert isinstance(outcome, PendingMove)
-    assert default_version(registry) == 1  # answers from v1 meanwhile
+    assert default_version(aws_registry) == 1  # answers from v1 meanwhile
     assert components.copies()[V2] == ("Updating", 1)
     assert components.sagemaker.last("UpdateInferenceComponentRuntimeConfig") == {
         "InferenceComponentName": V2,
@@ -208,20 +208,20 @@ def test_moving_the_alias_to_a_cold_version_starts_a_copy_and_moves_once_it_runs
 
     components.finish_components()
     assert events("tick")["moved"] == ["digits/default->v2"]
-    assert default_version(registry) == 2
+    assert default_version(aws_registry) == 2
     # v1 is now only the rollback target: kept, free to scale in to zero.
     assert components.targets[f"inference-component/{V1}"]["MinCapacity"] == 0
     assert components.targets[f"inference-component/{V2}"]["MinCapacity"] == 1
 
 
 def test_a_retired_version_loses_its_autoscaling_then_its_component(
-    publish: Any, components: Components, deployer: Any, registry: Any, events: Any
+    publish: Any, components: Components, deployer: Any, aws_registry: Any, events: Any
 ) -> None:
     served(publish, components, events, deployer)
     cold_v2(publish, components, events, deployer)
     assert f"inference-component/{V2}" in components.targets
 
-    registry.retire_version(model="digits", version=2, actor="admin")
+    aws_registry.retire_version(model="digits", version=2, actor="admin")
     result = events("tick")
 
     assert result["models"] == {"digits": "updated"}
@@ -233,12 +233,12 @@ def test_a_retired_version_loses_its_autoscaling_then_its_component(
 
 
 def test_changing_the_fleet_is_a_guarded_blue_green_update_of_the_endpoint(
-    publish: Any, components: Components, deployer: Any, registry: Any, events: Any
+    publish: Any, components: Components, deployer: Any, aws_registry: Any, events: Any
 ) -> None:
     served(publish, components, events, deployer)
     bigger = make_component_deployer(components, instance_type="ml.g5.48xlarge", max_instances=2)
-    plan = rollout.plan_endpoint(registry=registry, model="digits")
-    versions = {1: registry.get_version(model="digits", version=1)}
+    plan = rollout.plan_endpoint(registry=aws_registry, model="digits")
+    versions = {1: aws_registry.get_version(model="digits", version=1)}
 
     with acting_as("functions.api.handler.handler"):
         assert bigger.apply(plan=plan, versions=versions) == "updated"
@@ -259,17 +259,17 @@ def test_changing_the_fleet_is_a_guarded_blue_green_update_of_the_endpoint(
 
 
 def test_a_scaled_in_version_is_not_live_so_a_rollback_to_it_waits_for_a_copy(
-    publish: Any, components: Components, deployer: Any, registry: Any, events: Any
+    publish: Any, components: Components, deployer: Any, aws_registry: Any, events: Any
 ) -> None:
     served(publish, components, events, deployer)
     cold_v2(publish, components, events, deployer)
-    move(registry, deployer, 2)
+    move(aws_registry, deployer, 2)
     components.finish_components()
     events("tick")
     components.scale_in(V1, 0)  # idle: autoscaling took v1 to zero copies
 
     assert deployer.live_versions(model="digits") == {2}
-    outcome = move(registry, deployer, 1)
+    outcome = move(aws_registry, deployer, 1)
     assert isinstance(outcome, PendingMove)
     assert components.copies()[V1] == ("Updating", 1)
     components.finish_components()
@@ -277,17 +277,17 @@ def test_a_scaled_in_version_is_not_live_so_a_rollback_to_it_waits_for_a_copy(
 
 
 def test_the_cli_waits_until_the_aliased_version_has_a_copy_running(
-    publish: Any, components: Components, deployer: Any, registry: Any
+    publish: Any, components: Components, deployer: Any, aws_registry: Any
 ) -> None:
     """``modelway alias set`` waits: the endpoint, then the components only a serving
     endpoint takes, then the move is made before it returns."""
     components.finish_when_waited = True
     with acting_as("functions.api.handler.handler"):
         publish(b"model one", alias=None, deployer=deployer)
-    moved = move(registry, deployer, 1, wait=True)
+    moved = move(aws_registry, deployer, 1, wait=True)
 
     assert not isinstance(moved, PendingMove)
-    assert default_version(registry) == 1
+    assert default_version(aws_registry) == 1
     assert components.copies() == {V1: ("InService", 1)}
     assert deployer.live_versions(model="digits") == {1}
 
@@ -295,19 +295,19 @@ def test_the_cli_waits_until_the_aliased_version_has_a_copy_running(
     with acting_as("functions.api.handler.handler"):
         publish(b"model two", alias=None, deployer=deployer)
     assert components.copies()[V2] == ("Creating", 0)
-    moved = move(registry, deployer, 2, wait=True)
+    moved = move(aws_registry, deployer, 2, wait=True)
     assert not isinstance(moved, PendingMove)
-    assert default_version(registry) == 2
+    assert default_version(aws_registry) == 2
     assert components.copies()[V2] == ("InService", 1)
 
 
 def test_new_per_copy_requirements_update_each_component_in_place(
-    publish: Any, components: Components, deployer: Any, registry: Any, events: Any
+    publish: Any, components: Components, deployer: Any, aws_registry: Any, events: Any
 ) -> None:
     served(publish, components, events, deployer)
     bigger = make_component_deployer(components, memory_mb=16384, accelerators=2)
-    plan = rollout.plan_endpoint(registry=registry, model="digits")
-    versions = {1: registry.get_version(model="digits", version=1)}
+    plan = rollout.plan_endpoint(registry=aws_registry, model="digits")
+    versions = {1: aws_registry.get_version(model="digits", version=1)}
 
     with acting_as("functions.api.handler.handler"):
         assert bigger.apply(plan=plan, versions=versions) == "updated"

@@ -13,10 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.aws.sagemaker_testkit import AUTOSCALING, REGION, SageMaker, make_deployer
+from tests.aws_testkit import TABLE
+from tests.deploy.sagemaker_testkit import AUTOSCALING, REGION, SageMaker, make_deployer
 from tests.events import sample_event, sample_path
-
-from .conftest import TABLE
 
 EVENT_FILE = sample_path("sagemaker-endpoint-in-service.json")
 # The sample event names dev's endpoint of model digits.
@@ -70,7 +69,7 @@ def set_status(status: str) -> None:
 
 
 @pytest.fixture
-def function(registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def function(aws_registry: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The handler module with dev's settings, as the stack sets them on the function."""
     from functions.core import backends
     from functions.core.settings import get_settings
@@ -214,14 +213,14 @@ def test_modelway_invoke_runs_the_function_on_the_event_file(
 
 
 def test_an_approval_made_in_the_model_registry_is_recorded_as_a_decision(
-    registry: Any, function: Any
+    aws_registry: Any, function: Any
 ) -> None:
     import dataclasses
 
     from functions.core.clock import utc_now
     from functions.core.registry.base import ModelVersion
 
-    registry.register_version(
+    aws_registry.register_version(
         version=ModelVersion(
             model="digits",
             version=1,
@@ -239,8 +238,8 @@ def test_an_approval_made_in_the_model_registry_is_recorded_as_a_decision(
     event["detail"]["ModelPackageGroupName"] = f"{PREFIX}-digits"
     result = function.handler(event, Context())
     assert result == {"action": "recorded", "model": "digits", "version": 1, "decision": "approved"}
-    (decision,) = registry.list_decisions(model="digits")
+    (decision,) = aws_registry.list_decisions(model="digits")
     assert dataclasses.astuple(decision)[:4] == ("digits", 1, "approved", "reviewer (SageMaker)")
     # Delivered twice (EventBridge is at-least-once): still one decision.
     assert function.handler(event, Context())["action"] == "ignored"
-    assert len(registry.list_decisions(model="digits")) == 1
+    assert len(aws_registry.list_decisions(model="digits")) == 1

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from tests.aws.sagemaker_testkit import REGION, SageMaker, _backend
+from tests.deploy.sagemaker_testkit import REGION, SageMaker, _backend
 
 ACCOUNT = "123456789012"
 IC_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
@@ -396,7 +396,7 @@ def make_component_deployer(components: Components, **overrides: Any) -> Any:
     from functions.core.deploy.component_scaling import ComponentAutoscaling
     from functions.core.deploy.components import ComponentDeployer
     from functions.core.deploy.guardrail import ModelGuardrail
-    from tests.aws.sagemaker_testkit import IMAGE, PREFIX, ROLE, ROLLBACK_5XX, TOPIC
+    from tests.deploy.sagemaker_testkit import IMAGE, PREFIX, ROLE, ROLLBACK_5XX, TOPIC
 
     options: dict[str, Any] = {
         "accelerators": 1,

@@ -56,16 +56,16 @@ def test_delete_is_idempotent(gateway: Any, usage_plan: str) -> None:
 
 
 def test_key_lifecycle_keeps_the_usage_plan_in_step(
-    registry: Any, gateway: Any, usage_plan: str
+    aws_registry: Any, gateway: Any, usage_plan: str
 ) -> None:
     key, secret = keys.create_key(
-        registry=registry, name="team-a", models=["digits"], admin=False, gateway=gateway
+        registry=aws_registry, name="team-a", models=["digits"], admin=False, gateway=gateway
     )
     assert key.apigw_key_id is not None
     assert plan_key_values(usage_plan) == {key.apigw_key_id: keys.usage_key_value(key.secret_hash)}
-    assert registry.get_key(key_id=key.key_id).apigw_key_id == key.apigw_key_id
+    assert aws_registry.get_key(key_id=key.key_id).apigw_key_id == key.apigw_key_id
 
-    rotated, new_secret = keys.rotate_key(registry=registry, key_id=key.key_id, gateway=gateway)
+    rotated, new_secret = keys.rotate_key(registry=aws_registry, key_id=key.key_id, gateway=gateway)
     assert rotated.key_id == key.key_id
     assert rotated.apigw_key_id not in (None, key.apigw_key_id)
     # Only the new secret is metered now, and only the new secret authenticates.
@@ -73,15 +73,15 @@ def test_key_lifecycle_keeps_the_usage_plan_in_step(
         rotated.apigw_key_id: keys.usage_key_value(rotated.secret_hash)
     }
     with pytest.raises(Unauthenticated):
-        keys.authenticate(registry=registry, secret=secret)
-    assert keys.authenticate(registry=registry, secret=new_secret).key_id == key.key_id
+        keys.authenticate(registry=aws_registry, secret=secret)
+    assert keys.authenticate(registry=aws_registry, secret=new_secret).key_id == key.key_id
 
-    revoked = keys.revoke_key(registry=registry, key_id=key.key_id, gateway=gateway)
+    revoked = keys.revoke_key(registry=aws_registry, key_id=key.key_id, gateway=gateway)
     assert revoked.revoked_at is not None
     assert revoked.apigw_key_id is None
     assert plan_key_values(usage_plan) == {}
     with pytest.raises(Unauthenticated, match="revoked"):
-        keys.authenticate(registry=registry, secret=new_secret)
+        keys.authenticate(registry=aws_registry, secret=new_secret)
 
 
 def test_backends_build_a_gateway_only_on_aws_with_a_usage_plan() -> None:
@@ -95,7 +95,7 @@ def test_backends_build_a_gateway_only_on_aws_with_a_usage_plan() -> None:
 
 
 def test_cli_keys_act_on_the_usage_plan_as_the_router_does(
-    registry: Any, usage_plan: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    aws_registry: Any, usage_plan: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """`modelway keys create|rotate|revoke` against an AWS environment: API Gateway requires
     a usage-plan key for every method (key source AUTHORIZER), so a key the CLI makes must
@@ -104,8 +104,7 @@ def test_cli_keys_act_on_the_usage_plan_as_the_router_does(
 
     from cli import main
     from functions.core.settings import get_settings
-
-    from .conftest import TABLE
+    from tests.aws_testkit import TABLE
 
     for name, value in {
         "MODELWAY_ENV": "test",
@@ -118,13 +117,13 @@ def test_cli_keys_act_on_the_usage_plan_as_the_router_does(
     try:
         assert main(["keys", "create", "--name", "ci", "--models", "digits"]) == 0
         created = json.loads(capsys.readouterr().out)
-        key = registry.get_key(key_id=created["key_id"])
+        key = aws_registry.get_key(key_id=created["key_id"])
         assert plan_key_values(usage_plan) == {
             key.apigw_key_id: keys.usage_key_value(key.secret_hash)
         }
 
         assert main(["keys", "rotate", key.key_id]) == 0
-        rotated = registry.get_key(key_id=key.key_id)
+        rotated = aws_registry.get_key(key_id=key.key_id)
         assert json.loads(capsys.readouterr().out)["secret"] != created["secret"]
         assert plan_key_values(usage_plan) == {
             rotated.apigw_key_id: keys.usage_key_value(rotated.secret_hash)
@@ -132,24 +131,23 @@ def test_cli_keys_act_on_the_usage_plan_as_the_router_does(
 
         assert main(["keys", "revoke", key.key_id]) == 0
         assert plan_key_values(usage_plan) == {}
-        assert registry.get_key(key_id=key.key_id).apigw_key_id is None
+        assert aws_registry.get_key(key_id=key.key_id).apigw_key_id is None
     finally:
         get_settings.cache_clear()
 
 
 def test_a_revoke_landing_inside_a_rotation_is_not_undone(
-    registry: Any, gateway: Any, usage_plan: str
+    aws_registry: Any, gateway: Any, usage_plan: str
 ) -> None:
     """The interleaving forced: rotate reads the key (active), a revoke from elsewhere
     commits, then rotate writes. The rotation must fail, the key stay revoked, and neither
     secret authenticate; no gateway key is left on the plan."""
     from functions.core.exceptions import Conflict
     from functions.core.registry.dynamodb import DynamoDBRegistry
-
-    from .conftest import TABLE
+    from tests.aws_testkit import TABLE
 
     key, secret = keys.create_key(
-        registry=registry, name="team-a", models=["digits"], admin=False, gateway=gateway
+        registry=aws_registry, name="team-a", models=["digits"], admin=False, gateway=gateway
     )
     elsewhere = DynamoDBRegistry(table_name=TABLE, region=REGION)
     revoked_between: list[str] = []
@@ -160,16 +158,16 @@ def test_a_revoke_landing_inside_a_rotation_is_not_undone(
             keys.revoke_key(registry=elsewhere, key_id=key.key_id, gateway=gateway)
 
     # Just before rotate's write reaches DynamoDB (after its read).
-    registry._ddb.meta.events.register("before-call.dynamodb.TransactWriteItems", revoke_first)
+    aws_registry._ddb.meta.events.register("before-call.dynamodb.TransactWriteItems", revoke_first)
     with pytest.raises(Conflict) as refused:
-        keys.rotate_key(registry=registry, key_id=key.key_id, gateway=gateway)
+        keys.rotate_key(registry=aws_registry, key_id=key.key_id, gateway=gateway)
     assert revoked_between == [key.key_id]
     assert refused.value.code == "key_revoked"
-    stored = registry.get_key(key_id=key.key_id)
+    stored = aws_registry.get_key(key_id=key.key_id)
     assert not stored.active
     assert stored.secret_hash == key.secret_hash
     with pytest.raises(Unauthenticated, match="revoked"):
-        keys.authenticate(registry=registry, secret=secret)
+        keys.authenticate(registry=aws_registry, secret=secret)
     assert plan_key_values(usage_plan) == {}
 
 

@@ -20,8 +20,7 @@ from functions.core.clock import utc_now
 from functions.core.manifest import Manifest, ParityReport, Signature, TensorSpec
 from functions.core.registry.base import ModelVersion
 from functions.core.runtime.base import JSON, RuntimeResponse
-
-from .conftest import BUCKET, REGION, TABLE
+from tests.aws_testkit import BUCKET, REGION, TABLE
 
 LABELS = [str(d) for d in range(10)]
 SIGNATURE = Signature(
@@ -81,7 +80,7 @@ def register(registry: Any, number: int) -> None:
 
 
 @pytest.fixture
-def router(registry: Any, bucket: str) -> Iterator[tuple[TestClient, Any, Runtime]]:
+def router(aws_registry: Any, bucket: str) -> Iterator[tuple[TestClient, Any, Runtime]]:
     from functions.api.app import create_app
     from functions.core.settings import Settings
 
@@ -90,8 +89,8 @@ def router(registry: Any, bucket: str) -> Iterator[tuple[TestClient, Any, Runtim
         Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
     )
     for number in (1, 2):
-        register(registry, number)
-    registry.set_alias(model="digits", alias="default", version=1, actor="tests")
+        register(aws_registry, number)
+    aws_registry.set_alias(model="digits", alias="default", version=1, actor="tests")
     settings = Settings(
         env="test",
         region=REGION,
@@ -101,7 +100,7 @@ def router(registry: Any, bucket: str) -> Iterator[tuple[TestClient, Any, Runtim
         key_cache_ttl_seconds=0,
         registry_cache_ttl_seconds=0,
     )
-    _, admin = keys.create_key(registry=registry, name="ops", models=["*"], admin=True)
+    _, admin = keys.create_key(registry=aws_registry, name="ops", models=["*"], admin=True)
     app = create_app(settings=settings)
     runtime = Runtime()
     app.state.modelway.runtime = runtime
@@ -124,8 +123,8 @@ def objects(prefix: str) -> list[str]:
 
 def test_the_router_defers_the_shadow_and_the_batch_function_makes_it(
     router: tuple[TestClient, Any, Runtime],
-    registry: Any,
-    store: Any,
+    aws_registry: Any,
+    aws_store: Any,
     swap_backends: Callable[..., Any],
 ) -> None:
     client, app, runtime = router
@@ -144,7 +143,7 @@ def test_the_router_defers_the_shadow_and_the_batch_function_makes_it(
     assert runtime.calls == ["v1"] * 5
     (pending,) = objects("captures/digits/default/")
     assert pending.endswith(".pending.jsonl")
-    lines = [json.loads(x) for x in store.open_object(key=pending).read().splitlines()]
+    lines = [json.loads(x) for x in aws_store.open_object(key=pending).read().splitlines()]
     assert [line["extra"]["shadow_version"] for line in lines] == [2] * 5
     assert all(line["inputs"] and line["role"] == "primary" for line in lines)
 
@@ -162,7 +161,10 @@ def test_the_router_defers_the_shadow_and_the_batch_function_makes_it(
         version_id=head.get("VersionId"),
     )
     swap_backends(
-        settings=app.state.modelway.settings, registry=registry, store=store, batch_runtime=runtime
+        settings=app.state.modelway.settings,
+        registry=aws_registry,
+        store=aws_store,
+        batch_runtime=runtime,
     )
     result = batch_handler.handler(event, None)
     assert event["Records"][0]["s3"]["object"]["versionId"]
@@ -181,8 +183,8 @@ def test_the_router_defers_the_shadow_and_the_batch_function_makes_it(
 
 def test_a_shadow_version_gone_wrong_is_recorded_as_failed_answers(
     router: tuple[TestClient, Any, Runtime],
-    registry: Any,
-    store: Any,
+    aws_registry: Any,
+    aws_store: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from functions.batch.deps import BatchDeps
@@ -205,13 +207,16 @@ def test_a_shadow_version_gone_wrong_is_recorded_as_failed_answers(
         extra={"shadow_version": 7},  # no such version
     )
     key = f"captures/digits/default/{utc_now()[:10]}/000000-x.pending.jsonl"
-    store.put_object(key=key, body=record.to_line())
+    aws_store.put_object(key=key, body=record.to_line())
     deps = BatchDeps(
-        settings=app.state.modelway.settings, registry=registry, store=store, runtime=runtime
+        settings=app.state.modelway.settings,
+        registry=aws_registry,
+        store=aws_store,
+        runtime=runtime,
     )
     summary = shadow_object(ref=ObjectRef(bucket=BUCKET, key=key), deps=deps)
     assert summary == {"capture": key, "shadowed": 1, "failed": 1}
-    (line,) = store.open_object(key=key.replace(".pending", ".shadow")).read().splitlines()
+    (line,) = aws_store.open_object(key=key.replace(".pending", ".shadow")).read().splitlines()
     answer = json.loads(line)
     assert (answer["role"], answer["status"], answer["code"]) == (
         "shadow",
