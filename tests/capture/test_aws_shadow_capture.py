@@ -17,16 +17,9 @@ from fastapi.testclient import TestClient
 
 from functions.core import keys
 from functions.core.clock import utc_now
-from functions.core.manifest import Manifest, ParityReport, Signature, TensorSpec
-from functions.core.registry.base import ModelVersion
 from functions.core.runtime.base import JSON, RuntimeResponse
 from tests.aws_testkit import BUCKET, REGION, TABLE
-
-LABELS = [str(d) for d in range(10)]
-SIGNATURE = Signature(
-    inputs=[TensorSpec(name="input", datatype="FP32", shape=[-1, 4])],
-    outputs=[TensorSpec(name="logits", datatype="FP32", shape=[-1, 10])],
-)
+from tests.capture.capture_testkit import register_digits
 
 
 @dataclass
@@ -54,31 +47,6 @@ class Runtime:
         )
 
 
-def register(registry: Any, number: int) -> None:
-    registry.next_version(model="digits")
-    manifest = Manifest(
-        name="digits",
-        version=number,
-        sha256=f"{number:064x}",
-        signature=SIGNATURE,
-        labels=LABELS,
-        parity=ParityReport(samples=2, tolerance=1e-4, passed=True),
-    )
-    registry.register_version(
-        version=ModelVersion(
-            model="digits",
-            version=number,
-            sha256=f"{number:064x}",
-            artifact_uri=f"s3://{BUCKET}/artifacts/digits/{number}/model.tar.gz",
-            manifest=manifest.to_json_dict(),
-            created_at=utc_now(),
-            created_by="tests",
-            endpoint_name="modelway-test-digits",
-            variant_name=f"v{number}",
-        )
-    )
-
-
 @pytest.fixture
 def router(aws_registry: Any, bucket: str) -> Iterator[tuple[TestClient, Any, Runtime]]:
     from functions.api.app import create_app
@@ -89,7 +57,12 @@ def router(aws_registry: Any, bucket: str) -> Iterator[tuple[TestClient, Any, Ru
         Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
     )
     for number in (1, 2):
-        register(aws_registry, number)
+        register_digits(
+            aws_registry,
+            number,
+            artifact_uri=f"s3://{BUCKET}/artifacts/digits/{number}/model.tar.gz",
+            endpoint="modelway-test-digits",
+        )
     aws_registry.set_alias(model="digits", alias="default", version=1, actor="tests")
     settings = Settings(
         env="test",

@@ -14,15 +14,8 @@ from functions.core.capture.records import PRIMARY, SHADOW, CaptureRecord
 from functions.core.capture.replay import build_replay_input, replay_report
 from functions.core.capture.writer import CaptureWriter
 from functions.core.clock import utc_now
-from functions.core.manifest import Manifest, ParityReport, Signature, TensorSpec
-from functions.core.registry.base import ModelVersion
 from functions.core.settings import get_settings
-
-LABELS = [str(d) for d in range(10)]
-SIGNATURE = Signature(
-    inputs=[TensorSpec(name="input", datatype="FP32", shape=[-1, 4])],
-    outputs=[TensorSpec(name="logits", datatype="FP32", shape=[-1, 10])],
-)
+from tests.capture.capture_testkit import LABELS, register_digits
 
 
 @pytest.fixture
@@ -31,27 +24,8 @@ def home(modelway_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     get_settings.cache_clear()
     registry = current().registry
     for number in (1, 2):
-        registry.next_version(model="digits")
-        manifest = Manifest(
-            name="digits",
-            version=number,
-            sha256=f"{number:064x}",
-            signature=SIGNATURE,
-            labels=LABELS,
-            parity=ParityReport(samples=2, tolerance=1e-4, passed=True),
-        )
-        registry.register_version(
-            version=ModelVersion(
-                model="digits",
-                version=number,
-                sha256=f"{number:064x}",
-                artifact_uri=f"file:///a/{number}",
-                manifest=manifest.to_json_dict(),
-                created_at=utc_now(),
-                created_by="tests",
-                endpoint_name="modelway-local-digits",
-                variant_name=f"v{number}",
-            )
+        register_digits(
+            registry, number, artifact_uri=f"file:///a/{number}", endpoint="modelway-local-digits"
         )
     registry.set_alias(model="digits", alias="default", version=1, actor="dana")
     return modelway_home
