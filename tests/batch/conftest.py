@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 
 from functions.core.settings import Settings
+from tests.aws_testkit import BUCKET, REGION, TABLE
 from tests.batch.batch_testkit import Stack, publish, toy_model
 from tests.runtime_testkit import FakeRuntime
-
-REGION = "us-east-1"
-TABLE = "modelway-batch-test"
-BUCKET = "modelway-batch-test-data"
 
 
 @pytest.fixture(params=["local", "aws"])
@@ -23,7 +20,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def stack(backend: str, aws_env: None, tmp_path: Path) -> Iterator[Stack]:
+def stack(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     """A published model ``toy`` (versions 1 and 2, alias default → 1) over ``backend``."""
     if backend == "local":
         from functions.core.artifacts.local import DirectoryArtifactStore
@@ -40,28 +37,24 @@ def stack(backend: str, aws_env: None, tmp_path: Path) -> Iterator[Stack]:
         return
 
     import boto3
-    from moto import mock_aws
 
-    from functions.core.artifacts.s3 import S3ArtifactStore
-    from functions.core.registry.dynamodb import DynamoDBRegistry, create_table
-
-    with mock_aws():
-        settings = Settings(
-            env="test", home=tmp_path / "home", bucket_name=BUCKET, table_name=TABLE, region=REGION
+    # moto's mock, table and bucket (``tests.aws_testkit``); batch reads uploads by version.
+    registry = request.getfixturevalue("aws_registry")
+    store = request.getfixturevalue("aws_store")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    settings = Settings(
+        env="test", home=tmp_path / "home", bucket_name=BUCKET, table_name=TABLE, region=REGION
+    )
+    yield _with_model(
+        Stack(
+            settings=settings,
+            registry=registry,
+            store=store,
+            runtime=FakeRuntime(answer=toy_model()),
+            s3=s3,
         )
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        create_table(table_name=TABLE, region=REGION)
-        yield _with_model(
-            Stack(
-                settings=settings,
-                registry=DynamoDBRegistry(table_name=TABLE, region=REGION),
-                store=S3ArtifactStore(bucket=BUCKET, region=REGION),
-                runtime=FakeRuntime(answer=toy_model()),
-                s3=s3,
-            )
-        )
+    )
 
 
 def _with_model(stack: Stack) -> Stack:

@@ -11,8 +11,7 @@ import pytest
 
 from functions.core import keys
 from functions.core.exceptions import Unauthenticated
-
-REGION = "us-east-1"
+from tests.aws_testkit import REGION
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from functions.core.artifacts.exceptions import ArtifactNotFound, ObjectNotFound
+from tests.aws_testkit import REGION
 
-REGION = "us-east-1"
 MIB = 1024 * 1024
 
 
