@@ -191,6 +191,24 @@ def _iam_proof() -> Iterator[None]:
             )
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker of a parallel run (pytest-xdist) hands its IAM-proof uses to the controller,
+    which prints the summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        from tests.iam_proof import proof
+
+        workeroutput["iam_proof"] = [[*use, ok] for use, ok in proof.CHECKED.items()]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    from tests.iam_proof import proof
+
+    for function, action, resource, ok in getattr(node, "workeroutput", {}).get("iam_proof", []):
+        proof.CHECKED[(function, action, resource)] = ok
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from tests.iam_proof import proof
 
