@@ -70,53 +70,6 @@ def aws_store(bucket: str) -> Any:
     return S3ArtifactStore(bucket=bucket, artifacts_prefix="artifacts/", region=REGION)
 
 
-def fake_artifact(path: Any, *, name: str = "digits", payload: bytes) -> Any:
-    """A real ``model.tar.gz`` (valid manifest, right sha256) around arbitrary model bytes:
-    enough for ``archive.check_artifact``, which does not parse the ONNX graph."""
-    import hashlib
-    import io
-    import json
-    import tarfile
-
-    manifest = {
-        "name": name,
-        "sha256": hashlib.sha256(payload).hexdigest(),
-        "signature": {
-            "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
-            "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 4]}],
-        },
-        "parity": {
-            "samples": 8,
-            "max_abs_diff": 0.0,
-            "argmax_agreement": 1.0,
-            "tolerance": 1e-4,
-            "passed": True,
-        },
-    }
-    with tarfile.open(path, "w:gz") as tar:
-        for member, data in (
-            ("modelway.json", json.dumps(manifest).encode()),
-            ("model.onnx", payload),
-        ):
-            info = tarfile.TarInfo(member)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-@pytest.fixture
-def make_fake_artifact(tmp_path: Any) -> Any:
-    """``make_fake_artifact(payload=b"...", name="digits") -> Path`` (see ``fake_artifact``)."""
-    counter = iter(range(1_000_000))
-
-    def make(*, payload: bytes, name: str = "digits") -> Any:
-        return fake_artifact(
-            tmp_path / f"artifact-{next(counter)}.tar.gz", name=name, payload=payload
-        )
-
-    return make
-
-
 @pytest.fixture
 def sagemaker(mocked: None) -> Any:
     """SageMaker under moto, recording calls and playing ``UpdateEndpoint``
@@ -127,7 +80,7 @@ def sagemaker(mocked: None) -> Any:
 
 
 @pytest.fixture
-def publish(aws_registry: Any, aws_store: Any, sagemaker: Any, make_fake_artifact: Any) -> Any:
+def publish(aws_registry: Any, aws_store: Any, sagemaker: Any, make_artifact: Any) -> Any:
     """``publish(payload, alias="default", deployer=None) -> PublishResult``: publishes a fake
     artifact of model ``digits`` through a deployer (``sagemaker_testkit.make_deployer``'s
     unless one is given)."""
@@ -146,7 +99,7 @@ def publish(aws_registry: Any, aws_store: Any, sagemaker: Any, make_fake_artifac
 
     def _publish(payload: bytes, *, alias: str | None, deployer: Any) -> Any:
         return publishing.publish_artifact(
-            path=make_fake_artifact(payload=payload),
+            path=make_artifact(payload=payload),
             registry=aws_registry,
             store=aws_store,
             settings=settings,

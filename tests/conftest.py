@@ -13,7 +13,7 @@ import pytest
 # The AWS backends under moto (``mocked``, ``aws_registry``, ``bucket``, ``aws_store``,
 # ``sagemaker``, ``publish``) for every folder's ``test_aws_*`` files: pytest takes plugins only
 # from the root conftest.
-pytest_plugins = ["tests.aws_testkit"]
+pytest_plugins = ["tests.aws_testkit", "tests.artifact_testkit"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,9 +7,7 @@ inputs watcher."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.artifact_testkit import write_tar
 from tests.events import EVENTS_DIR, sample_event, sample_path
 
 pytestmark = pytest.mark.integration
@@ -68,14 +67,7 @@ def tiny_digits_artifact(dest: Path, *, seed: int = 7) -> tuple[Path, np.ndarray
             "passed": True,
         },
     }
-    with tarfile.open(dest, "w:gz") as tar:
-        for name, data in (
-            ("model.onnx", model_bytes),
-            ("modelway.json", json.dumps(manifest).encode()),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_tar(dest, {"model.onnx": model_bytes, "modelway.json": json.dumps(manifest).encode()})
     return dest, weight, bias
 
 

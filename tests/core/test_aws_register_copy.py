@@ -20,6 +20,7 @@ import boto3
 import pytest
 
 from functions.core import publishing
+from tests.artifact_testkit import MakeArtifact
 from tests.aws_testkit import BUCKET, REGION
 
 from .test_aws_router_mirror import Router
@@ -67,9 +68,9 @@ def writes_to_artifacts(calls: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 
 def test_registering_copies_the_upload_server_side_as_uploaded(
-    router: Router, calls: list[tuple[str, dict[str, Any]]], make_fake_artifact: Any
+    router: Router, calls: list[tuple[str, dict[str, Any]]], make_artifact: Any
 ) -> None:
-    artifact = make_fake_artifact(payload=b"one")
+    artifact = make_artifact(payload=b"one")
     response = router.publish(router.alice, artifact, "uploads/v1.tar.gz")
     assert response.status_code == 201, response.text
     assert response.json()["version"] == 1
@@ -95,7 +96,7 @@ def test_registering_copies_the_upload_server_side_as_uploaded(
 def test_a_large_upload_is_copied_in_parts(
     router: Router,
     calls: list[tuple[str, dict[str, Any]]],
-    make_fake_artifact: Any,
+    make_artifact: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from functions.core.artifacts import s3
@@ -103,7 +104,7 @@ def test_a_large_upload_is_copied_in_parts(
     # S3's smallest part, so that an 11 MiB archive takes three UploadPartCopy calls.
     monkeypatch.setattr(s3, "COPY_THRESHOLD", 5 * 1024 * 1024)
     monkeypatch.setattr(s3, "COPY_CHUNK", 5 * 1024 * 1024)
-    artifact = make_fake_artifact(payload=os.urandom(11 * 1024 * 1024))
+    artifact = make_artifact(payload=os.urandom(11 * 1024 * 1024))
     response = router.publish(router.alice, artifact, "uploads/big.tar.gz")
     assert response.status_code == 201, response.text
 
@@ -122,11 +123,11 @@ def test_a_large_upload_is_copied_in_parts(
 def test_the_registered_bytes_are_the_verified_ones_even_if_the_upload_is_replaced(
     router: Router,
     calls: list[tuple[str, dict[str, Any]]],
-    make_fake_artifact: Any,
+    make_artifact: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    good = make_fake_artifact(payload=b"verified")
-    other = make_fake_artifact(payload=b"swapped in after the check")
+    good = make_artifact(payload=b"verified")
+    other = make_artifact(payload=b"swapped in after the check")
     original = publishing.check_stream
 
     def check_then_replace(*, reader: Any) -> Any:
@@ -148,11 +149,12 @@ def test_the_registered_bytes_are_the_verified_ones_even_if_the_upload_is_replac
 
 
 def test_a_bad_upload_is_refused_and_nothing_is_copied(
-    router: Router, calls: list[tuple[str, dict[str, Any]]], tmp_path: Path
+    router: Router,
+    calls: list[tuple[str, dict[str, Any]]],
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
 ) -> None:
-    from tests.aws_testkit import fake_artifact
-
-    artifact = fake_artifact(tmp_path / "bad.tar.gz", payload=b"one")
+    artifact = make_artifact(payload=b"one")
     # Flip the model file's bytes inside the archive: its sha256 no longer matches.
     broken = tmp_path / "broken.tar.gz"
     with tarfile.open(artifact) as src, tarfile.open(broken, "w:gz") as out:
@@ -187,7 +189,7 @@ def test_a_missing_upload_is_a_404(router: Router, versioned: str) -> None:
 def test_a_copy_that_fails_halfway_leaves_no_parts_and_no_version(
     router: Router,
     calls: list[tuple[str, dict[str, Any]]],
-    make_fake_artifact: Any,
+    make_artifact: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from botocore.awsrequest import AWSResponse, HTTPHeaders
@@ -196,7 +198,7 @@ def test_a_copy_that_fails_halfway_leaves_no_parts_and_no_version(
 
     monkeypatch.setattr(s3, "COPY_THRESHOLD", 5 * 1024 * 1024)
     monkeypatch.setattr(s3, "COPY_CHUNK", 5 * 1024 * 1024)
-    artifact = make_fake_artifact(payload=os.urandom(11 * 1024 * 1024))
+    artifact = make_artifact(payload=os.urandom(11 * 1024 * 1024))
     events = router.backends.store._s3.meta.events
 
     def refuse(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:

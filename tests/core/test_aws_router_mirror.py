@@ -99,11 +99,9 @@ def lift(router: Router, operation: str) -> None:
 
 
 def test_publish_approve_and_reject_through_the_api_show_in_the_model_registry(
-    router: Router, make_fake_artifact: Any, aws_registry: Any
+    router: Router, make_artifact: Any, aws_registry: Any
 ) -> None:
-    published = router.publish(
-        router.alice, make_fake_artifact(payload=b"one"), "uploads/v1.tar.gz"
-    )
+    published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
     assert published.status_code == 201, published.text
     mirror = published.json()["mirror"]
     assert mirror["status"] == "synced"
@@ -140,7 +138,7 @@ def test_publish_approve_and_reject_through_the_api_show_in_the_model_registry(
 
 def test_a_mirror_failure_keeps_the_decision_says_so_and_is_repaired_by_mirror_sync(
     router: Router,
-    make_fake_artifact: Any,
+    make_artifact: Any,
     aws_registry: Any,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -148,9 +146,7 @@ def test_a_mirror_failure_keeps_the_decision_says_so_and_is_repaired_by_mirror_s
 ) -> None:
     # A publish whose mirror write fails: the version is registered all the same.
     fail_on(router, "CreateModelPackage")
-    published = router.publish(
-        router.alice, make_fake_artifact(payload=b"one"), "uploads/v1.tar.gz"
-    )
+    published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
     assert published.status_code == 201, published.text
     assert published.json()["version"] == 1
     failed = published.json()["mirror"]
@@ -185,7 +181,7 @@ def test_a_mirror_failure_keeps_the_decision_says_so_and_is_repaired_by_mirror_s
 
 def test_the_cli_reports_a_mirror_failure_without_losing_the_decision(
     router: Router,
-    make_fake_artifact: Any,
+    make_artifact: Any,
     aws_registry: Any,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -193,9 +189,7 @@ def test_the_cli_reports_a_mirror_failure_without_losing_the_decision(
 ) -> None:
     from cli import main
 
-    published = router.publish(
-        router.alice, make_fake_artifact(payload=b"one"), "uploads/v1.tar.gz"
-    )
+    published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
     arn = published.json()["mirror"]["model_package_arn"]
     fail_on(router, "UpdateModelPackage")
     monkeypatch.setenv("MODELWAY_ACTOR", "carol")
@@ -218,7 +212,7 @@ def test_the_cli_reports_a_mirror_failure_without_losing_the_decision(
 
 def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
     router: Router,
-    make_fake_artifact: Any,
+    make_artifact: Any,
     aws_registry: Any,
     monkeypatch: pytest.MonkeyPatch,
     swap_backends: Callable[..., Any],
@@ -231,9 +225,7 @@ def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
     from functions.endpoint_events import handler as endpoint_events
     from tests.deploy.test_aws_endpoint_events import Context
 
-    published = router.publish(
-        router.alice, make_fake_artifact(payload=b"one"), "uploads/v1.tar.gz"
-    )
+    published = router.publish(router.alice, make_artifact(payload=b"one"), "uploads/v1.tar.gz")
     arn = published.json()["mirror"]["model_package_arn"]
     move = "/v1/models/digits/aliases/prod"
     refused = router.call(router.alice, "PUT", move, json={"version": 1})
@@ -282,7 +274,7 @@ def test_an_approval_made_in_studio_opens_the_gate_through_its_event(
 
 def test_modelway_publish_from_the_cli_creates_the_versions_package(
     router: Router,
-    make_fake_artifact: Any,
+    make_artifact: Any,
     aws_registry: Any,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -300,7 +292,7 @@ def test_modelway_publish_from_the_cli_creates_the_versions_package(
     )
     monkeypatch.setenv("MODELWAY_ACTOR", "alice")
     swap_backends(router.backends)
-    code = main(["publish", str(make_fake_artifact(payload=b"one")), "--alias", "prod", "--json"])
+    code = main(["publish", str(make_artifact(payload=b"one")), "--alias", "prod", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     published = json.loads(out)

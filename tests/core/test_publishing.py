@@ -20,8 +20,7 @@ from functions.core.publishing import PublishResult, publish_artifact
 from functions.core.registry.exceptions import InvalidAliasTarget, ModelNotFound
 from functions.core.registry.sqlite import SqliteRegistry
 from functions.core.settings import Settings
-
-from .conftest import MakeArtifact, write_tar
+from tests.artifact_testkit import MakeArtifact, write_tar
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,7 @@ import pytest
 
 from cli import main
 from functions.core.archive import check_artifact
-
-from .conftest import MakeArtifact, fake_manifest, write_tar
+from tests.artifact_testkit import MakeArtifact, fake_manifest, write_tar
 
 
 @pytest.fixture

@@ -18,15 +18,12 @@ numbers which version computed it, as well as by ``x-model-version``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import socket
 import subprocess
 import sys
-import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,8 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+
+from tests.artifact_testkit import write_tar
 
 pytestmark = pytest.mark.integration
 
@@ -82,21 +81,9 @@ def scale_artifact(dest: Path, *, factor: float) -> Path:
         },
         "description": f"y = {factor} * x",
     }
-    with tarfile.open(dest, "w:gz") as tar:
-        for name, data in (
-            ("modelway.json", json.dumps(manifest).encode()),
-            ("model.onnx", model_bytes),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return dest
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return write_tar(
+        dest, {"modelway.json": json.dumps(manifest).encode(), "model.onnx": model_bytes}
+    )
 
 
 @dataclass
@@ -195,7 +182,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
+def wire(tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]) -> Iterator[Wire]:
     from moto.server import ThreadedMotoServer
 
     work = tmp_path_factory.mktemp("wire")
