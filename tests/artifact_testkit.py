@@ -43,6 +43,8 @@ def fake_manifest(*, name: str, model_bytes: bytes, **overrides: Any) -> dict[st
 
 
 def write_tar(dest: Path, members: dict[str, bytes]) -> Path:
+    """``members`` (archive name → bytes) as a gzipped tar at ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(dest, "w:gz") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)

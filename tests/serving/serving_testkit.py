@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import socket
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +21,8 @@ import numpy as np
 import onnx
 import uvicorn
 from onnx import TensorProto, helper, numpy_helper
+
+from tests.artifact_testkit import write_tar
 
 OPSET = 17
 
@@ -108,16 +108,6 @@ def manifest_for(
         "signature": signature,
         "frameworks": {"onnx": onnx.__version__},
     }
-
-
-def write_tar(dest: Path, files: dict[str, bytes]) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(dest, "w:gz") as tar:
-        for member, data in files.items():
-            info = tarfile.TarInfo(member)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return dest
 
 
 def package(
@@ -264,3 +254,19 @@ def words_onnx() -> bytes:
     model.ir_version = 9
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def runtime_client(url: str) -> Any:
+    """boto3's ``sagemaker-runtime`` against a model server on loopback, as the router builds
+    it, with no retries: each test sees the first answer."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )

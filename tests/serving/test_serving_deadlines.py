@@ -10,12 +10,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import numpy as np
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from serving.app import create_local_app
@@ -23,7 +20,13 @@ from serving.batching import DynamicBatcher, Tensors
 from serving.config import ServingConfig
 from serving.deadlines import custom_attributes, request_deadline
 from serving.exceptions import DeadlineExceeded, InvalidRequest, Overloaded
-from tests.serving.serving_testkit import infer_body, publish_classifier, running_server, wait_for
+from tests.serving.serving_testkit import (
+    infer_body,
+    publish_classifier,
+    running_server,
+    runtime_client,
+    wait_for,
+)
 
 PREFIX = "modelway-local"
 ENDPOINT = f"{PREFIX}-digits"
@@ -125,17 +128,6 @@ def test_the_deadline_comes_from_the_custom_attributes() -> None:
 
 
 # -- over HTTP, through boto3 as the router calls it -----------------------------------
-
-
-def runtime_client(url: str) -> Any:
-    return boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
 
 
 def test_over_http_a_request_past_its_deadline_is_504_and_not_computed(tmp_path: Path) -> None:

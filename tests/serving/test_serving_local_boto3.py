@@ -10,10 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from serving.app import create_local_app
@@ -26,24 +24,13 @@ from tests.serving.serving_testkit import (
     infer_body,
     publish_classifier,
     running_server,
+    runtime_client,
     split_binary_response,
     wait_for,
 )
 
 PREFIX = "modelway-local"
 ENDPOINT = f"{PREFIX}-digits"
-
-
-def runtime_client(url: str) -> Any:
-    return boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        # No retries: each test sees the first answer.
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
 
 
 def invoke(client: Any, x: np.ndarray, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
