@@ -34,6 +34,14 @@ def run_cli(*args: str | Path) -> dict[str, Any]:
     return json.loads(out.getvalue())  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class Caller:
+    """A stack's router and the key a test calls it with."""
+
+    router: str
+    key: str
+
+
 @dataclass
 class RunningStack:
     router: str
@@ -52,6 +60,10 @@ class RunningStack:
             registry=make_registry(self.settings), name=name, models=list(models), admin=admin
         )
         return secret
+
+    def caller(self, *models: str, name: str = "team") -> Caller:
+        """The router with a new (non-admin) key for ``models``."""
+        return Caller(router=self.router, key=self.key(*models, name=name))
 
     def endpoint(self, model: str) -> str:
         """The SageMaker-style endpoint name of ``model`` on the local runtime path."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -20,19 +19,12 @@ import numpy as np
 import pytest
 
 from tests.byom.byom_testkit import IRIS_CLASSES, IrisFiles
-from tests.stack_testkit import local_stack, run_cli
+from tests.stack_testkit import Caller, local_stack, run_cli
 
 pytestmark = pytest.mark.integration
 
 STRUCT = {"FP32": "f", "INT64": "q"}
 NUMPY = {"FP32": np.float32, "INT64": np.int64}
-
-
-@dataclass
-class Stack:
-    router: str
-    key: str
-    home: Path
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +33,7 @@ def stack(
     ranker: dict[str, Any],
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
-) -> Iterator[Stack]:
+) -> Iterator[Caller]:
     home = tmp_path_factory.mktemp("byom-home")
     packaged = run_cli(
         "package", iris.onnx, "--name", "iris", "--samples", iris.samples,
@@ -50,7 +42,7 @@ def stack(
     )  # fmt: skip
     artifacts = [packaged["artifact"], ranker["summary"]["artifact"]]
     with local_stack(home=home, free_port=free_port, artifacts=artifacts) as running:
-        yield Stack(router=running.router, key=running.key("iris", "ranker"), home=home)
+        yield running.caller("iris", "ranker")
 
 
 def _json_tensors(inputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -72,7 +64,7 @@ def _outputs(outputs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     }
 
 
-def _json_infer(stack: Stack, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _json_infer(stack: Caller, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     body = {"inputs": _json_tensors(inputs)}
     response = httpx.post(
         f"{stack.router}/v2/models/{model}/infer",
@@ -86,7 +78,7 @@ def _json_infer(stack: Stack, model: str, inputs: dict[str, np.ndarray]) -> dict
 
 
 def _binary_infer(
-    stack: Stack, model: str, inputs: dict[str, np.ndarray], outputs: list[str]
+    stack: Caller, model: str, inputs: dict[str, np.ndarray], outputs: list[str]
 ) -> dict[str, np.ndarray]:
     """The binary tensor extension both ways: inputs as raw little-endian bytes after the JSON
     header, outputs asked for as binary too."""
@@ -149,21 +141,21 @@ def _tokens(rows: int, length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # scikit-learn via skl2onnx --------------------------------------------------------------------
-def test_iris_json_matches_scikit_learn(stack: Stack, iris: IrisFiles) -> None:
+def test_iris_json_matches_scikit_learn(stack: Caller, iris: IrisFiles) -> None:
     rows = iris.features[1::7]
     got = _json_infer(stack, "iris", {"X": rows})
     np.testing.assert_array_equal(got["label"], iris.classifier.predict(rows))
     np.testing.assert_allclose(got["probabilities"], iris.classifier.predict_proba(rows), atol=1e-5)
 
 
-def test_iris_binary_matches_scikit_learn(stack: Stack, iris: IrisFiles) -> None:
+def test_iris_binary_matches_scikit_learn(stack: Caller, iris: IrisFiles) -> None:
     rows = iris.features[2::9]
     got = _binary_infer(stack, "iris", {"X": rows}, ["label", "probabilities"])
     np.testing.assert_array_equal(got["label"], iris.classifier.predict(rows))
     np.testing.assert_allclose(got["probabilities"], iris.classifier.predict_proba(rows), atol=1e-5)
 
 
-def test_iris_metadata_is_the_graph_signature(stack: Stack) -> None:
+def test_iris_metadata_is_the_graph_signature(stack: Caller) -> None:
     meta = httpx.get(
         f"{stack.router}/v2/models/iris", headers={"x-api-key": stack.key}, timeout=10
     ).json()
@@ -174,7 +166,7 @@ def test_iris_metadata_is_the_graph_signature(stack: Stack) -> None:
 
 
 def test_iris_batch_scoring_csv_matches_scikit_learn(
-    stack: Stack, iris: IrisFiles, tmp_path: Path
+    stack: Caller, iris: IrisFiles, tmp_path: Path
 ) -> None:
     rows = iris.features
     source = tmp_path / "flowers.csv"
@@ -197,7 +189,7 @@ def test_iris_batch_scoring_csv_matches_scikit_learn(
 
 # A user's torch module: INT64 token ids + FP32 mask, dynamic sequence length ---------------
 @pytest.mark.parametrize("length", [3, 11, 40])
-def test_ranker_json_matches_eager_torch_at_any_length(stack: Stack, length: int) -> None:
+def test_ranker_json_matches_eager_torch_at_any_length(stack: Caller, length: int) -> None:
     token_ids, mask = _tokens(4, length, seed=length)
     got = _json_infer(stack, "ranker", {"token_ids": token_ids, "attention_mask": mask})
     want = _ranker_reference(token_ids, mask)
@@ -206,7 +198,7 @@ def test_ranker_json_matches_eager_torch_at_any_length(stack: Stack, length: int
         np.testing.assert_allclose(got[name], want[name], atol=1e-5)
 
 
-def test_ranker_refuses_a_sequence_over_its_bound_before_the_model(stack: Stack) -> None:
+def test_ranker_refuses_a_sequence_over_its_bound_before_the_model(stack: Caller) -> None:
     token_ids, mask = _tokens(1, 65, seed=2)  # packaged with --max-length sequence=64
     body = {"inputs": _json_tensors({"token_ids": token_ids, "attention_mask": mask})}
     response = httpx.post(
@@ -217,7 +209,7 @@ def test_ranker_refuses_a_sequence_over_its_bound_before_the_model(stack: Stack)
     assert "64" in response.json()["error"]
 
 
-def test_ranker_binary_matches_eager_torch(stack: Stack) -> None:
+def test_ranker_binary_matches_eager_torch(stack: Caller) -> None:
     token_ids, mask = _tokens(3, 17, seed=5)
     got = _binary_infer(
         stack, "ranker", {"token_ids": token_ids, "attention_mask": mask}, ["logits"]
@@ -228,7 +220,7 @@ def test_ranker_binary_matches_eager_torch(stack: Stack) -> None:
     )
 
 
-def test_ranker_refuses_float_token_ids_before_the_model(stack: Stack) -> None:
+def test_ranker_refuses_float_token_ids_before_the_model(stack: Caller) -> None:
     token_ids, mask = _tokens(2, 5, seed=1)
     body = {
         "inputs": [
@@ -245,7 +237,7 @@ def test_ranker_refuses_float_token_ids_before_the_model(stack: Stack) -> None:
     assert response.json()["code"] == "invalid_tensor"
 
 
-def test_ranker_batch_scoring_jsonl_matches_eager_torch(stack: Stack, tmp_path: Path) -> None:
+def test_ranker_batch_scoring_jsonl_matches_eager_torch(stack: Caller, tmp_path: Path) -> None:
     """One v2 request per line, each its own sequence length; one record is bad."""
     requests, references = [], []
     for index, length in enumerate([4, 9, 2, 13, 6]):

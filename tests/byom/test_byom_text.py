@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests.byom.byom_testkit import ReviewFiles, make_reviews
-from tests.stack_testkit import local_stack, run_cli
+from tests.stack_testkit import Caller, local_stack, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +28,6 @@ SENTENCES = [
     "le café est fermé le dimanche",
     "numbers like 42 appear too 🙂",
 ]
-
-
-@dataclass
-class Stack:
-    router: str
-    key: str
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +41,7 @@ def stack(
     tiny_bert_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
-) -> Iterator[Stack]:
+) -> Iterator[Caller]:
     home = tmp_path_factory.mktemp("text-home")
     hf_args = ["--task", "feature-extraction", "--name", "encoder", "--out", home / "encoder"]
     built = [
@@ -58,10 +51,10 @@ def stack(
     assert built[0]["signature"]["inputs"] == ["text BYTES [-1, 1]"]
     artifacts = [summary["artifact"] for summary in built]
     with local_stack(home=home, free_port=free_port, artifacts=artifacts) as running:
-        yield Stack(router=running.router, key=running.key("reviews", "encoder", name="t"))
+        yield running.caller("reviews", "encoder", name="t")
 
 
-def _post(stack: Stack, model: str, **kwargs: Any) -> httpx.Response:
+def _post(stack: Caller, model: str, **kwargs: Any) -> httpx.Response:
     response = httpx.post(
         f"{stack.router}/v2/models/{model}/infer",
         headers={"x-api-key": stack.key, **kwargs.pop("headers", {})},
@@ -78,7 +71,7 @@ def _strings_binary(texts: list[str]) -> bytes:
 
 
 def _binary_request(
-    stack: Stack, model: str, name: str, texts: list[str], shape: list[int], outputs: list[str]
+    stack: Caller, model: str, name: str, texts: list[str], shape: list[int], outputs: list[str]
 ) -> dict[str, np.ndarray]:
     data = _strings_binary(texts)
     head = json.dumps(
@@ -117,7 +110,7 @@ def _read_uri(uri: str) -> str:
 
 
 # A BYTES input the user's own exporter made --------------------------------------------------
-def test_reviews_json_strings_match_scikit_learn(stack: Stack, reviews: ReviewFiles) -> None:
+def test_reviews_json_strings_match_scikit_learn(stack: Caller, reviews: ReviewFiles) -> None:
     texts = ["great food, lovely staff", "cold and rude", "wonderful view"]
     body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3, 1], "data": texts}]}
     outputs = {o["name"]: o for o in _post(stack, "reviews", json=body).json()["outputs"]}
@@ -129,7 +122,7 @@ def test_reviews_json_strings_match_scikit_learn(stack: Stack, reviews: ReviewFi
     )
 
 
-def test_reviews_binary_strings_match_scikit_learn(stack: Stack, reviews: ReviewFiles) -> None:
+def test_reviews_binary_strings_match_scikit_learn(stack: Caller, reviews: ReviewFiles) -> None:
     texts = ["awful coffee", "a great place, we will come again"]
     got = _binary_request(stack, "reviews", "text", texts, [2, 1], ["probabilities"])
     np.testing.assert_allclose(
@@ -138,7 +131,7 @@ def test_reviews_binary_strings_match_scikit_learn(stack: Stack, reviews: Review
 
 
 def test_reviews_batch_scoring_jsonl_of_strings(
-    stack: Stack, reviews: ReviewFiles, tmp_path: Path
+    stack: Caller, reviews: ReviewFiles, tmp_path: Path
 ) -> None:
     texts = ["rude waiter", "lovely wine", "cold soup", "great desserts"]
     source = tmp_path / "reviews.jsonl"
@@ -169,7 +162,7 @@ def _reference_embeddings(directory: Path, texts: list[str]) -> np.ndarray:
     return torch.nn.functional.normalize(pooled, dim=-1).numpy()
 
 
-def test_encoder_json_text_matches_eager_transformers(stack: Stack, tiny_bert_dir: Path) -> None:
+def test_encoder_json_text_matches_eager_transformers(stack: Caller, tiny_bert_dir: Path) -> None:
     body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3], "data": SENTENCES}]}
     (output,) = _post(stack, "encoder", json=body).json()["outputs"]
     got = np.array(output["data"], np.float32).reshape(output["shape"])
@@ -179,7 +172,7 @@ def test_encoder_json_text_matches_eager_transformers(stack: Stack, tiny_bert_di
     assert cosine.min() >= 0.9999, cosine
 
 
-def test_encoder_binary_text_matches_eager_transformers(stack: Stack, tiny_bert_dir: Path) -> None:
+def test_encoder_binary_text_matches_eager_transformers(stack: Caller, tiny_bert_dir: Path) -> None:
     meta = httpx.get(
         f"{stack.router}/v2/models/encoder", headers={"x-api-key": stack.key}, timeout=10
     ).json()
@@ -193,7 +186,7 @@ def test_encoder_binary_text_matches_eager_transformers(stack: Stack, tiny_bert_
 
 
 def test_encoder_batch_scoring_jsonl_of_strings(
-    stack: Stack, tiny_bert_dir: Path, tmp_path: Path
+    stack: Caller, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
     source = tmp_path / "sentences.jsonl"
     source.write_text("\n".join(json.dumps([text]) for text in SENTENCES) + "\n")
@@ -208,7 +201,7 @@ def test_encoder_batch_scoring_jsonl_of_strings(
 
 
 def test_reviews_batch_scoring_csv_text_column(
-    stack: Stack, reviews: ReviewFiles, tmp_path: Path
+    stack: Caller, reviews: ReviewFiles, tmp_path: Path
 ) -> None:
     texts = ["rude waiter, cold soup", 'a "great" evening', "lovely wine"]
     source = tmp_path / "reviews.csv"

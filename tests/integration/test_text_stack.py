@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -17,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.stack_testkit import local_stack, run_cli
+from tests.stack_testkit import Caller, local_stack, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -31,26 +30,17 @@ SENTENCES = [
 ]
 
 
-@dataclass
-class Stack:
-    router: str
-    key: str
-    home: Path
-
-
 @pytest.fixture(scope="module")
 def stack(
     tiny_text_artifact: Path,
     tiny_classifier_build,  # type: ignore[no-untyped-def]
     tmp_path_factory: pytest.TempPathFactory,
     free_port: Callable[[], int],
-) -> Iterator[Stack]:
+) -> Iterator[Caller]:
     home = tmp_path_factory.mktemp("text-home")
     artifacts = [tiny_text_artifact, tiny_classifier_build.artifact]
     with local_stack(home=home, free_port=free_port, artifacts=artifacts) as running:
-        yield Stack(
-            router=running.router, key=running.key("tiny-text", "tiny-sentiment"), home=home
-        )
+        yield running.caller("tiny-text", "tiny-sentiment")
 
 
 def reference(directory: Path, sentences: list[str], *, task: str = "feature-extraction"):  # type: ignore[no-untyped-def]
@@ -70,7 +60,7 @@ def json_infer(router: str, key: str, model: str, sentences: list[str]) -> httpx
     )
 
 
-def test_metadata_shows_the_client_signature_not_the_graph(stack: Stack):
+def test_metadata_shows_the_client_signature_not_the_graph(stack: Caller):
     meta = httpx.get(
         f"{stack.router}/v2/models/tiny-text", headers={"x-api-key": stack.key}, timeout=10
     ).json()
@@ -82,7 +72,7 @@ def test_metadata_shows_the_client_signature_not_the_graph(stack: Stack):
     ]
 
 
-def test_numbers_where_text_is_expected_are_refused_before_the_model(stack: Stack):
+def test_numbers_where_text_is_expected_are_refused_before_the_model(stack: Caller):
     body = {"inputs": [{"name": "text", "datatype": "INT64", "shape": [1], "data": [3]}]}
     response = httpx.post(
         f"{stack.router}/v2/models/tiny-text/infer",
@@ -94,7 +84,7 @@ def test_numbers_where_text_is_expected_are_refused_before_the_model(stack: Stac
     assert response.json()["code"] == "invalid_tensor"
 
 
-def test_classifier_answers_label_names(stack: Stack, tiny_classifier_dir: Path):
+def test_classifier_answers_label_names(stack: Caller, tiny_classifier_dir: Path):
     response = json_infer(stack.router, stack.key, "tiny-sentiment", SENTENCES[:3])
     assert response.status_code == 200, response.text
     outputs = {o["name"]: o for o in response.json()["outputs"]}
@@ -107,7 +97,7 @@ def test_classifier_answers_label_names(stack: Stack, tiny_classifier_dir: Path)
 
 
 def test_batch_scoring_labels_sentences_of_every_length(
-    stack: Stack, tiny_classifier_dir: Path, tmp_path: Path
+    stack: Caller, tiny_classifier_dir: Path, tmp_path: Path
 ):
     """One v2 request per line, each a sentence of its own length; one line is not text.
     The label (a BYTES output) and the probabilities land in the results, in input order."""
