@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli import print_table
 from cli.actor import current_actor
+from cli.output import usage
 from functions.core.backends import current
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def _alias_set(args: argparse.Namespace) -> int:
     from cli import print_json
 
     if args.weight is not None and args.canary is None:
-        raise _usage("--weight needs --canary VERSION")
+        raise usage("--weight needs --canary VERSION")
     from functions.core.deploy import rollout
     from functions.core.registry.base import PendingMove
 
@@ -156,10 +157,6 @@ def _history(args: argparse.Namespace) -> int:
 
 
 # Rendering ----------------------------------------------------------------------------------
-def _usage(message: str) -> Exception:
-    from functions.core.exceptions import InvalidRequest
-
-    return InvalidRequest(message, code="usage")
 
 
 def alias_pointers(aliases: Sequence[Alias]) -> dict[int, list[str]]:

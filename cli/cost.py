@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.output import usage
+
 if TYPE_CHECKING:
     from infra.config import EnvironmentConfig
 
@@ -146,11 +148,10 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from cli import output
-    from functions.core.exceptions import InvalidRequest
     from infra.config import ConfigError, load_environment
 
     if min(args.models, args.kept, args.hot) < 1:
-        raise InvalidRequest("--models, --kept and --hot must be at least 1", code="usage")
+        raise usage("--models, --kept and --hot must be at least 1")
     environments: dict[str, Any] = json.loads(args.cdk_json.read_text())["context"]["environments"]
     names = [args.env] if args.env else list(environments)
     found_all: list[Estimate] = []
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             config = load_environment(environments, name)
             found = estimate(config, models=args.models, kept=args.kept, hot=args.hot)
         except (ConfigError, UnknownInstanceType) as exc:
-            raise InvalidRequest(str(exc), code="usage") from exc
+            raise usage(str(exc)) from exc
         found_all.append(found)
     if output.mode.json:
         output.print_json([dataclasses.asdict(found) for found in found_all])

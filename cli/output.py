@@ -195,9 +195,11 @@ class StepTracker:
         self.current = None
 
 
-def usage_error(message: str) -> int:
-    print_error(message, "usage")
-    return EXIT_USAGE
+def usage(message: str) -> Exception:
+    """A usage error to raise: ``main`` prints it as JSON with code ``usage`` and exits 2."""
+    from functions.core.exceptions import InvalidRequest
+
+    return InvalidRequest(message, code="usage")
 
 
 def add_json_flag(parsers: Sequence[Any]) -> None:

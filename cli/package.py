@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cli.output import usage
+
 EPILOG = """\
 sources (exactly one):
   MODEL.onnx               an ONNX file from any exporter; the signature is read from the graph
@@ -170,25 +172,25 @@ def _run(args: argparse.Namespace) -> Any:
     sources = [flag for flag, value in (("MODEL.onnx", args.model), ("--torch", args.torch),
                                         ("--hf", args.hf)) if value is not None]  # fmt: skip
     if len(sources) != 1:
-        raise _usage(f"give exactly one of MODEL.onnx, --torch, --hf (got {sources or 'none'})")
+        raise usage(f"give exactly one of MODEL.onnx, --torch, --hf (got {sources or 'none'})")
     out_dir = args.out if args.out is not None else _default_out_dir(args.name)
     tolerance = args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE
     labels = args.labels.split(",") if args.labels else None
     torch_only = {"--dynamic": args.dynamic, "--outputs": args.outputs}
     if args.torch is None and any(torch_only.values()):
-        raise _usage(f"{', '.join(k for k, v in torch_only.items() if v)} go with --torch")
+        raise usage(f"{', '.join(k for k, v in torch_only.items() if v)} go with --torch")
     if args.model is not None and args.max_length:
-        raise _usage("--max-length goes with --torch or --hf")
+        raise usage("--max-length goes with --torch or --hf")
     capture = (
         {"sensitive": args.sensitive_input, "mode": args.sensitive_mode}
         if args.sensitive_input
         else None
     )
     if capture is not None and args.hf is not None:
-        raise _usage("--sensitive-input goes with MODEL.onnx or --torch (not --hf yet)")
+        raise usage("--sensitive-input goes with MODEL.onnx or --torch (not --hf yet)")
     hf_only = {"--task": args.task, "--quantize": args.quantize, "--fp16": args.fp16}
     if args.hf is None and any(hf_only.values()):
-        raise _usage(f"{', '.join(k for k, v in hf_only.items() if v)} go with --hf")
+        raise usage(f"{', '.join(k for k, v in hf_only.items() if v)} go with --hf")
 
     if args.model is not None:
         from model_build.package import package_onnx
@@ -209,9 +211,9 @@ def _run(args: argparse.Namespace) -> Any:
         from model_build.package import package_torch
 
         if args.samples is None:
-            raise _usage("--torch needs --samples (named after forward's parameters)")
+            raise usage("--torch needs --samples (named after forward's parameters)")
         if args.expected is not None:
-            raise _usage("--expected is for ONNX files; with --torch, eager torch is the reference")
+            raise usage("--expected is for ONNX files; with --torch, eager torch is the reference")
         dynamic_axes = parse_dynamic(args.dynamic)
         max_lengths = parse_max_lengths(args.max_length)
         return package_torch(
@@ -233,14 +235,14 @@ def _run(args: argparse.Namespace) -> Any:
     from model_build.package import package_hf
 
     if args.task is None:
-        raise _usage("--hf needs --task feature-extraction or text-classification")
+        raise usage("--hf needs --task feature-extraction or text-classification")
     if args.samples is not None or args.expected is not None:
-        raise _usage(
+        raise usage(
             "--samples/--expected are for ONNX files and --torch; "
             "--hf checks parity on its own sentences"
         )
     if len(args.max_length) > 1 or (args.max_length and not args.max_length[0].isdigit()):
-        raise _usage("with --hf, --max-length takes one number of tokens, e.g. 256")
+        raise usage("with --hf, --max-length takes one number of tokens, e.g. 256")
     if not args.hf.is_dir():
         raise SourceNotFound(f"Hugging Face directory {args.hf} does not exist")
     return package_hf(
@@ -273,7 +275,7 @@ def load_module(spec: str) -> Any:
 
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise _usage(f"--torch takes MODULE:CALLABLE, e.g. mypkg.models:build (got {spec!r})")
+        raise usage(f"--torch takes MODULE:CALLABLE, e.g. mypkg.models:build (got {spec!r})")
     return load_torch_module(module_name=module_name, attribute=attribute)
 
 
@@ -287,7 +289,7 @@ def parse_dynamic(specs: list[str]) -> dict[str, dict[int, str]]:
         target, _, dim_name = item.partition("=")
         name, _, axis_text = target.partition(":")
         if not name or not axis_text.isdigit() or int(axis_text) == 0:
-            raise _usage(
+            raise usage(
                 f"--dynamic takes INPUT:AXIS[=NAME] with AXIS >= 1 (axis 0 is always the "
                 f"batch), e.g. token_ids:1=sequence (got {item!r})"
             )
@@ -301,7 +303,7 @@ def parse_max_lengths(specs: list[str]) -> dict[str, int]:
     for item in (part.strip() for spec in specs for part in spec.split(",")):
         name, _, value = item.partition("=")
         if not name or not value.isdigit() or int(value) < 2:
-            raise _usage(f"--max-length takes NAME=N with N >= 2, e.g. sequence=256 (got {item!r})")
+            raise usage(f"--max-length takes NAME=N with N >= 2, e.g. sequence=256 (got {item!r})")
         bounds[name] = int(value)
     return bounds
 
@@ -310,9 +312,3 @@ def _default_out_dir(name: str) -> Path:
     from cli.build import default_out_dir
 
     return default_out_dir(name)
-
-
-def _usage(message: str) -> Exception:
-    from functions.core.exceptions import InvalidRequest
-
-    return InvalidRequest(message, code="usage")

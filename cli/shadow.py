@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _shadow(args: argparse.Namespace) -> int:
     from cli import print_json
     from cli.actor import current_actor
-    from cli.output import usage_error
+    from cli.output import usage
     from functions.core.backends import current
     from functions.core.capture.traffic import set_traffic
 
@@ -80,7 +80,7 @@ def _shadow(args: argparse.Namespace) -> int:
     if args.capture is not None:
         given["capture_percent"] = args.capture
     if not given:
-        return usage_error("give --version V, --off, --percent P or --capture P")
+        raise usage("give --version V, --off, --percent P or --capture P")
     alias = set_traffic(
         registry=current().registry,
         model=args.model,
