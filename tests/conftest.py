@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-# The AWS backends under moto (``mocked``, ``aws_registry``, ``bucket``, ``aws_store``,
-# ``sagemaker``, ``publish``) for every folder's ``test_aws_*`` files: pytest takes plugins only
-# from the root conftest.
+# Fixtures every folder uses, registered here because pytest takes plugins only from the root
+# conftest: the AWS backends under moto (``mocked``, ``aws_registry``, ``bucket``, ``aws_store``,
+# ``sagemaker``, ``publish``) for the ``test_aws_*`` files, and fake artifacts (``make_artifact``).
 pytest_plugins = ["tests.aws_testkit", "tests.artifact_testkit"]
 
 
