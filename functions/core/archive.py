@@ -89,13 +89,9 @@ def check_stream(*, reader: BinaryIO) -> Manifest:
     with tar:
         try:
             for info in tar:
-                if info.isdir():
+                name = _file_member_name(info)
+                if name is None:
                     continue
-                if not info.isfile():
-                    raise InvalidArtifact(
-                        f"unsafe archive member {info.name!r}: only regular files are allowed"
-                    )
-                name = safe_member_name(info.name)
                 if name in digests or (name == MANIFEST_NAME and manifest_data is not None):
                     raise InvalidArtifact(f"archive member {name!r} appears more than once")
                 handle = tar.extractfile(info)
@@ -238,13 +234,9 @@ def open_archive(path: Path) -> Iterator[tuple[tarfile.TarFile, dict[str, tarfil
             raise InvalidArtifact(f"{unreadable}: {exc}") from exc
         members: dict[str, tarfile.TarInfo] = {}
         for info in infos:
-            if info.isdir():
+            name = _file_member_name(info)
+            if name is None:
                 continue
-            if not info.isfile():
-                raise InvalidArtifact(
-                    f"unsafe archive member {info.name!r}: only regular files are allowed"
-                )
-            name = safe_member_name(info.name)
             if name in members:
                 raise InvalidArtifact(f"archive member {name!r} appears more than once")
             members[name] = info
@@ -265,6 +257,18 @@ def read_member(
         return handle.read()
     except _TAR_ERRORS as exc:
         raise InvalidArtifact(f"cannot read {name}: {exc}") from exc
+
+
+def _file_member_name(info: tarfile.TarInfo) -> str | None:
+    """A regular file's normalized name; None for a directory (skipped); refused for anything
+    else (links, devices: the model server extracts these archives)."""
+    if info.isdir():
+        return None
+    if not info.isfile():
+        raise InvalidArtifact(
+            f"unsafe archive member {info.name!r}: only regular files are allowed"
+        )
+    return safe_member_name(info.name)
 
 
 def safe_member_name(raw: str) -> str:
