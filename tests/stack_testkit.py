@@ -12,7 +12,7 @@ import contextlib
 import io
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,12 +44,16 @@ class Caller:
 
 @dataclass
 class RunningStack:
-    router: str
-    serving: str
-    home: Path
     settings: Settings
     local: LocalStack
-    published: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def router(self) -> str:
+        return self.local.router_url
+
+    @property
+    def serving(self) -> str:
+        return self.local.serving_url
 
     def key(self, *models: str, name: str = "team", admin: bool = False) -> str:
         """A new API key for ``models`` (``"*"``: every model); its secret."""
@@ -96,8 +100,8 @@ def local_stack(
             mp.setenv(name, value)
         get_settings.cache_clear()
         use(None)  # the process's backends, from these settings
-        published = [run_cli("publish", artifact) for artifact in artifacts]
-        for summary in published:
+        for artifact in artifacts:
+            summary = run_cli("publish", artifact)
             assert (summary["version"], summary["created"]) == (1, True), summary
         settings = get_settings()
         local = start_stack(
@@ -107,14 +111,7 @@ def local_stack(
         mp.setenv("MODELWAY_SERVING_URL", local.serving_url)
         get_settings.cache_clear()
         use(None)
-        yield RunningStack(
-            router=local.router_url,
-            serving=local.serving_url,
-            home=home,
-            settings=get_settings(),
-            local=local,
-            published=published,
-        )
+        yield RunningStack(settings=get_settings(), local=local)
     finally:
         if local is not None:
             local.stop()
